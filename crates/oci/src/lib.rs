@@ -1,0 +1,17 @@
+//! The OCI core of ferry: digests, references, manifests, the OCI image
+//! layout tarball (reader and planned, deterministic writer) and relocation
+//! naming.
+//!
+//! This crate knows nothing of HTTP: it is shared by the registry client,
+//! `pack`, `unpack` and `verify`, and everything in it can be tested offline.
+
+#![deny(missing_docs)]
+
+pub mod digest;
+mod error;
+pub mod manifest;
+pub mod media_type;
+
+pub use digest::{Algorithm, Digest, DigestHasher};
+pub use error::{Error, Result};
+pub use manifest::{Descriptor, Manifest, ManifestView, Platform};
