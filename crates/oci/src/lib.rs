@@ -11,7 +11,9 @@ pub mod digest;
 mod error;
 pub mod manifest;
 pub mod media_type;
+pub mod reference;
 
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::{Error, Result};
 pub use manifest::{Descriptor, Manifest, ManifestView, Platform};
+pub use reference::Reference;
