@@ -11,9 +11,11 @@ pub mod digest;
 mod error;
 pub mod manifest;
 pub mod media_type;
+pub mod naming;
 pub mod reference;
 
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::{Error, Result};
 pub use manifest::{Descriptor, Manifest, ManifestView, Platform};
+pub use naming::{check_collisions, Naming, RelocationTarget};
 pub use reference::Reference;
