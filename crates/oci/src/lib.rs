@@ -12,8 +12,12 @@ mod error;
 pub mod manifest;
 pub mod media_type;
 pub mod progress;
+pub mod naming;
+pub mod reference;
 
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::{Error, Result};
 pub use manifest::{Descriptor, Manifest, ManifestView, Platform};
 pub use progress::{NoProgress, Progress};
+pub use naming::{check_collisions, Naming, RelocationTarget};
+pub use reference::Reference;
