@@ -81,6 +81,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The archive could not be planned (conflicting sizes for one digest).
+    #[error("planning the bundle")]
+    Plan {
+        /// The planning error.
+        #[source]
+        source: ferry_oci::Error,
+    },
     /// Nothing to pack.
     #[error("no images to pack: name at least one reference or give --images-file")]
     NothingToPack,

@@ -123,7 +123,8 @@ pub async fn pack(client: &Client, options: &PackOptions, progress: Arc<dyn Prog
             .iter()
             .map(|(d, bytes)| (d.clone(), bytes.len() as u64, BlobClass::Manifest))
             .chain(content.blobs.iter().map(|(d, b)| (d.clone(), b.size, b.class))),
-    );
+    )
+    .map_err(|source| Error::Plan { source })?;
     let bundle = PendingBundle::create(&options.output, &plan)?;
     let mut jobs = Vec::new();
     for planned in plan.blobs() {

@@ -44,6 +44,12 @@ impl Repository {
     }
 }
 
+impl From<&ferry_oci::Reference> for Repository {
+    fn from(reference: &ferry_oci::Reference) -> Repository {
+        Repository::new(reference.registry(), reference.repository())
+    }
+}
+
 impl fmt::Display for Repository {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.host, self.name)
