@@ -9,9 +9,14 @@
 
 pub mod digest;
 mod error;
+pub mod layout;
 pub mod manifest;
 pub mod media_type;
 
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::{Error, Result};
+pub use layout::{
+    BlobClass, BlobEntry, BlobReader, LayoutArchive, LayoutPlan, LayoutProblem, LayoutProblemKind,
+    PlannedBlob,
+};
 pub use manifest::{Descriptor, Manifest, ManifestView, Platform};
