@@ -22,6 +22,42 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A relocation target (`HOST[:PORT][/PREFIX]`) is malformed.
+    #[error("invalid relocation target {input:?}: {reason}")]
+    InvalidRelocationTarget {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A naming strategy name is not one ferry knows.
+    #[error("unknown naming strategy {input:?}: expected hash, preserve or flatten")]
+    InvalidNaming {
+        /// The text given.
+        input: String,
+    },
+    /// A repository cannot be relocated under a target with a naming strategy.
+    #[error("cannot relocate {original} to {target} with {naming} naming: {reason}")]
+    Relocation {
+        /// The original repository name (`registry/repository`).
+        original: String,
+        /// The relocation target (`HOST[:PORT][/PREFIX]`).
+        target: String,
+        /// The naming strategy.
+        naming: String,
+        /// What went wrong, e.g. the name is too long.
+        reason: String,
+    },
+    /// Two original repositories would be relocated to the same repository.
+    #[error("relocation collision: {first} and {second} would both be relocated to {target}")]
+    NameCollision {
+        /// The first original repository name (`registry/repository`).
+        first: String,
+        /// The second original repository name.
+        second: String,
+        /// The relocated repository name both map to.
+        target: String,
+    },
     /// A platform string is malformed.
     #[error("invalid platform {input:?}: expected os/arch[/variant], e.g. linux/arm64")]
     InvalidPlatform {

@@ -134,6 +134,9 @@ impl fmt::Display for Platform {
 }
 
 /// What a manifest or index points at.
+// One view per manifest, built once and matched often: boxing the image
+// variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestView {
     /// An OCI index or Docker manifest list.

@@ -1,0 +1,27 @@
+# ferry's task runner; CI runs `make test` through .ci/run.
+CARGO ?= cargo
+
+.PHONY: demo test lint unit build bench fuzz deps clean
+
+## demo: the whole job end to end on this machine (installs what it needs)
+demo: deps
+	$(CARGO) build --release -p ferry-cli -p ferry-testkit
+	scripts/demo.sh target/release
+
+## test: formatting, lints, and every test (unit, integration, interop)
+test: deps lint
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+build:
+	$(CARGO) build --workspace
+
+deps:
+	scripts/install-deps.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,82 @@
+//! Settling arguments shared by several commands.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use ferry_oci::Reference;
+use ferry_registry::{Client, ClientConfig, RetryPolicy};
+use serde::Serialize;
+
+use crate::args::RegistryArgs;
+
+/// A registry client configured from the flags.
+pub fn client(args: &RegistryArgs) -> anyhow::Result<Client> {
+    for host in args.plain_http.iter().chain(&args.insecure) {
+        if host.is_empty() || host.contains('/') || host.contains("://") {
+            bail!("--plain-http and --insecure take a host or host:port, not {host:?}");
+        }
+    }
+    if args.retries == 0 {
+        bail!("--retries must be at least 1 (1 means no retry)");
+    }
+    let config = ClientConfig {
+        plain_http: args.plain_http.clone(),
+        insecure: args.insecure.clone(),
+        ca_certs: args.ca_cert.clone(),
+        docker_config_dir: args.docker_config.clone(),
+        retry: RetryPolicy {
+            attempts: args.retries,
+            ..RetryPolicy::default()
+        },
+        ..ClientConfig::default()
+    };
+    Ok(Client::new(config)?)
+}
+
+/// References from the command line and from `--images-file` files.
+pub fn references(images: &[String], files: &[impl AsRef<Path>]) -> anyhow::Result<Vec<Reference>> {
+    let mut out = Vec::new();
+    for image in images {
+        out.push(Reference::parse(image)?);
+    }
+    for file in files {
+        let file = file.as_ref();
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read images file {}", file.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let r = Reference::parse(line)
+                .with_context(|| format!("{}:{}", file.display(), n + 1))?;
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Print `value` as one pretty JSON document on stdout.
+pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Bytes in a human unit.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

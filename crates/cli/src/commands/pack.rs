@@ -1,0 +1,77 @@
+//! `ferry pack`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use ferry_oci::Platform;
+use ferry_pack::{PackOptions, PackSummary};
+
+use super::common::{self, human_bytes};
+use crate::args::PackArgs;
+use crate::progress;
+
+pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
+    let references = common::references(&args.images, &args.images_file)?;
+    let platforms = args
+        .platform
+        .iter()
+        .map(|p| Platform::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.jobs == 0 {
+        anyhow::bail!("--jobs must be at least 1");
+    }
+    let client = common::client(&args.registry)?;
+    let options = PackOptions {
+        references,
+        platforms,
+        referrers: !args.no_referrers,
+        jobs: args.jobs,
+        output: args.output.clone(),
+    };
+    let progress = progress::for_output(&args.output_format);
+    let summary = ferry_pack::pack(&client, &options, progress)
+        .await
+        .with_context(|| format!("packing {} failed; no bundle was written", args.output.display()))?;
+    if args.output_format.json {
+        common::print_json(&summary)?;
+    } else if !args.output_format.quiet {
+        print_summary(&summary)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for image in &s.images {
+        write!(out, "packed {} {}", image.reference, image.digest)?;
+        if !image.platforms_carried.is_empty() {
+            write!(out, " [{}]", image.platforms_carried.join(", "))?;
+        }
+        if !image.platforms_left_out.is_empty() {
+            write!(out, " (left out: {})", image.platforms_left_out.join(", "))?;
+        }
+        if image.referrers > 0 {
+            write!(out, " +{} referrer(s)", image.referrers)?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "{} image(s), {} manifest(s), {} blob(s), {} of blobs ({} saved by sharing) in {:.1}s",
+        s.images.len(),
+        s.manifests,
+        s.blobs,
+        human_bytes(s.blob_bytes),
+        human_bytes(s.bytes_saved_by_sharing),
+        s.elapsed.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "wrote {} ({})\nsha256 {}",
+        s.output.display(),
+        human_bytes(s.archive_bytes),
+        s.sha256
+    )?;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The error type of `pack`.
+
+use std::path::PathBuf;
+
+use ferry_oci::{Digest, Reference};
+
+/// Everything that can stop a pack.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The registry failed for one reference.
+    #[error("{reference}")]
+    Registry {
+        /// The reference being packed.
+        reference: String,
+        /// What the registry client said.
+        #[source]
+        source: ferry_registry::Error,
+    },
+    /// A manifest could not be understood.
+    #[error("{reference}: manifest {digest}")]
+    Manifest {
+        /// The reference being packed.
+        reference: String,
+        /// The manifest's digest.
+        digest: Digest,
+        /// Why it was refused.
+        #[source]
+        source: ferry_oci::Error,
+    },
+    /// No child of an index matches the platforms asked for.
+    #[error("{reference} has no image for {wanted}; it has: {available}")]
+    NoMatchingPlatform {
+        /// The reference.
+        reference: Reference,
+        /// The platforms asked for.
+        wanted: String,
+        /// The platforms it has.
+        available: String,
+    },
+    /// A blob's bytes did not match its descriptor.
+    #[error("{reference}: blob {expected} arrived with digest {found} ({size} bytes); the registry served corrupt content")]
+    BlobDigestMismatch {
+        /// A reference that needs the blob.
+        reference: String,
+        /// The digest promised.
+        expected: Digest,
+        /// The digest of what arrived.
+        found: Digest,
+        /// How many bytes arrived.
+        size: u64,
+    },
+    /// A blob's size did not match its descriptor.
+    #[error("{reference}: blob {digest} should be {expected} bytes, the registry sent {found}")]
+    BlobSizeMismatch {
+        /// A reference that needs the blob.
+        reference: String,
+        /// The blob.
+        digest: Digest,
+        /// The size promised.
+        expected: u64,
+        /// The bytes that arrived (at least).
+        found: u64,
+    },
+    /// A manifest references itself through its children (a cycle).
+    #[error("{reference}: manifest graph is deeper than {limit} levels (a cycle?)")]
+    TooDeep {
+        /// The reference.
+        reference: String,
+        /// The depth limit.
+        limit: usize,
+    },
+    /// Writing the output failed.
+    #[error("{action} {path}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Nothing to pack.
+    #[error("no images to pack: name at least one reference or give --images-file")]
+    NothingToPack,
+    /// A worker task died.
+    #[error("internal error: a transfer task failed: {0}")]
+    Task(String),
+}
+
+/// Result with pack's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,260 @@
+//! Writing the bundle: plan the whole tar, write the small entries, then
+//! fetch blobs in parallel straight to their offsets, hashing as they land.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_oci::layout::LayoutPlan;
+use ferry_oci::{Digest, DigestHasher, Progress};
+use ferry_registry::{Client, Repository};
+use sha2::Digest as _;
+use tokio::task::JoinSet;
+
+use crate::{Error, Result};
+
+/// One blob to fetch: where from, where to.
+#[derive(Debug, Clone)]
+pub(crate) struct BlobJob {
+    pub digest: Digest,
+    pub size: u64,
+    pub offset: u64,
+    /// Repositories known to hold it, with the reference that needs it.
+    pub sources: Vec<(Repository, String)>,
+}
+
+/// A bundle being written: a temporary file beside the output, removed
+/// unless [`PendingBundle::commit`] renames it into place.
+pub(crate) struct PendingBundle {
+    temp: tempfile::NamedTempFile,
+    file: Arc<File>,
+    output: PathBuf,
+}
+
+impl PendingBundle {
+    /// Create the temporary file and write the planned skeleton into it.
+    pub fn create(output: &Path, plan: &LayoutPlan) -> Result<PendingBundle> {
+        let dir = match output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if output.is_dir() {
+            return Err(Error::Io {
+                action: "cannot write the bundle over the directory",
+                path: output.to_path_buf(),
+                source: std::io::Error::from(std::io::ErrorKind::IsADirectory),
+            });
+        }
+        let name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "bundle.tar".to_string());
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".partial")
+            .tempfile_in(&dir)
+            .map_err(|source| Error::Io {
+                action: "cannot create a temporary file in",
+                path: dir.clone(),
+                source,
+            })?;
+        let file = Arc::new(temp.as_file().try_clone().map_err(|source| Error::Io {
+            action: "cannot open",
+            path: temp.path().to_path_buf(),
+            source,
+        })?);
+        plan.write_skeleton(&file).map_err(|source| Error::Io {
+            action: "cannot write",
+            path: temp.path().to_path_buf(),
+            source,
+        })?;
+        Ok(PendingBundle {
+            temp,
+            file,
+            output: output.to_path_buf(),
+        })
+    }
+
+    /// Write bytes already in memory (manifests) at their offset.
+    pub fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
+        self.file
+            .write_all_at(bytes, offset)
+            .map_err(|source| self.io_error(source))
+    }
+
+    fn io_error(&self, source: std::io::Error) -> Error {
+        Error::Io {
+            action: "cannot write",
+            path: self.temp.path().to_path_buf(),
+            source,
+        }
+    }
+
+    /// Fetch every job, `jobs` at a time. The first failure stops the rest.
+    pub async fn fetch_all(&self, client: &Client, mut queue: Vec<BlobJob>, jobs: usize, progress: Arc<dyn Progress>) -> Result<()> {
+        // Biggest first keeps every worker busy until the end.
+        queue.sort_by(|a, b| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
+        let mut queue = queue.into_iter();
+        let mut running = JoinSet::new();
+        loop {
+            while running.len() < jobs.max(1) {
+                let Some(job) = queue.next() else { break };
+                let client = client.clone();
+                let file = self.file.clone();
+                let progress = progress.clone();
+                running.spawn(async move { fetch_blob(&client, &job, &file, progress.as_ref()).await });
+            }
+            match running.join_next().await {
+                None => return Ok(()),
+                Some(Ok(Ok(()))) => progress.item_done(),
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => return Err(Error::Task(e.to_string())),
+            }
+        }
+    }
+
+    /// Flush to disk, hash the whole archive, rename it into place and write
+    /// `OUT.sha256`. Returns the archive's sha256 hex and size.
+    pub async fn commit(self) -> Result<(String, u64)> {
+        let file = self.file.clone();
+        let path = self.temp.path().to_path_buf();
+        let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
+            file.sync_all()?;
+            let mut hasher = sha2::Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0u64;
+            let mut offset = 0u64;
+            loop {
+                let n = file.read_at(&mut buf, offset)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                offset += n as u64;
+                total += n as u64;
+            }
+            Ok((hex::encode(hasher.finalize()), total))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+        .map_err(|source| Error::Io {
+            action: "cannot read back",
+            path: path.clone(),
+            source,
+        })?;
+        let output = self.output.clone();
+        self.temp.persist(&output).map_err(|e| Error::Io {
+            action: "cannot move the finished bundle to",
+            path: output.clone(),
+            source: e.error,
+        })?;
+        write_checksum_file(&output, &hashed.0)?;
+        Ok(hashed)
+    }
+}
+
+/// Write `OUT.sha256` in `sha256sum` format, atomically.
+fn write_checksum_file(output: &Path, hex: &str) -> Result<()> {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut sum_path = output.as_os_str().to_owned();
+    sum_path.push(".sha256");
+    let sum_path = PathBuf::from(sum_path);
+    let dir = sum_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let io = |source| Error::Io {
+        action: "cannot write",
+        path: sum_path.clone(),
+        source,
+    };
+    let mut temp = tempfile::Builder::new()
+        .prefix(".ferry-sha256.")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    std::io::Write::write_all(&mut temp, format!("{hex}  {name}\n").as_bytes()).map_err(io)?;
+    temp.persist(&sum_path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+async fn fetch_blob(client: &Client, job: &BlobJob, file: &File, progress: &dyn Progress) -> Result<()> {
+    let policy = client.config().retry;
+    let mut attempt = 1;
+    loop {
+        match fetch_once(client, job, file, progress).await {
+            Err(Error::Registry { reference, source }) if source.is_retryable() && attempt < policy.attempts => {
+                attempt += 1;
+                progress.note(&format!("retrying blob {} for {reference}: {source}", job.digest));
+                tokio::time::sleep(policy.delay(attempt, None)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn fetch_once(client: &Client, job: &BlobJob, file: &File, progress: &dyn Progress) -> Result<()> {
+    let mut last_error = None;
+    for (repo, label) in &job.sources {
+        let mut stream = match client.get_blob(repo, &job.digest).await {
+            Ok(s) => s,
+            Err(e @ ferry_registry::Error::NotFound { .. }) => {
+                last_error = Some(Error::Registry {
+                    reference: label.clone(),
+                    source: e,
+                });
+                continue;
+            }
+            Err(source) => {
+                return Err(Error::Registry {
+                    reference: label.clone(),
+                    source,
+                })
+            }
+        };
+        let mut hasher = DigestHasher::for_digest(&job.digest);
+        let mut written = 0u64;
+        while let Some(chunk) = stream.next_chunk().await.map_err(|source| Error::Registry {
+            reference: label.clone(),
+            source,
+        })? {
+            let len = chunk.len() as u64;
+            if written + len > job.size {
+                return Err(Error::BlobSizeMismatch {
+                    reference: label.clone(),
+                    digest: job.digest.clone(),
+                    expected: job.size,
+                    found: written + len,
+                });
+            }
+            hasher.update(&chunk);
+            file.write_all_at(&chunk, job.offset + written)
+                .map_err(|source| Error::Io {
+                    action: "cannot write blob data to the bundle",
+                    path: PathBuf::from(job.digest.blob_path()),
+                    source,
+                })?;
+            written += len;
+            progress.bytes(len);
+        }
+        if written != job.size {
+            return Err(Error::BlobSizeMismatch {
+                reference: label.clone(),
+                digest: job.digest.clone(),
+                expected: job.size,
+                found: written,
+            });
+        }
+        let found = hasher.finish();
+        if found != job.digest {
+            return Err(Error::BlobDigestMismatch {
+                reference: label.clone(),
+                expected: job.digest.clone(),
+                found,
+                size: written,
+            });
+        }
+        return Ok(());
+    }
+    Err(last_error.unwrap_or_else(|| Error::Task(format!("no source for blob {}", job.digest))))
+}

@@ -1,0 +1,227 @@
+//! The registry authentication dance: `WWW-Authenticate` challenges, the
+//! bearer-token flow, and a cache of tokens per host and scope.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::credentials::Credential;
+use crate::{Error, Result};
+
+/// A parsed `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Challenge {
+    /// `Basic realm=...`
+    Basic,
+    /// `Bearer realm=...,service=...`
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+impl Challenge {
+    /// Parse the header value; `None` for schemes ferry does not speak.
+    pub(crate) fn parse(header: &str) -> Option<Challenge> {
+        let header = header.trim();
+        let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+        match scheme.to_ascii_lowercase().as_str() {
+            "basic" => Some(Challenge::Basic),
+            "bearer" => {
+                let params = parse_params(rest);
+                Some(Challenge::Bearer {
+                    realm: params.get("realm")?.clone(),
+                    service: params.get("service").cloned(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+fn parse_params(s: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            }
+        };
+        out.insert(key, value.to_string());
+        rest = remaining.trim_start().trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+/// What a request needs to be authorized: the host's answer and the scope.
+#[derive(Clone)]
+pub(crate) enum Authorization {
+    Basic(String),
+    Bearer(String),
+}
+
+impl Authorization {
+    pub(crate) fn header_value(&self) -> String {
+        match self {
+            Authorization::Basic(v) => format!("Basic {v}"),
+            Authorization::Bearer(t) => format!("Bearer {t}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+struct Cached {
+    auth: Authorization,
+    until: Instant,
+}
+
+/// Tokens already obtained, keyed by host and scope.
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    entries: Mutex<HashMap<(String, String), Cached>>,
+}
+
+impl TokenCache {
+    pub(crate) fn get(&self, host: &str, scope: &str) -> Option<Authorization> {
+        let entries = self.entries.lock().expect("token cache poisoned");
+        let c = entries.get(&(host.to_string(), scope.to_string()))?;
+        (c.until > Instant::now()).then(|| c.auth.clone())
+    }
+
+    pub(crate) fn put(&self, host: &str, scope: &str, auth: Authorization, ttl: Duration) {
+        let mut entries = self.entries.lock().expect("token cache poisoned");
+        entries.insert(
+            (host.to_string(), scope.to_string()),
+            Cached {
+                auth,
+                until: Instant::now() + ttl,
+            },
+        );
+    }
+
+    pub(crate) fn forget(&self, host: &str, scope: &str) {
+        let mut entries = self.entries.lock().expect("token cache poisoned");
+        entries.remove(&(host.to_string(), scope.to_string()));
+    }
+}
+
+/// Basic credentials, base64-encoded for the header.
+pub(crate) fn basic(credential: &Credential) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", credential.username, credential.secret))
+}
+
+/// Obtain a bearer token for `scopes` from `realm`.
+pub(crate) async fn fetch_token(
+    http: &reqwest::Client,
+    realm: &str,
+    service: Option<&str>,
+    scopes: &[String],
+    credential: Option<&Credential>,
+) -> Result<(Authorization, Duration)> {
+    let token_error = |reason: String| Error::Token {
+        realm: realm.to_string(),
+        reason,
+    };
+    let mut query: Vec<(&str, &str)> = Vec::new();
+    if let Some(s) = service {
+        query.push(("service", s));
+    }
+    for s in scopes {
+        query.push(("scope", s));
+    }
+    let mut request = http.get(realm).query(&query);
+    if let Some(c) = credential {
+        request = request.header(
+            reqwest::header::AUTHORIZATION,
+            format!("Basic {}", basic(c)),
+        );
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| token_error(format!("no answer ({})", e.without_url())))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+        return Err(Error::Unauthorized {
+            host: realm.to_string(),
+            repository: scopes.join(" "),
+            hint: if credential.is_some() {
+                "the credentials from the docker config were refused".to_string()
+            } else {
+                "no credentials for this registry; run `docker login` or add them to the docker config".to_string()
+            },
+        });
+    }
+    if !status.is_success() {
+        return Err(token_error(format!("answered {status}")));
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| token_error(format!("broken answer ({})", e.without_url())))?;
+    let answer: TokenAnswer = serde_json::from_slice(&body)
+        .map_err(|_| token_error("answer is not a token document".to_string()))?;
+    let token = answer
+        .token
+        .or(answer.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| token_error("answer holds no token".to_string()))?;
+    // Renew a little early; registries default to 60 s.
+    let ttl = Duration::from_secs(answer.expires_in.unwrap_or(60).max(10) - 5);
+    Ok((Authorization::Bearer(token), ttl))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenge() {
+        let c = Challenge::parse(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Challenge::Bearer {
+                realm: "https://auth.docker.io/token".to_string(),
+                service: Some("registry.docker.io".to_string())
+            }
+        );
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="basic-realm""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(Challenge::parse("Negotiate"), None);
+        assert_eq!(Challenge::parse("Bearer service=x"), None);
+    }
+}

@@ -1,0 +1,520 @@
+//! The registry operations ferry needs: manifests as exact bytes, blobs as
+//! streams, existence checks, cross-repository mounts, referrers.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, Response, StatusCode};
+
+use ferry_oci::{media_type, Descriptor, Digest};
+
+use crate::transport::{status_error, strip_query, Access, RequestPlan, Transport};
+use crate::{ClientConfig, Error, Result};
+
+/// Largest manifest ferry accepts (the OCI distribution spec's floor is 4 MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A repository in a registry: `host[:port]` and path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Repository {
+    host: String,
+    name: String,
+}
+
+impl Repository {
+    /// The repository `name` (`library/nginx`) on `host` (`docker.io`).
+    pub fn new(host: impl Into<String>, name: impl Into<String>) -> Repository {
+        Repository {
+            host: host.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The registry host as the user named it.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The repository path.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.host, self.name)
+    }
+}
+
+/// A manifest as served: exact bytes, the served media type, their digest.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// The exact bytes served.
+    pub bytes: Vec<u8>,
+    /// The `Content-Type` served (parameters stripped).
+    pub media_type: String,
+    /// The sha256 of `bytes`.
+    pub digest: Digest,
+}
+
+/// What a `HEAD` on a manifest tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    /// `Docker-Content-Digest`.
+    pub digest: Option<Digest>,
+    /// `Content-Type`.
+    pub media_type: Option<String>,
+    /// `Content-Length`.
+    pub size: Option<u64>,
+}
+
+/// A blob body arriving from the registry, chunk by chunk.
+pub struct BlobStream {
+    response: Response,
+    url: String,
+}
+
+impl BlobStream {
+    /// The next chunk, `None` at the end. A failure here is retryable:
+    /// fetch the blob again from the start.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+        self.response.chunk().await.map_err(|e| Error::Transport {
+            url: self.url.clone(),
+            source: e.without_url(),
+        })
+    }
+
+    /// The length the registry announced, if any.
+    pub fn content_length(&self) -> Option<u64> {
+        self.response.content_length()
+    }
+}
+
+/// The outcome of asking a registry to mount a blob from another repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOutcome {
+    /// The blob is now in the target repository.
+    Mounted,
+    /// The registry did not mount it; upload it instead.
+    NotMounted,
+}
+
+/// A registry client; cheap to clone, share it between tasks.
+#[derive(Clone)]
+pub struct Client {
+    transport: Arc<Transport>,
+}
+
+impl Client {
+    /// A client with `config`. Reads docker credentials and CA files now,
+    /// so configuration mistakes surface before any work starts.
+    pub fn new(config: ClientConfig) -> Result<Client> {
+        Ok(Client {
+            transport: Arc::new(Transport::new(config)?),
+        })
+    }
+
+    /// The settings this client was made with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.transport.config
+    }
+
+    fn plan<'a>(
+        method: Method,
+        repo: &'a Repository,
+        access: Access,
+        target: String,
+        accept: &'a [StatusCode],
+    ) -> RequestPlan<'a> {
+        RequestPlan {
+            method,
+            repo,
+            access,
+            also_pull: None,
+            target,
+            accept,
+            retry: true,
+        }
+    }
+
+    /// Fetch the manifest `reference` (a tag or a digest) as the exact bytes
+    /// served. When `reference` is a digest the bytes are checked against it.
+    pub async fn get_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+    ) -> Result<FetchedManifest> {
+        let target = format!("/v2/{}/manifests/{reference}", repo.name());
+        let plan = Self::plan(
+            Method::GET,
+            repo,
+            Access::Pull,
+            target,
+            &[StatusCode::NOT_FOUND],
+        );
+        let accept = media_type::MANIFEST_ACCEPT.join(", ");
+        let mut response = self
+            .transport
+            .send(&plan, |r| Ok(r.header(ACCEPT, accept.as_str())))
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(not_found(repo, format!("manifest {reference}")));
+        }
+        let what = format!("manifest {reference}");
+        if response.content_length().unwrap_or(0) > MAX_MANIFEST_BYTES {
+            return Err(Error::ManifestTooLarge {
+                host: repo.host().to_string(),
+                what,
+                limit: MAX_MANIFEST_BYTES,
+            });
+        }
+        let served_digest = header_str(&response, "docker-content-digest");
+        let media_type = header_str(&response, CONTENT_TYPE.as_str())
+            .map(|m| m.split(';').next().unwrap_or("").trim().to_string())
+            .unwrap_or_default();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| Error::Transport {
+            url: plan.target.clone(),
+            source: e.without_url(),
+        })? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+                return Err(Error::ManifestTooLarge {
+                    host: repo.host().to_string(),
+                    what,
+                    limit: MAX_MANIFEST_BYTES,
+                });
+            }
+        }
+        let digest = Digest::sha256_of(&bytes);
+        let expected = match reference.parse::<Digest>() {
+            Ok(d) => Some(d),
+            Err(_) => served_digest.and_then(|d| d.parse::<Digest>().ok()),
+        };
+        if let Some(expected) = expected {
+            let found = expected.recompute(&bytes);
+            if found != expected {
+                return Err(Error::DigestMismatch {
+                    host: repo.host().to_string(),
+                    repository: repo.name().to_string(),
+                    what,
+                    expected,
+                    found,
+                });
+            }
+        }
+        Ok(FetchedManifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// `HEAD` a manifest: `None` when the registry does not have it.
+    pub async fn head_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+    ) -> Result<Option<ManifestHead>> {
+        let target = format!("/v2/{}/manifests/{reference}", repo.name());
+        let plan = Self::plan(
+            Method::HEAD,
+            repo,
+            Access::Pull,
+            target,
+            &[StatusCode::NOT_FOUND],
+        );
+        let accept = media_type::MANIFEST_ACCEPT.join(", ");
+        let response = self
+            .transport
+            .send(&plan, |r| Ok(r.header(ACCEPT, accept.as_str())))
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(ManifestHead {
+            digest: header_str(&response, "docker-content-digest").and_then(|d| d.parse().ok()),
+            media_type: header_str(&response, CONTENT_TYPE.as_str())
+                .map(|m| m.split(';').next().unwrap_or("").trim().to_string()),
+            size: header_str(&response, CONTENT_LENGTH.as_str()).and_then(|s| s.parse().ok()),
+        }))
+    }
+
+    /// Start fetching a blob. The caller hashes what arrives; on a broken
+    /// stream it may call this again.
+    pub async fn get_blob(&self, repo: &Repository, digest: &Digest) -> Result<BlobStream> {
+        let target = format!("/v2/{}/blobs/{digest}", repo.name());
+        let plan = Self::plan(
+            Method::GET,
+            repo,
+            Access::Pull,
+            target,
+            &[StatusCode::NOT_FOUND],
+        );
+        let response = self.transport.send(&plan, Ok).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(not_found(repo, format!("blob {digest}")));
+        }
+        let url = strip_query(response.url().as_str());
+        Ok(BlobStream { response, url })
+    }
+
+    /// Whether the repository has the blob.
+    pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
+        let target = format!("/v2/{}/blobs/{digest}", repo.name());
+        let plan = Self::plan(
+            Method::HEAD,
+            repo,
+            Access::Pull,
+            target,
+            &[StatusCode::NOT_FOUND],
+        );
+        let response = self.transport.send(&plan, Ok).await?;
+        Ok(response.status() != StatusCode::NOT_FOUND)
+    }
+
+    /// Ask the registry to link a blob `repo` lacks from `from` (same host).
+    pub async fn mount_blob(
+        &self,
+        repo: &Repository,
+        from: &str,
+        digest: &Digest,
+    ) -> Result<MountOutcome> {
+        let target = format!(
+            "/v2/{}/blobs/uploads/?mount={digest}&from={from}",
+            repo.name()
+        );
+        let mut plan = Self::plan(Method::POST, repo, Access::Push, target, &[]);
+        plan.also_pull = Some(from);
+        let response = self
+            .transport
+            .send(&plan, |r| Ok(r.header(CONTENT_LENGTH, "0")))
+            .await?;
+        if response.status() == StatusCode::CREATED {
+            return Ok(MountOutcome::Mounted);
+        }
+        // 202: the registry opened an upload session instead; leave it to expire.
+        Ok(MountOutcome::NotMounted)
+    }
+
+    /// Upload a blob of `size` bytes, streaming the body that `open` makes.
+    /// `open` is called again when an attempt fails in a retryable way, so
+    /// the upload restarts cleanly from a fresh session.
+    pub async fn push_blob<F, S>(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        open: F,
+    ) -> Result<()>
+    where
+        F: Fn() -> std::io::Result<S>,
+        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        let policy = self.config().retry;
+        let mut attempt = 1;
+        loop {
+            match self.push_blob_once(repo, digest, size, &open).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retryable() && attempt < policy.attempts => {
+                    attempt += 1;
+                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn push_blob_once<F, S>(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        open: &F,
+    ) -> Result<()>
+    where
+        F: Fn() -> std::io::Result<S>,
+        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        let target = format!("/v2/{}/blobs/uploads/", repo.name());
+        let plan = Self::plan(Method::POST, repo, Access::Push, target, &[]);
+        let response = self
+            .transport
+            .send(&plan, |r| Ok(r.header(CONTENT_LENGTH, "0")))
+            .await?;
+        let location = header_str(&response, LOCATION.as_str()).ok_or_else(|| Error::Protocol {
+            host: repo.host().to_string(),
+            what: format!("upload of {digest}"),
+            reason: "no Location header".to_string(),
+        })?;
+        let base = self.transport.base_url(repo.host());
+        let mut url = if location.starts_with("http://") || location.starts_with("https://") {
+            location
+        } else {
+            format!("{base}{location}")
+        };
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&format!("digest={digest}"));
+        // A failed PUT spoils its session: push_blob retries from a new POST.
+        let mut put = Self::plan(Method::PUT, repo, Access::Push, url, &[]);
+        put.retry = false;
+        let response = self
+            .transport
+            .send(&put, |r| {
+                let stream = open().map_err(|source| Error::Source {
+                    digest: digest.clone(),
+                    source,
+                })?;
+                Ok(r.header(CONTENT_LENGTH, size)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(reqwest::Body::wrap_stream(stream)))
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED && !response.status().is_success() {
+            return Err(status_error(&Method::PUT, &put.target, response).await);
+        }
+        Ok(())
+    }
+
+    /// Store a manifest under `reference` (a tag or its digest), as the
+    /// exact bytes, with its media type. Returns the digest the registry
+    /// reports, checked against the bytes.
+    pub async fn put_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<Digest> {
+        let target = format!("/v2/{}/manifests/{reference}", repo.name());
+        let plan = Self::plan(Method::PUT, repo, Access::Push, target, &[]);
+        let response = self
+            .transport
+            .send(&plan, |r| {
+                Ok(r.header(CONTENT_TYPE, media_type).body(bytes.clone()))
+            })
+            .await?;
+        let digest = Digest::sha256_of(&bytes);
+        if let Some(served) = header_str(&response, "docker-content-digest") {
+            if let Ok(served) = served.parse::<Digest>() {
+                if served.algorithm() == digest.algorithm() && served != digest {
+                    return Err(Error::DigestMismatch {
+                        host: repo.host().to_string(),
+                        repository: repo.name().to_string(),
+                        what: format!("manifest {reference} (as stored)"),
+                        expected: digest,
+                        found: served,
+                    });
+                }
+            }
+        }
+        Ok(digest)
+    }
+
+    /// The referrers of `digest` through the OCI referrers API; `None` when
+    /// the registry does not offer the API.
+    pub async fn referrers(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>> {
+        let target = format!("/v2/{}/referrers/{digest}", repo.name());
+        let unsupported = [
+            StatusCode::NOT_FOUND,
+            StatusCode::BAD_REQUEST,
+            StatusCode::METHOD_NOT_ALLOWED,
+            StatusCode::NOT_IMPLEMENTED,
+        ];
+        let plan = Self::plan(Method::GET, repo, Access::Pull, target, &unsupported);
+        let response = self
+            .transport
+            .send(&plan, |r| Ok(r.header(ACCEPT, media_type::OCI_INDEX)))
+            .await?;
+        if unsupported.contains(&response.status()) {
+            return Ok(None);
+        }
+        let is_index = header_str(&response, CONTENT_TYPE.as_str())
+            .is_some_and(|c| c.starts_with(media_type::OCI_INDEX));
+        if !is_index {
+            return Ok(None);
+        }
+        let body = response.bytes().await.map_err(|e| Error::Transport {
+            url: plan.target.clone(),
+            source: e.without_url(),
+        })?;
+        #[derive(serde::Deserialize)]
+        struct Index {
+            #[serde(default)]
+            manifests: Vec<Descriptor>,
+        }
+        let index: Index = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+            host: repo.host().to_string(),
+            what: format!("referrers of {digest}"),
+            reason: format!("not an index ({e})"),
+        })?;
+        Ok(Some(index.manifests))
+    }
+
+    /// Every tag of the repository (following `Link` pagination).
+    pub async fn list_tags(&self, repo: &Repository) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut out = Vec::new();
+        let mut target = format!("/v2/{}/tags/list?n=1000", repo.name());
+        loop {
+            let plan = Self::plan(
+                Method::GET,
+                repo,
+                Access::Pull,
+                target.clone(),
+                &[StatusCode::NOT_FOUND],
+            );
+            let response = self.transport.send(&plan, Ok).await?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Ok(out);
+            }
+            let next = header_str(&response, "link").and_then(|l| {
+                let start = l.find('<')? + 1;
+                let end = l.find('>')?;
+                Some(l[start..end].to_string())
+            });
+            let body = response.bytes().await.map_err(|e| Error::Transport {
+                url: target.clone(),
+                source: e.without_url(),
+            })?;
+            let tags: Tags = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+                host: repo.host().to_string(),
+                what: "tag list".to_string(),
+                reason: e.to_string(),
+            })?;
+            out.extend(tags.tags.unwrap_or_default());
+            match next {
+                Some(n) => target = n,
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+fn not_found(repo: &Repository, what: String) -> Error {
+    Error::NotFound {
+        host: repo.host().to_string(),
+        repository: repo.name().to_string(),
+        what,
+    }
+}
+
+fn header_str(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}

@@ -1,0 +1,352 @@
+//! One authorized, retried request to a registry.
+//!
+//! Every operation in [`Client`](crate::Client) goes through
+//! [`Transport::send`]: pick the scheme and TLS settings for the host, attach
+//! a cached token, answer a `401` challenge once, and try again with bounded
+//! backoff when the failure is transient.
+
+use std::collections::HashMap;
+use std::error::Error as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+
+use crate::auth::{basic, fetch_token, Authorization, Challenge, TokenCache};
+use crate::credentials::{Credential, DockerCredentials};
+use crate::{ClientConfig, Error, Repository, Result};
+
+/// Access a request needs on its repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Pull,
+    Push,
+}
+
+pub(crate) struct Transport {
+    pub(crate) config: ClientConfig,
+    verified: reqwest::Client,
+    unverified: reqwest::Client,
+    credentials: DockerCredentials,
+    credential_cache: Mutex<HashMap<String, Option<Credential>>>,
+    tokens: TokenCache,
+}
+
+/// What one request is for, to build it again on each try.
+pub(crate) struct RequestPlan<'a> {
+    pub(crate) method: Method,
+    pub(crate) repo: &'a Repository,
+    pub(crate) access: Access,
+    /// Other repositories the token must cover for pull (cross-repo mount).
+    pub(crate) also_pull: Option<&'a str>,
+    /// Path and query after the base URL (`/v2/...`), or an absolute URL.
+    pub(crate) target: String,
+    /// Statuses the caller handles itself (not turned into errors).
+    pub(crate) accept: &'a [StatusCode],
+    /// Whether a transient failure may be retried here. Off for requests
+    /// whose retry must start a whole new exchange (an upload session).
+    pub(crate) retry: bool,
+}
+
+impl Transport {
+    pub(crate) fn new(config: ClientConfig) -> Result<Transport> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .pool_max_idle_per_host(32);
+        for path in &config.ca_certs {
+            let pem = std::fs::read(path).map_err(|e| Error::Config {
+                what: format!("cannot read CA certificate {}", path.display()),
+                source: Some(Box::new(e)),
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Config {
+                what: format!("{} holds no PEM certificate", path.display()),
+                source: Some(Box::new(e)),
+            })?;
+            if certs.is_empty() {
+                return Err(Error::Config {
+                    what: format!("{} holds no PEM certificate", path.display()),
+                    source: None,
+                });
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let build = |b: reqwest::ClientBuilder| {
+            b.build().map_err(|e| Error::Config {
+                what: "cannot set up the HTTP client".to_string(),
+                source: Some(Box::new(e)),
+            })
+        };
+        let unverified = build(
+            reqwest::Client::builder()
+                .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(config.connect_timeout)
+                .read_timeout(config.read_timeout)
+                .danger_accept_invalid_certs(true),
+        )?;
+        let verified = build(builder)?;
+        let credentials = if config.use_docker_credentials {
+            DockerCredentials::load(config.docker_config_dir.as_deref())?
+        } else {
+            DockerCredentials::default()
+        };
+        Ok(Transport {
+            config,
+            verified,
+            unverified,
+            credentials,
+            credential_cache: Mutex::new(HashMap::new()),
+            tokens: TokenCache::default(),
+        })
+    }
+
+    fn http_for(&self, host: &str) -> &reqwest::Client {
+        if self.config.is_insecure(host) {
+            &self.unverified
+        } else {
+            &self.verified
+        }
+    }
+
+    /// `https://host` or `http://host`, with docker.io's API host.
+    pub(crate) fn base_url(&self, host: &str) -> String {
+        let scheme = if self.config.is_plain_http(host) {
+            "http"
+        } else {
+            "https"
+        };
+        let api_host = if host == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            host
+        };
+        format!("{scheme}://{api_host}")
+    }
+
+    fn credential(&self, host: &str) -> Result<Option<Credential>> {
+        let mut cache = self
+            .credential_cache
+            .lock()
+            .expect("credential cache poisoned");
+        if let Some(c) = cache.get(host) {
+            return Ok(c.clone());
+        }
+        let c = self.credentials.lookup(host)?;
+        cache.insert(host.to_string(), c.clone());
+        Ok(c)
+    }
+
+    fn scopes(plan: &RequestPlan<'_>) -> Vec<String> {
+        let action = match plan.access {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        };
+        let mut scopes = vec![format!("repository:{}:{action}", plan.repo.name())];
+        if let Some(other) = plan.also_pull {
+            scopes.push(format!("repository:{other}:pull"));
+        }
+        scopes
+    }
+
+    /// Send the request `build` makes, authorized and retried. `build` is
+    /// called once per try, so it may open a fresh body stream each time.
+    pub(crate) async fn send<F>(&self, plan: &RequestPlan<'_>, build: F) -> Result<Response>
+    where
+        F: Fn(RequestBuilder) -> Result<RequestBuilder>,
+    {
+        let host = plan.repo.host();
+        let scopes = Self::scopes(plan);
+        let scope_key = scopes.join(" ");
+        let url = if plan.target.starts_with("http://") || plan.target.starts_with("https://") {
+            plan.target.clone()
+        } else {
+            format!("{}{}", self.base_url(host), plan.target)
+        };
+        let attempts = if plan.retry {
+            self.config.retry.attempts
+        } else {
+            1
+        };
+        let policy = self.config.retry;
+        let mut attempt = 1;
+        let mut auth_rounds = 0;
+        loop {
+            let mut request = self.http_for(host).request(plan.method.clone(), &url);
+            if let Some(auth) = self.tokens.get(host, &scope_key) {
+                request = request.header(AUTHORIZATION, auth.header_value());
+            }
+            let outcome = match build(request)?.send().await {
+                Ok(response) => Ok(response),
+                Err(e) => Err(self.transport_error(host, &url, e)),
+            };
+            let response = match outcome {
+                Ok(r) => r,
+                Err(e) if e.is_retryable() && attempt < attempts => {
+                    attempt += 1;
+                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let status = response.status();
+            if plan.accept.contains(&status) || status.is_success() {
+                return Ok(response);
+            }
+            if status == StatusCode::UNAUTHORIZED && auth_rounds < 2 {
+                auth_rounds += 1;
+                self.tokens.forget(host, &scope_key);
+                let challenge = response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(Challenge::parse);
+                let credential = self.credential(host)?;
+                let auth = match challenge {
+                    Some(Challenge::Bearer { realm, service }) => {
+                        let (auth, ttl) = fetch_token(
+                            self.http_for(host),
+                            &realm,
+                            service.as_deref(),
+                            &scopes,
+                            credential.as_ref(),
+                        )
+                        .await?;
+                        self.tokens.put(host, &scope_key, auth, ttl);
+                        continue;
+                    }
+                    Some(Challenge::Basic) => credential.as_ref().map(basic),
+                    None => None,
+                };
+                match auth {
+                    Some(b) if auth_rounds == 1 => {
+                        self.tokens.put(
+                            host,
+                            &scope_key,
+                            Authorization::Basic(b),
+                            Duration::from_secs(3600),
+                        );
+                        continue;
+                    }
+                    _ => return Err(self.unauthorized(plan, credential.is_some())),
+                }
+            }
+            if status == StatusCode::UNAUTHORIZED {
+                let has_credential = self.credential(host)?.is_some();
+                return Err(self.unauthorized(plan, has_credential));
+            }
+            let retry_after = retry_after(response.headers());
+            let error = status_error(&plan.method, &url, response).await;
+            if error.is_retryable() && attempt < attempts {
+                attempt += 1;
+                tokio::time::sleep(policy.delay(attempt, retry_after)).await;
+                continue;
+            }
+            return Err(error);
+        }
+    }
+
+    fn unauthorized(&self, plan: &RequestPlan<'_>, had_credential: bool) -> Error {
+        let source = self
+            .credentials
+            .source()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the docker config".to_string());
+        Error::Unauthorized {
+            host: plan.repo.host().to_string(),
+            repository: plan.repo.name().to_string(),
+            hint: if had_credential {
+                format!("the registry refused the credentials from {source}")
+            } else {
+                format!(
+                    "no credentials for this host in {source}; run `docker login {}`",
+                    plan.repo.host()
+                )
+            },
+        }
+    }
+
+    pub(crate) fn transport_error(&self, host: &str, url: &str, e: reqwest::Error) -> Error {
+        let chain = error_chain(&e);
+        if chain.contains("InvalidContentType") || chain.contains("corrupt message") {
+            return Error::PlainHttpNotAllowed {
+                host: host.to_string(),
+            };
+        }
+        if chain.contains("certificate") || chain.contains("UnknownIssuer") {
+            return Error::Tls {
+                host: host.to_string(),
+                source: e.without_url(),
+            };
+        }
+        if e.is_connect() {
+            return Error::Connect {
+                host: host.to_string(),
+                url: url.to_string(),
+                source: e.without_url(),
+            };
+        }
+        Error::Transport {
+            url: url.to_string(),
+            source: e.without_url(),
+        }
+    }
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Turn an unexpected status into an error, with the registry's error code.
+pub(crate) async fn status_error(method: &Method, url: &str, response: Response) -> Error {
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    let mut response = response;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > 64 * 1024 {
+            break;
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<RegistryError>,
+    }
+    #[derive(serde::Deserialize)]
+    struct RegistryError {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let (code, message) = serde_json::from_slice::<Errors>(&body)
+        .ok()
+        .and_then(|e| e.errors.into_iter().next())
+        .map(|e| (e.code, e.message))
+        .unwrap_or((None, None));
+    Error::Status {
+        method: method.to_string(),
+        url: strip_query(url),
+        status,
+        code,
+        message,
+    }
+}
+
+/// URLs of upload sessions carry state in the query; keep messages short.
+pub(crate) fn strip_query(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).to_string()
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The main job end to end on one machine: a source registry with test
+# images, `ferry pack` into one bundle, `ferry inspect` of the bundle, and
+# (once unpack is in) the relocation into a second registry with its mapping.
+set -euo pipefail
+bin=${1:-target/release}
+bin=$(cd "$bin" && pwd)
+work=$(mktemp -d -t ferry-demo.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_registry() { # name -> prints host:port
+  local name=$1 port
+  port=$(free_port)
+  mkdir -p "$work/$name"
+  cat > "$work/$name/config.yml" <<YAML
+version: 0.1
+log: {level: error}
+storage:
+  filesystem: {rootdirectory: $work/$name/data}
+  delete: {enabled: true}
+http: {addr: 127.0.0.1:$port}
+YAML
+  docker-registry serve "$work/$name/config.yml" >"$work/$name/log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+  echo "127.0.0.1:$port"
+}
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "start a source registry and load test images into it"
+src=$(start_registry source)
+"$bin/ferry-fixtures" push "$src" > "$work/images.txt"
+cat "$work/images.txt"
+
+step "ferry pack: every image, its platforms and referrers, into one tarball"
+"$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" -o "$work/bundle.tar"
+(cd "$work" && sha256sum -c bundle.tar.sha256)
+
+step "pack again in another order: the bundle is byte-identical"
+sort -r "$work/images.txt" > "$work/images-reversed.txt"
+"$bin/ferry" pack --images-file "$work/images-reversed.txt" --plain-http "$src" -o "$work/again.tar" --quiet
+cmp "$work/bundle.tar" "$work/again.tar" && echo "identical: $(sha256sum < "$work/again.tar" | cut -c1-64)"
+
+step "ferry inspect: what the bundle holds, offline"
+"$bin/ferry" inspect "$work/bundle.tar"
+
+if "$bin/ferry" unpack --help >/dev/null 2>&1 && ! "$bin/ferry" unpack "$work/bundle.tar" --to x --dry-run 2>&1 | grep -q "not available"; then
+  step "stop the source registry: from here on, we are offline"
+  kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+
+  step "ferry unpack into the private registry, with a relocation mapping"
+  dst=$(start_registry private)
+  "$bin/ferry" unpack "$work/bundle.tar" --to "$dst/mirror" --plain-http "$dst" --mapping "$work/mapping.json"
+  cat "$work/mapping.json"
+
+  step "ferry verify the archive, and the relocation against the private registry"
+  "$bin/ferry" verify "$work/bundle.tar" || true
+  "$bin/ferry" verify --mapping "$work/mapping.json" --plain-http "$dst" || true
+fi
+step "done; cleaning up"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install what ferry's tests and demo need on a Debian machine: a real
+# registry (distribution's docker-registry) and skopeo/podman for interop.
+set -euo pipefail
+need=()
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The package may start a registry service on :5000; the tests start their own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+  systemctl stop docker-registry 2>/dev/null || true
+fi
+exit 0
