@@ -12,8 +12,8 @@ mod error;
 pub mod layout;
 pub mod manifest;
 pub mod media_type;
-pub mod progress;
 pub mod naming;
+pub mod progress;
 pub mod reference;
 
 pub use digest::{Algorithm, Digest, DigestHasher};
@@ -23,6 +23,6 @@ pub use layout::{
     PlannedBlob,
 };
 pub use manifest::{Descriptor, Manifest, ManifestView, Platform};
-pub use progress::{NoProgress, Progress};
 pub use naming::{check_collisions, Naming, RelocationTarget};
+pub use progress::{NoProgress, Progress};
 pub use reference::Reference;

@@ -6,6 +6,7 @@
 //! read in parallel without extracting anything.
 
 mod archive;
+mod classify;
 mod plan;
 mod problem;
 mod reader;

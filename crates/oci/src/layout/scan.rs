@@ -83,10 +83,16 @@ pub(crate) fn scan(
             .take()
             .unwrap_or_else(|| header.path_bytes().into_owned());
         let shown = || String::from_utf8_lossy(&name).into_owned();
-        let header_size = header.entry_size().map_err(|_| Error::Layout {
-            entry: shown(),
-            reason: "size field is not a number".into(),
-        })?;
+        // Some writers leave the size of links and directories empty.
+        let size_field = &header.as_old().size;
+        let header_size = if size_field.iter().all(|&b| b == 0 || b == b' ') {
+            0
+        } else {
+            header.entry_size().map_err(|_| Error::Layout {
+                entry: shown(),
+                reason: "size field is not a number".into(),
+            })?
+        };
         let mut data_offset = pos + BLOCK;
         // Old GNU sparse headers may be followed by extension blocks.
         if kind.is_gnu_sparse() && block[482] != 0 {
