@@ -27,6 +27,9 @@ pub const MIN_INFLATE_LIMIT: u64 = 1 << 30;
 /// this many times its compressed size (beyond [`MIN_INFLATE_LIMIT`]).
 pub const MAX_INFLATE_RATIO: u64 = 100;
 
+const MISSING: &str = "missing: not an OCI image layout \
+    (oci-layout and index.json belong at the top level)";
+
 /// How the archive file is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -110,7 +113,9 @@ impl LayoutArchive {
         if !meta.is_file() {
             return Err(Error::Layout {
                 entry: path.display().to_string(),
-                reason: "not a regular file; ferry reads archives by offset, so save a stream to a file first".into(),
+                reason: "not a regular file; ferry reads archives by offset, \
+                    so save a stream to a file first"
+                    .into(),
             });
         }
         let mut magic = [0u8; 6];
@@ -159,11 +164,9 @@ impl LayoutArchive {
                 kind: LayoutProblemKind::MoreProblems { omitted },
             });
         }
-        let missing = |entry: &str| {
-            Error::Layout {
+        let missing = |entry: &str| Error::Layout {
             entry: entry.into(),
-            reason: "missing: not an OCI image layout (oci-layout and index.json belong at the top level)".into(),
-        }
+            reason: MISSING.into(),
         };
         let oci_layout = oci_layout.ok_or_else(|| missing(OCI_LAYOUT))?;
         let index_json = index_json.ok_or_else(|| missing(INDEX_JSON))?;

@@ -112,9 +112,10 @@ pub(crate) fn scan(
             || kind.is_pax_global_extensions()
             || kind.is_gnu_longname()
             || kind.is_gnu_longlink();
-        let size = match pending.size.take() {
-            Some(size) if !is_extension => size,
-            _ => header_size,
+        let size = if is_extension {
+            header_size
+        } else {
+            pending.size.take().unwrap_or(header_size)
         };
         let available = len - data_offset;
         if size > available {
