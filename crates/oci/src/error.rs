@@ -99,6 +99,83 @@ pub enum Error {
         /// Its media type.
         media_type: String,
     },
+    /// An image layout (or its tarball) is malformed in a way that leaves
+    /// no trustworthy picture of its content.
+    #[error("invalid image layout at {entry}: {reason}")]
+    Layout {
+        /// The entry (or `header at offset N`) where the problem is.
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A JSON file of an image layout (`oci-layout`, `index.json`) does not
+    /// parse.
+    #[error("{entry} in the image layout is not valid JSON of the expected shape")]
+    LayoutJson {
+        /// The entry name.
+        entry: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The archive ends before an entry's data does.
+    #[error(
+        "archive is truncated or corrupt: {entry} declares {declared} bytes but only {available} remain"
+    )]
+    Truncated {
+        /// The entry whose data is cut.
+        entry: String,
+        /// The size its header declares.
+        declared: u64,
+        /// How many bytes the archive still holds after the header.
+        available: u64,
+    },
+    /// A compressed archive inflates beyond the allowed size.
+    #[error(
+        "compressed archive inflates beyond {limit} bytes; if it is genuine, decompress it first (gunzip, unzstd) and use the plain tar"
+    )]
+    InflateLimit {
+        /// The limit, in bytes of inflated data.
+        limit: u64,
+    },
+    /// A blob is not in the layout.
+    #[error("blob {digest} is not in the image layout")]
+    BlobNotFound {
+        /// The digest looked for.
+        digest: Digest,
+    },
+    /// A blob is bigger than the caller is willing to hold in memory.
+    #[error("blob {digest} is {size} bytes, more than the {max} allowed here")]
+    BlobTooLarge {
+        /// The blob's digest.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The same blob was planned twice with different sizes.
+    #[error("blob {digest} is described with two sizes, {first} and {second} bytes")]
+    PlanConflict {
+        /// The blob's digest.
+        digest: Digest,
+        /// One size.
+        first: u64,
+        /// The other.
+        second: u64,
+    },
+    /// A planned archive would be larger than a file can be.
+    #[error("planned archive does not fit in a file: sizes add up beyond 2^64 bytes")]
+    PlanTooLarge,
+    /// An I/O operation failed.
+    #[error("{context}")]
+    Io {
+        /// What was being done, e.g. `reading /tmp/bundle.tar`.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Result with the OCI core's [`Error`].

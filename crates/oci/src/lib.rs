@@ -9,15 +9,20 @@
 
 pub mod digest;
 mod error;
+pub mod layout;
 pub mod manifest;
 pub mod media_type;
-pub mod progress;
 pub mod naming;
+pub mod progress;
 pub mod reference;
 
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::{Error, Result};
+pub use layout::{
+    BlobClass, BlobEntry, BlobReader, LayoutArchive, LayoutPlan, LayoutProblem, LayoutProblemKind,
+    PlannedBlob,
+};
 pub use manifest::{Descriptor, Manifest, ManifestView, Platform};
-pub use progress::{NoProgress, Progress};
 pub use naming::{check_collisions, Naming, RelocationTarget};
+pub use progress::{NoProgress, Progress};
 pub use reference::Reference;

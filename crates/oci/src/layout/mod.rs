@@ -1,0 +1,28 @@
+//! The OCI image layout tarball: a planned, deterministic writer
+//! ([`LayoutPlan`]) and a streaming, offset-based reader ([`LayoutArchive`])
+//! that accepts any layout tarball and trusts none of it.
+//!
+//! Both work on plain files with positioned I/O, so blobs are written and
+//! read in parallel without extracting anything.
+
+mod archive;
+mod classify;
+mod plan;
+mod problem;
+mod reader;
+mod scan;
+mod tarfmt;
+
+pub use archive::{
+    BlobEntry, Compression, LayoutArchive, MAX_INFLATE_RATIO, MAX_MANIFEST_SIZE, MIN_INFLATE_LIMIT,
+};
+pub use plan::{BlobClass, LayoutPlan, PlannedBlob};
+pub use problem::{LayoutProblem, LayoutProblemKind};
+pub use reader::BlobReader;
+
+/// The name of the layout marker file.
+pub const OCI_LAYOUT: &str = "oci-layout";
+/// The name of the layout's index.
+pub const INDEX_JSON: &str = "index.json";
+/// The content of the `oci-layout` file ferry writes.
+pub const OCI_LAYOUT_CONTENT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;

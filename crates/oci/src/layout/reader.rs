@@ -1,0 +1,90 @@
+//! Streaming a blob out of an archive with positioned reads.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use crate::digest::{Digest, DigestHasher};
+
+/// Reads one blob's bytes from a layout archive.
+///
+/// Each reader holds its own position and reads with `pread` on a shared
+/// file, so any number of readers, on any threads, read one archive at once.
+/// A verifying reader (from
+/// [`LayoutArchive::verifying_blob_reader`](super::LayoutArchive::verifying_blob_reader))
+/// hashes as it goes and fails with [`io::ErrorKind::InvalidData`] at the
+/// end if the bytes do not match the digest; the check happens when a read
+/// returns the end of the blob, so read to the end (`io::copy`,
+/// `read_to_end`) before trusting the bytes.
+pub struct BlobReader {
+    file: Arc<File>,
+    digest: Digest,
+    size: u64,
+    pos: u64,
+    end: u64,
+    hasher: Option<DigestHasher>,
+}
+
+impl BlobReader {
+    pub(crate) fn new(
+        file: Arc<File>,
+        digest: Digest,
+        data_offset: u64,
+        size: u64,
+        verify: bool,
+    ) -> BlobReader {
+        let hasher = verify.then(|| DigestHasher::for_digest(&digest));
+        BlobReader {
+            file,
+            digest,
+            size,
+            pos: data_offset,
+            end: data_offset + size,
+            hasher,
+        }
+    }
+
+    /// The digest of the blob being read.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// The blob's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.end || buf.is_empty() {
+            if self.pos == self.end {
+                if let Some(hasher) = self.hasher.take() {
+                    hasher
+                        .verify(&self.digest, self.size)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                }
+            }
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min((self.end - self.pos).min(usize::MAX as u64) as usize);
+        let got = self.file.read_at(&mut buf[..want], self.pos)?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "archive ended inside blob {} (was it truncated while open?)",
+                    self.digest
+                ),
+            ));
+        }
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..got]);
+        }
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
