@@ -40,7 +40,10 @@ impl Progress for Bars {
         bar.set_message(format!("0/{items} blobs"));
         bar.set_length(total_bytes);
         *self.bar.lock().expect("progress lock") = Some(bar);
-        self.items.lock().expect("progress lock").replace((0, items));
+        self.items
+            .lock()
+            .expect("progress lock")
+            .replace((0, items));
     }
 
     fn bytes(&self, n: u64) {

@@ -52,7 +52,11 @@ pub(crate) struct WalkOptions {
 }
 
 /// Fetch and walk everything `reference` names.
-pub(crate) async fn resolve(client: &Client, reference: &Reference, options: &WalkOptions) -> Result<Resolved> {
+pub(crate) async fn resolve(
+    client: &Client,
+    reference: &Reference,
+    options: &WalkOptions,
+) -> Result<Resolved> {
     let repo = Repository::new(reference.registry(), reference.repository());
     let label = reference.to_string();
     let registry_error = |source| Error::Registry {
@@ -133,7 +137,13 @@ impl Walker<'_> {
 
     /// Walk `manifest` and below. `top` marks the manifest the reference
     /// names, where the platform filter applies.
-    async fn walk(&mut self, root: Manifest, platforms: &[Platform], depth: usize, top: bool) -> Result<()> {
+    async fn walk(
+        &mut self,
+        root: Manifest,
+        platforms: &[Platform],
+        depth: usize,
+        top: bool,
+    ) -> Result<()> {
         let mut queue = VecDeque::from([(root, depth, top)]);
         while let Some((manifest, depth, top)) = queue.pop_front() {
             if depth > MAX_DEPTH {
@@ -261,16 +271,18 @@ impl Walker<'_> {
                 }
                 let m = self.fetch_tag(&tag).await?;
                 let digest = m.digest().clone();
-                let name = self
-                    .resolved
-                    .reference
-                    .with_tag(&tag)
-                    .map_err(|source| Error::Manifest {
-                        reference: self.label.to_string(),
-                        digest: digest.clone(),
-                        source,
-                    })?;
-                self.resolved.tagged.insert(name.to_string(), m.descriptor());
+                let name =
+                    self.resolved
+                        .reference
+                        .with_tag(&tag)
+                        .map_err(|source| Error::Manifest {
+                            reference: self.label.to_string(),
+                            digest: digest.clone(),
+                            source,
+                        })?;
+                self.resolved
+                    .tagged
+                    .insert(name.to_string(), m.descriptor());
                 self.walk(m, &[], 1, false).await?;
                 pending.push_back(digest);
             }

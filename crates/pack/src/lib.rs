@@ -94,7 +94,11 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::O
 }
 
 /// Pack `options.references` into `options.output`.
-pub async fn pack(client: &Client, options: &PackOptions, progress: Arc<dyn Progress>) -> Result<PackSummary> {
+pub async fn pack(
+    client: &Client,
+    options: &PackOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<PackSummary> {
     let started = Instant::now();
     let mut references: Vec<Reference> = options.references.clone();
     references.sort_by_key(|r| r.to_string());
@@ -122,7 +126,12 @@ pub async fn pack(client: &Client, options: &PackOptions, progress: Arc<dyn Prog
             .manifests
             .iter()
             .map(|(d, bytes)| (d.clone(), bytes.len() as u64, BlobClass::Manifest))
-            .chain(content.blobs.iter().map(|(d, b)| (d.clone(), b.size, b.class))),
+            .chain(
+                content
+                    .blobs
+                    .iter()
+                    .map(|(d, b)| (d.clone(), b.size, b.class)),
+            ),
     )
     .map_err(|source| Error::Plan { source })?;
     let bundle = PendingBundle::create(&options.output, &plan)?;

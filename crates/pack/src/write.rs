@@ -92,7 +92,13 @@ impl PendingBundle {
     }
 
     /// Fetch every job, `jobs` at a time. The first failure stops the rest.
-    pub async fn fetch_all(&self, client: &Client, mut queue: Vec<BlobJob>, jobs: usize, progress: Arc<dyn Progress>) -> Result<()> {
+    pub async fn fetch_all(
+        &self,
+        client: &Client,
+        mut queue: Vec<BlobJob>,
+        jobs: usize,
+        progress: Arc<dyn Progress>,
+    ) -> Result<()> {
         // Biggest first keeps every worker busy until the end.
         queue.sort_by(|a, b| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
         let mut queue = queue.into_iter();
@@ -103,7 +109,9 @@ impl PendingBundle {
                 let client = client.clone();
                 let file = self.file.clone();
                 let progress = progress.clone();
-                running.spawn(async move { fetch_blob(&client, &job, &file, progress.as_ref()).await });
+                running.spawn(
+                    async move { fetch_blob(&client, &job, &file, progress.as_ref()).await },
+                );
             }
             match running.join_next().await {
                 None => return Ok(()),
@@ -163,7 +171,10 @@ fn write_checksum_file(output: &Path, hex: &str) -> Result<()> {
     let mut sum_path = output.as_os_str().to_owned();
     sum_path.push(".sha256");
     let sum_path = PathBuf::from(sum_path);
-    let dir = sum_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = sum_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let io = |source| Error::Io {
         action: "cannot write",
         path: sum_path.clone(),
@@ -178,14 +189,24 @@ fn write_checksum_file(output: &Path, hex: &str) -> Result<()> {
     Ok(())
 }
 
-async fn fetch_blob(client: &Client, job: &BlobJob, file: &File, progress: &dyn Progress) -> Result<()> {
+async fn fetch_blob(
+    client: &Client,
+    job: &BlobJob,
+    file: &File,
+    progress: &dyn Progress,
+) -> Result<()> {
     let policy = client.config().retry;
     let mut attempt = 1;
     loop {
         match fetch_once(client, job, file, progress).await {
-            Err(Error::Registry { reference, source }) if source.is_retryable() && attempt < policy.attempts => {
+            Err(Error::Registry { reference, source })
+                if source.is_retryable() && attempt < policy.attempts =>
+            {
                 attempt += 1;
-                progress.note(&format!("retrying blob {} for {reference}: {source}", job.digest));
+                progress.note(&format!(
+                    "retrying blob {} for {reference}: {source}",
+                    job.digest
+                ));
                 tokio::time::sleep(policy.delay(attempt, None)).await;
             }
             other => return other,
@@ -193,7 +214,12 @@ async fn fetch_blob(client: &Client, job: &BlobJob, file: &File, progress: &dyn 
     }
 }
 
-async fn fetch_once(client: &Client, job: &BlobJob, file: &File, progress: &dyn Progress) -> Result<()> {
+async fn fetch_once(
+    client: &Client,
+    job: &BlobJob,
+    file: &File,
+    progress: &dyn Progress,
+) -> Result<()> {
     let mut last_error = None;
     for (repo, label) in &job.sources {
         let mut stream = match client.get_blob(repo, &job.digest).await {
@@ -214,10 +240,14 @@ async fn fetch_once(client: &Client, job: &BlobJob, file: &File, progress: &dyn 
         };
         let mut hasher = DigestHasher::for_digest(&job.digest);
         let mut written = 0u64;
-        while let Some(chunk) = stream.next_chunk().await.map_err(|source| Error::Registry {
-            reference: label.clone(),
-            source,
-        })? {
+        while let Some(chunk) = stream
+            .next_chunk()
+            .await
+            .map_err(|source| Error::Registry {
+                reference: label.clone(),
+                source,
+            })?
+        {
             let len = chunk.len() as u64;
             if written + len > job.size {
                 return Err(Error::BlobSizeMismatch {

@@ -1,1 +1,2 @@
+//! Pushes the fixture images (in progress).
 fn main() {}

@@ -49,8 +49,8 @@ pub fn references(images: &[String], files: &[impl AsRef<Path>]) -> anyhow::Resu
             if line.is_empty() {
                 continue;
             }
-            let r = Reference::parse(line)
-                .with_context(|| format!("{}:{}", file.display(), n + 1))?;
+            let r =
+                Reference::parse(line).with_context(|| format!("{}:{}", file.display(), n + 1))?;
             out.push(r);
         }
     }

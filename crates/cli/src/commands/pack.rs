@@ -32,7 +32,12 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
     let progress = progress::for_output(&args.output_format);
     let summary = ferry_pack::pack(&client, &options, progress)
         .await
-        .with_context(|| format!("packing {} failed; no bundle was written", args.output.display()))?;
+        .with_context(|| {
+            format!(
+                "packing {} failed; no bundle was written",
+                args.output.display()
+            )
+        })?;
     if args.output_format.json {
         common::print_json(&summary)?;
     } else if !args.output_format.quiet {
