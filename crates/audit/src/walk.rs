@@ -350,6 +350,9 @@ impl Walker<'_> {
         }
         let bytes = self.read_checked(&config.digest, MAX_MANIFEST_SIZE)?;
         let c: Config = serde_json::from_slice(&bytes).ok()?;
+        if c.os.is_empty() || c.architecture.is_empty() {
+            return None;
+        }
         let p = Platform {
             os: c.os,
             architecture: c.architecture,

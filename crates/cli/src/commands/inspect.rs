@@ -145,15 +145,18 @@ fn reference_rows(r: &ReferenceReport) -> Vec<[String; 6]> {
         rows[0][4] = "-".into();
     }
     for x in &r.referrers {
-        let what = x.artifact_type.as_deref().unwrap_or(&x.media_type);
-        let how = match &x.reference {
-            Some(tag) => format!("tag {}", tag.rsplit(':').next().unwrap_or(tag)),
-            None => "subject".into(),
+        let what = match (&x.reference, &x.artifact_type) {
+            (Some(tag), _) => {
+                let suffix = tag.rsplit('.').next().unwrap_or("sig");
+                format!("cosign .{suffix} tag")
+            }
+            (None, Some(t)) => t.clone(),
+            (None, None) => x.media_type.clone(),
         };
         rows.push([
-            format!("  referrer ({how})"),
+            format!("  referrer: {what}"),
             short(&x.digest),
-            what.to_string(),
+            "referrer".into(),
             String::new(),
             String::new(),
             String::new(),
