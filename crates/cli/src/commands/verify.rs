@@ -58,7 +58,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let ok = archive.as_ref().map_or(true, |a| a.ok) && relocation.as_ref().map_or(true, |m| m.ok);
+    let ok = archive.iter().all(|a| a.ok) && relocation.iter().all(|m| m.ok);
     if args.output_format.json {
         common::print_json(&Output {
             ok,
