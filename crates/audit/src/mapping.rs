@@ -9,9 +9,8 @@ use ferry_registry::{Client, Repository};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::problem::{Problem, Problems};
+use crate::problem::{error_chain, Problem, Problems};
 use crate::report::BundleReport;
-use crate::walk::error_chain;
 use crate::{Error, Result};
 
 /// How deep indexes may nest before the walk stops.

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use ferry_oci::{Digest, LayoutArchive, LayoutProblem, LayoutProblemKind};
 use serde::Serialize;
 
 /// How many problems an audit keeps; the rest are counted, not listed.
@@ -117,4 +118,44 @@ impl Problems {
     pub fn warnings(&self) -> u64 {
         self.list.len() as u64 + self.omitted - self.errors()
     }
+}
+
+/// The problem of a blob whose content hashes to `found`, not its name.
+pub(crate) fn content_mismatch(
+    archive: &LayoutArchive,
+    digest: &Digest,
+    found: &Digest,
+) -> Problem {
+    let mut message = "content does not match its name".to_string();
+    if archive.blob(found).is_some() {
+        message.push_str(&format!("; it holds the content of {}", found.blob_path()));
+    }
+    Problem::error(digest.blob_path(), message).expected_found(digest, found)
+}
+
+/// A scan finding as an audit problem.
+pub(crate) fn layout_problem(p: &LayoutProblem) -> Problem {
+    let text = p.to_string();
+    let message = text
+        .strip_prefix(&format!("{}: ", p.entry))
+        .unwrap_or(&text)
+        .to_string();
+    match p.kind {
+        LayoutProblemKind::Duplicate | LayoutProblemKind::Stray => {
+            Problem::warning(&p.entry, message)
+        }
+        _ => Problem::error(&p.entry, message),
+    }
+}
+
+/// An error and its sources, joined with `: `.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
 }

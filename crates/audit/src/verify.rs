@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use ferry_oci::{BlobEntry, Digest, LayoutArchive, Progress};
 use serde::Serialize;
 
-use crate::problem::{Problem, Problems};
+use crate::problem::{content_mismatch, error_chain, Problem, Problems};
 use crate::report::BundleReport;
-use crate::walk::{content_mismatch, error_chain, walk};
+use crate::walk::walk;
 
 /// How [`verify_archive`] runs.
 #[derive(Clone)]
@@ -113,7 +113,7 @@ fn open_problem(path: &Path, e: &ferry_oci::Error) -> Problem {
         E::Layout { entry, reason } => Problem::error(entry, reason),
         E::LayoutJson { entry, source } => {
             Problem::error(entry, "not valid JSON of the expected shape")
-                .expected_found("a JSON document", source)
+                .expected_found("an OCI image index (JSON)", source)
         }
         E::Truncated {
             entry,
@@ -122,6 +122,10 @@ fn open_problem(path: &Path, e: &ferry_oci::Error) -> Problem {
         } => Problem::error(entry, "archive is truncated or corrupt here").expected_found(
             format!("{declared} bytes of data"),
             format!("{available} bytes left in the archive"),
+        ),
+        E::Io { source, .. } => Problem::error(
+            path.display().to_string(),
+            format!("cannot be read: {source}"),
         ),
         other => Problem::error(path.display().to_string(), error_chain(other)),
     }

@@ -9,13 +9,11 @@ use std::path::Path;
 
 use ferry_oci::layout::{Compression, MAX_MANIFEST_SIZE};
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
-use ferry_oci::{
-    media_type, Descriptor, Digest, DigestHasher, LayoutArchive, LayoutProblem, LayoutProblemKind,
-    Manifest, Platform,
-};
+use ferry_oci::{media_type, Descriptor, Digest, DigestHasher, LayoutArchive, Manifest, Platform};
 use serde::Deserialize;
 
-use crate::problem::{Problem, Problems};
+use crate::problem::error_chain;
+use crate::problem::{content_mismatch, layout_problem, Problem, Problems};
 use crate::report::{
     BundleReport, ImageReport, Inspection, ManifestKind, ReferenceReport, ReferrerReport,
     ReferrerSource, Totals, UnreferencedBlob,
@@ -449,34 +447,6 @@ impl Walker<'_> {
     }
 }
 
-/// The problem of a blob whose content hashes to `found`, not its name.
-pub(crate) fn content_mismatch(
-    archive: &LayoutArchive,
-    digest: &Digest,
-    found: &Digest,
-) -> Problem {
-    let mut message = "content does not match its name".to_string();
-    if archive.blob(found).is_some() {
-        message.push_str(&format!("; it holds the content of {}", found.blob_path()));
-    }
-    Problem::error(digest.blob_path(), message).expected_found(digest, found)
-}
-
-/// A scan finding as an audit problem.
-fn layout_problem(p: &LayoutProblem) -> Problem {
-    let text = p.to_string();
-    let message = text
-        .strip_prefix(&format!("{}: ", p.entry))
-        .unwrap_or(&text)
-        .to_string();
-    match p.kind {
-        LayoutProblemKind::Duplicate | LayoutProblemKind::Stray => {
-            Problem::warning(&p.entry, message)
-        }
-        _ => Problem::error(&p.entry, message),
-    }
-}
-
 /// Whether a platform names something runnable (not the `unknown/unknown`
 /// of build attestations, which are always carried).
 fn is_real_platform(p: &Platform) -> bool {
@@ -495,18 +465,6 @@ fn cosign_subject(reference: &str) -> Option<(Digest, &str)> {
     let (alg, hex) = digest.split_once('-')?;
     let digest = format!("{alg}:{hex}").parse().ok()?;
     Some((digest, reference))
-}
-
-/// An error and its sources, joined with `: `.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

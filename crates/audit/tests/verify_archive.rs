@@ -204,3 +204,51 @@ fn problems_are_all_listed_not_only_the_first() {
     let report = verify(dir.path(), &entries);
     assert_eq!(report.errors, 3, "{:#?}", report.problems);
 }
+
+#[test]
+fn gzip_archive_passes_and_hashing_reports_progress() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Default)]
+    struct Count {
+        total: AtomicU64,
+        bytes: AtomicU64,
+        items: AtomicU64,
+    }
+    impl ferry_oci::Progress for Count {
+        fn start(&self, _phase: &str, _items: u64, total_bytes: u64) {
+            self.total.store(total_bytes, Ordering::SeqCst);
+        }
+        fn bytes(&self, n: u64) {
+            self.bytes.fetch_add(n, Ordering::SeqCst);
+        }
+        fn item_done(&self) {
+            self.items.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let image = Image::new("a", "amd64");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar(&good(&image))).unwrap();
+    let path = write(dir.path(), "bundle.tar.gz", &gz.finish().unwrap());
+    let count = Arc::new(Count::default());
+    let options = VerifyOptions {
+        jobs: 2,
+        progress: count.clone(),
+    };
+    let report = verify_archive(&path, &options);
+    assert!(report.ok, "{:#?}", report.problems);
+    assert_eq!(report.bundle.unwrap().compression, "gzip");
+    // The walk hashes the manifest and config; the threads hash the layers.
+    let layers: u64 = image.layers.iter().map(|l| l.len() as u64).sum();
+    assert_eq!(count.total.load(Ordering::SeqCst), layers);
+    assert_eq!(count.bytes.load(Ordering::SeqCst), layers);
+    assert_eq!(count.items.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        report.bytes_hashed,
+        layers + (image.manifest.len() + image.config.len()) as u64
+    );
+}
