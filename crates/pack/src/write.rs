@@ -152,6 +152,12 @@ impl PendingBundle {
             source,
         })?;
         let output = self.output.clone();
+        // Temporary files are private (0600); a bundle is meant to be shared.
+        set_readable(self.temp.path()).map_err(|source| Error::Io {
+            action: "cannot set permissions of",
+            path: path.clone(),
+            source,
+        })?;
         self.temp.persist(&output).map_err(|e| Error::Io {
             action: "cannot move the finished bundle to",
             path: output.clone(),
@@ -185,8 +191,14 @@ fn write_checksum_file(output: &Path, hex: &str) -> Result<()> {
         .tempfile_in(dir)
         .map_err(io)?;
     std::io::Write::write_all(&mut temp, format!("{hex}  {name}\n").as_bytes()).map_err(io)?;
+    set_readable(temp.path()).map_err(io)?;
     temp.persist(&sum_path).map_err(|e| io(e.error))?;
     Ok(())
+}
+
+fn set_readable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
 }
 
 async fn fetch_blob(
