@@ -124,11 +124,12 @@ impl PendingBundle {
 
     /// Flush to disk, hash the whole archive, rename it into place and write
     /// `OUT.sha256`. Returns the archive's sha256 hex and size.
-    pub async fn commit(self) -> Result<(String, u64)> {
+    pub async fn commit(self, progress: Arc<dyn Progress>) -> Result<(String, u64)> {
         let file = self.file.clone();
         let path = self.temp.path().to_path_buf();
         let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
             file.sync_all()?;
+            progress.start("sha256", 1, file.metadata()?.len());
             let mut hasher = sha2::Sha256::new();
             let mut buf = vec![0u8; 1 << 20];
             let mut total = 0u64;
@@ -139,9 +140,11 @@ impl PendingBundle {
                     break;
                 }
                 hasher.update(&buf[..n]);
+                progress.bytes(n as u64);
                 offset += n as u64;
                 total += n as u64;
             }
+            progress.finish();
             Ok((hex::encode(hasher.finalize()), total))
         })
         .await
@@ -152,6 +155,12 @@ impl PendingBundle {
             source,
         })?;
         let output = self.output.clone();
+        // Temporary files are private (0600); a bundle is meant to be shared.
+        set_readable(self.temp.path()).map_err(|source| Error::Io {
+            action: "cannot set permissions of",
+            path: path.clone(),
+            source,
+        })?;
         self.temp.persist(&output).map_err(|e| Error::Io {
             action: "cannot move the finished bundle to",
             path: output.clone(),
@@ -185,8 +194,14 @@ fn write_checksum_file(output: &Path, hex: &str) -> Result<()> {
         .tempfile_in(dir)
         .map_err(io)?;
     std::io::Write::write_all(&mut temp, format!("{hex}  {name}\n").as_bytes()).map_err(io)?;
+    set_readable(temp.path()).map_err(io)?;
     temp.persist(&sum_path).map_err(|e| io(e.error))?;
     Ok(())
+}
+
+fn set_readable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
 }
 
 async fn fetch_blob(
