@@ -103,7 +103,11 @@ fn print_plan(plan: &Plan) -> anyhow::Result<()> {
             write!(out, " (rewritten from {old})")?;
         }
         if !image.platforms_missing.is_empty() {
-            write!(out, " (not carried: {})", image.platforms_missing.join(", "))?;
+            write!(
+                out,
+                " (not carried: {})",
+                image.platforms_missing.join(", ")
+            )?;
         }
         writeln!(out)?;
     }
@@ -144,12 +148,20 @@ fn print_summary(s: &UnpackSummary) -> anyhow::Result<()> {
             write!(out, " (index rewritten: was {old}, now {})", image.digest)?;
         }
         if !image.platforms_missing.is_empty() {
-            write!(out, " (not carried: {})", image.platforms_missing.join(", "))?;
+            write!(
+                out,
+                " (not carried: {})",
+                image.platforms_missing.join(", ")
+            )?;
         }
         writeln!(out)?;
     }
     for r in &s.referrers {
-        let status = if r.error.is_some() { "FAILED" } else { "pushed" };
+        let status = if r.error.is_some() {
+            "FAILED"
+        } else {
+            "pushed"
+        };
         writeln!(
             out,
             "{status} referrer {} -> {}",
