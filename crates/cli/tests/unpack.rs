@@ -328,7 +328,7 @@ fn issue_3_sparse_index_refused_then_rewritten() {
     let bundle = work.path().join("sparse.tar");
     pack(
         &source,
-        &[multi.reference.clone()],
+        std::slice::from_ref(&multi.reference),
         &bundle,
         &["--platform", "linux/amd64"],
     );
