@@ -461,3 +461,7 @@ impl Walker<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
