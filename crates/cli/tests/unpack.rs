@@ -469,3 +469,65 @@ fn issue_3_killed_run_completes_on_the_next_run() {
     }
     assert_mapping_resolves(&target, &read_mapping(&mapping));
 }
+
+#[test]
+fn issue_3_a_corrupt_blob_fails_its_image_only_and_it_gets_no_tag() {
+    use std::os::unix::fs::FileExt;
+
+    let mut source = RegistryProcess::start();
+    let set = source.push_fixtures();
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("bundle.tar");
+    let base = set.image("fixtures/base:1");
+    let chart = set.image("fixtures/chart:0.1.0");
+    pack(
+        &source,
+        &[base.reference.clone(), chart.reference.clone()],
+        &bundle,
+        &[],
+    );
+    source.stop();
+
+    // Flip one byte of the chart's content layer inside the tarball.
+    let layer: ferry_oci::Digest = chart.blobs.last().unwrap().parse().unwrap();
+    let offset = ferry_oci::LayoutArchive::open(&bundle)
+        .unwrap()
+        .blob(&layer)
+        .unwrap()
+        .data_offset;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&bundle)
+        .unwrap();
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, offset).unwrap();
+    file.write_all_at(&[byte[0] ^ 0xff], offset).unwrap();
+
+    let target = RegistryProcess::start();
+    let to = format!("{}/mirror", target.host());
+    let out = ferry(&[
+        "unpack",
+        bundle.to_str().unwrap(),
+        "--to",
+        &to,
+        "--plain-http",
+        &target.host(),
+        "--json",
+    ]);
+    assert!(!out.status.success());
+    let summary = json(&out);
+    assert_eq!(summary["failed"], 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&layer.to_string()), "{stderr}");
+    assert!(stderr.contains("does not match its digest"), "{stderr}");
+
+    let (chart_repo, chart_tag) = relocated(&to, &chart.reference, Naming::Hash);
+    assert_eq!(target.manifest_digest(&chart_repo, &chart_tag), None);
+    assert!(!target.blob_exists(&chart_repo, &layer.to_string()));
+    let (base_repo, base_tag) = relocated(&to, &base.reference, Naming::Hash);
+    assert_eq!(
+        target.manifest_digest(&base_repo, &base_tag),
+        Some(base.digest.clone())
+    );
+}
