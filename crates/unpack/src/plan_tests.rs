@@ -144,7 +144,9 @@ fn unnamed_non_referrers_are_listed() {
     l.unnamed(&b);
     let (_dir, archive) = l.write(&[]);
     let err = plan(&archive, &target(), Naming::Hash, SparseMode::Keep).unwrap_err();
-    assert!(matches!(&err, Error::Unnamed { digests } if digests == &[b.digest.clone()]));
+    assert!(
+        matches!(&err, Error::Unnamed { digests } if digests.as_slice() == std::slice::from_ref(&b.digest))
+    );
     assert!(err.to_string().contains(&b.digest.to_string()), "{err}");
 }
 
