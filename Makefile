@@ -10,8 +10,8 @@ demo: deps
 
 ## test: formatting, lints, and every test (unit, integration, interop)
 test: deps lint
-	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	$(CARGO) test --workspace --all-targets
 
 lint:
 	$(CARGO) fmt --all -- --check
