@@ -20,7 +20,7 @@ pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::{Error, Result};
 pub use layout::{
     BlobClass, BlobEntry, BlobReader, LayoutArchive, LayoutPlan, LayoutProblem, LayoutProblemKind,
-    PlannedBlob,
+    LayoutStream, PlannedBlob, StreamBlob, VerifyingReader,
 };
 pub use manifest::{Descriptor, Manifest, ManifestView, Platform};
 pub use naming::{check_collisions, Naming, RelocationTarget};

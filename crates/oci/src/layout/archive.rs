@@ -41,6 +41,76 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// The compression whose magic number starts `magic` (the first six
+    /// bytes of the input, or fewer when it is shorter). xz and bzip2 are
+    /// recognized and refused; `what` names the input in the error.
+    pub(crate) fn detect(magic: &[u8], what: &dyn std::fmt::Display) -> Result<Compression> {
+        if magic.starts_with(&[0x1f, 0x8b]) {
+            Ok(Compression::Gzip)
+        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Ok(Compression::Zstd)
+        } else if magic.starts_with(b"\xfd7zXZ\0") || magic.starts_with(b"BZh") {
+            Err(Error::Layout {
+                entry: what.to_string(),
+                reason:
+                    "compressed with xz or bzip2, which ferry does not read; decompress it first"
+                        .into(),
+            })
+        } else {
+            Ok(Compression::None)
+        }
+    }
+}
+
+/// Check `oci-layout` and parse `index.json`, as found in an archive:
+/// the layout version and the descriptors listed.
+pub(crate) fn parse_layout(
+    oci_layout: Option<Vec<u8>>,
+    index_json: Option<&[u8]>,
+) -> Result<(String, Vec<Descriptor>)> {
+    let oci_layout = oci_layout.ok_or_else(|| missing(OCI_LAYOUT))?;
+    let index_json = index_json.ok_or_else(|| missing(INDEX_JSON))?;
+    Ok((check_oci_layout(&oci_layout)?, parse_index(index_json)?))
+}
+
+/// The error for a missing `oci-layout` or `index.json`.
+pub(crate) fn missing(entry: &str) -> Error {
+    Error::Layout {
+        entry: entry.into(),
+        reason: MISSING.into(),
+    }
+}
+
+/// The `imageLayoutVersion` of an `oci-layout` file, refused unless 1.x.
+pub(crate) fn check_oci_layout(oci_layout: &[u8]) -> Result<String> {
+    let layout: OciLayoutFile =
+        serde_json::from_slice(oci_layout).map_err(|source| Error::LayoutJson {
+            entry: OCI_LAYOUT.into(),
+            source,
+        })?;
+    if !layout.image_layout_version.starts_with("1.") {
+        return Err(Error::Layout {
+            entry: OCI_LAYOUT.into(),
+            reason: format!(
+                "unsupported imageLayoutVersion {:?}; ferry reads 1.x",
+                layout.image_layout_version
+            ),
+        });
+    }
+    Ok(layout.image_layout_version)
+}
+
+/// The descriptors an `index.json` lists.
+pub(crate) fn parse_index(index_json: &[u8]) -> Result<Vec<Descriptor>> {
+    let index: IndexFile =
+        serde_json::from_slice(index_json).map_err(|source| Error::LayoutJson {
+            entry: INDEX_JSON.into(),
+            source,
+        })?;
+    Ok(index.manifests)
+}
+
 /// Where one blob's bytes are in the (inflated) archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobEntry {
@@ -122,23 +192,17 @@ impl LayoutArchive {
         let n = file
             .read_at(&mut magic, 0)
             .map_err(|e| io_err(e, "reading", path))?;
-        let magic = &magic[..n];
-        let (compression, file) = if magic.starts_with(&[0x1f, 0x8b]) {
-            let reader = flate2::read::MultiGzDecoder::new(&file);
-            (Compression::Gzip, inflate(reader, max_inflated, path)?)
-        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            let reader = zstd::stream::read::Decoder::new(&file)
-                .map_err(|e| io_err(e, "decompressing", path))?;
-            (Compression::Zstd, inflate(reader, max_inflated, path)?)
-        } else if magic.starts_with(b"\xfd7zXZ\0") || magic.starts_with(b"BZh") {
-            return Err(Error::Layout {
-                entry: path.display().to_string(),
-                reason:
-                    "compressed with xz or bzip2, which ferry does not read; decompress it first"
-                        .into(),
-            });
-        } else {
-            (Compression::None, file)
+        let (compression, file) = match Compression::detect(&magic[..n], &path.display())? {
+            Compression::Gzip => {
+                let reader = flate2::read::MultiGzDecoder::new(&file);
+                (Compression::Gzip, inflate(reader, max_inflated, path)?)
+            }
+            Compression::Zstd => {
+                let reader = zstd::stream::read::Decoder::new(&file)
+                    .map_err(|e| io_err(e, "decompressing", path))?;
+                (Compression::Zstd, inflate(reader, max_inflated, path)?)
+            }
+            Compression::None => (Compression::None, file),
         };
         Self::scan(path, file, compression)
     }
@@ -164,31 +228,8 @@ impl LayoutArchive {
                 kind: LayoutProblemKind::MoreProblems { omitted },
             });
         }
-        let missing = |entry: &str| Error::Layout {
-            entry: entry.into(),
-            reason: MISSING.into(),
-        };
-        let oci_layout = oci_layout.ok_or_else(|| missing(OCI_LAYOUT))?;
-        let index_json = index_json.ok_or_else(|| missing(INDEX_JSON))?;
-        let layout: OciLayoutFile =
-            serde_json::from_slice(&oci_layout).map_err(|source| Error::LayoutJson {
-                entry: OCI_LAYOUT.into(),
-                source,
-            })?;
-        if !layout.image_layout_version.starts_with("1.") {
-            return Err(Error::Layout {
-                entry: OCI_LAYOUT.into(),
-                reason: format!(
-                    "unsupported imageLayoutVersion {:?}; ferry reads 1.x",
-                    layout.image_layout_version
-                ),
-            });
-        }
-        let index: IndexFile =
-            serde_json::from_slice(&index_json).map_err(|source| Error::LayoutJson {
-                entry: INDEX_JSON.into(),
-                source,
-            })?;
+        let (layout_version, index) = parse_layout(oci_layout, index_json.as_deref())?;
+        let index_json = index_json.unwrap_or_default();
         let mut blobs: Vec<BlobEntry> = blobs.into_values().collect();
         blobs.sort_by_key(|b| b.data_offset);
         let by_digest = blobs
@@ -200,9 +241,9 @@ impl LayoutArchive {
             path: path.to_path_buf(),
             file: Arc::new(file),
             compression,
-            layout_version: layout.image_layout_version,
+            layout_version,
             index_json,
-            index: index.manifests,
+            index,
             blobs,
             by_digest,
             problems,

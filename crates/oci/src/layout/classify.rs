@@ -11,8 +11,10 @@ use super::{INDEX_JSON, OCI_LAYOUT};
 use crate::digest::Digest;
 use crate::{Error, Result};
 
-const MAX_OCI_LAYOUT: u64 = 64 << 10;
-const MAX_INDEX_JSON: u64 = 64 << 20;
+/// The largest `oci-layout` read.
+pub(crate) const MAX_OCI_LAYOUT: u64 = 64 << 10;
+/// The largest `index.json` read.
+pub(crate) const MAX_INDEX_JSON: u64 = 64 << 20;
 const MAX_PROBLEMS: usize = 1000;
 
 /// What the scan has found so far.
@@ -38,53 +40,20 @@ impl ScanState {
     }
 
     pub fn add(&mut self, file: &File, entry: RawEntry) -> Result<()> {
-        let Ok(name) = std::str::from_utf8(&entry.name) else {
-            self.problem(&entry, LayoutProblemKind::NonUtf8Name);
-            return Ok(());
-        };
-        let path = normalize(name).map_err(|reason| Error::Layout {
-            entry: entry.display_name(),
-            reason: reason.into(),
-        })?;
-        let kind = entry.kind;
-        if kind.is_symlink() || kind.is_hard_link() {
-            let target = String::from_utf8_lossy(entry.link.as_deref().unwrap_or_default());
-            let link = LayoutProblemKind::Link {
-                hard: kind.is_hard_link(),
-                target: target.into_owned(),
-            };
-            self.problem(&entry, link);
-            return Ok(());
-        }
-        let is_dir = kind.is_dir() || (kind.is_file() && name.ends_with('/') && entry.size == 0);
-        if is_dir {
-            if !matches!(
-                path.as_str(),
-                "" | "blobs" | "blobs/sha256" | "blobs/sha512"
-            ) {
-                self.problem(&entry, LayoutProblemKind::Stray);
-            }
-            return Ok(());
-        }
-        if !(kind.is_file() || kind.is_contiguous()) {
-            let type_flag = char::from(kind.as_byte());
-            self.problem(&entry, LayoutProblemKind::SpecialFile { type_flag });
-            return Ok(());
-        }
-        match path.as_str() {
-            OCI_LAYOUT => {
-                let slot = &mut self.oci_layout;
+        match classify(&entry)? {
+            Classified::Ignored(None) => {}
+            Classified::Ignored(Some(kind)) => self.problem(&entry, kind),
+            Classified::OciLayout => {
                 let bytes = read_small(file, &entry, MAX_OCI_LAYOUT)?;
-                Self::replace(slot, bytes, &entry)?
+                Self::replace(&mut self.oci_layout, bytes, &entry)?
                     .then(|| self.problem(&entry, LayoutProblemKind::Duplicate));
             }
-            INDEX_JSON => {
+            Classified::IndexJson => {
                 let bytes = read_small(file, &entry, MAX_INDEX_JSON)?;
                 Self::replace(&mut self.index_json, bytes, &entry)?
                     .then(|| self.problem(&entry, LayoutProblemKind::Duplicate));
             }
-            p if p.starts_with("blobs/") => self.add_blob(&entry, p)?,
-            _ => self.problem(&entry, LayoutProblemKind::Stray),
+            Classified::Blob(digest) => self.add_blob(&entry, digest)?,
         }
         Ok(())
     }
@@ -101,24 +70,7 @@ impl ScanState {
         }
     }
 
-    fn add_blob(&mut self, entry: &RawEntry, path: &str) -> Result<()> {
-        let parts: Vec<&str> = path.split('/').collect();
-        let digest = match parts.as_slice() {
-            ["blobs", alg, hex] => format!("{alg}:{hex}")
-                .parse::<Digest>()
-                .map_err(|e| match e {
-                    Error::InvalidDigest { reason, .. } => reason,
-                    other => other.to_string(),
-                }),
-            _ => Err("expected blobs/<algorithm>/<hex>".to_string()),
-        };
-        let digest = match digest {
-            Ok(d) => d,
-            Err(reason) => {
-                self.problem(entry, LayoutProblemKind::BadBlobName { reason });
-                return Ok(());
-            }
-        };
+    fn add_blob(&mut self, entry: &RawEntry, digest: Digest) -> Result<()> {
         let blob = BlobEntry {
             digest: digest.clone(),
             data_offset: entry.data_offset,
@@ -135,6 +87,88 @@ impl ScanState {
     }
 }
 
+/// What one entry of a layout archive is.
+pub(crate) enum Classified {
+    /// Nothing ferry reads; with a finding when it is odd.
+    Ignored(Option<LayoutProblemKind>),
+    /// The `oci-layout` marker.
+    OciLayout,
+    /// `index.json`.
+    IndexJson,
+    /// A blob, by the digest its name claims.
+    Blob(Digest),
+}
+
+/// Sort one entry. Absolute names and names with a `..` component are an
+/// error: they can only be hostile. Links, special files, stray entries and
+/// unparseable blob names are ignored with a finding.
+pub(crate) fn classify(entry: &RawEntry) -> Result<Classified> {
+    let Ok(name) = std::str::from_utf8(&entry.name) else {
+        return Ok(Classified::Ignored(Some(LayoutProblemKind::NonUtf8Name)));
+    };
+    let path = normalize(name).map_err(|reason| Error::Layout {
+        entry: entry.display_name(),
+        reason: reason.into(),
+    })?;
+    let kind = entry.kind;
+    if kind.is_symlink() || kind.is_hard_link() {
+        let target = String::from_utf8_lossy(entry.link.as_deref().unwrap_or_default());
+        return Ok(Classified::Ignored(Some(LayoutProblemKind::Link {
+            hard: kind.is_hard_link(),
+            target: target.into_owned(),
+        })));
+    }
+    let is_dir = kind.is_dir() || (kind.is_file() && name.ends_with('/') && entry.size == 0);
+    if is_dir {
+        let layout_dir = matches!(
+            path.as_str(),
+            "" | "blobs" | "blobs/sha256" | "blobs/sha512"
+        );
+        return Ok(Classified::Ignored(
+            (!layout_dir).then_some(LayoutProblemKind::Stray),
+        ));
+    }
+    if !(kind.is_file() || kind.is_contiguous()) {
+        let type_flag = char::from(kind.as_byte());
+        return Ok(Classified::Ignored(Some(LayoutProblemKind::SpecialFile {
+            type_flag,
+        })));
+    }
+    Ok(match path.as_str() {
+        OCI_LAYOUT => Classified::OciLayout,
+        INDEX_JSON => Classified::IndexJson,
+        p if p.starts_with("blobs/") => match blob_digest(p) {
+            Ok(digest) => Classified::Blob(digest),
+            Err(reason) => Classified::Ignored(Some(LayoutProblemKind::BadBlobName { reason })),
+        },
+        _ => Classified::Ignored(Some(LayoutProblemKind::Stray)),
+    })
+}
+
+fn blob_digest(path: &str) -> std::result::Result<Digest, String> {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["blobs", alg, hex] => format!("{alg}:{hex}")
+            .parse::<Digest>()
+            .map_err(|e| match e {
+                Error::InvalidDigest { reason, .. } => reason,
+                other => other.to_string(),
+            }),
+        _ => Err("expected blobs/<algorithm>/<hex>".to_string()),
+    }
+}
+
+/// Refuse an `oci-layout` or `index.json` larger than ferry reads.
+pub(crate) fn check_small(entry: &RawEntry, max: u64) -> Result<()> {
+    if entry.size > max {
+        return Err(Error::Layout {
+            entry: entry.display_name(),
+            reason: format!("{} bytes, more than the {max} allowed", entry.size),
+        });
+    }
+    Ok(())
+}
+
 fn duplicate_conflict(entry: &RawEntry) -> Error {
     Error::Layout {
         entry: entry.display_name(),
@@ -143,12 +177,7 @@ fn duplicate_conflict(entry: &RawEntry) -> Error {
 }
 
 fn read_small(file: &File, entry: &RawEntry, max: u64) -> Result<Vec<u8>> {
-    if entry.size > max {
-        return Err(Error::Layout {
-            entry: entry.display_name(),
-            reason: format!("{} bytes, more than the {max} allowed", entry.size),
-        });
-    }
+    check_small(entry, max)?;
     let mut bytes = vec![0; entry.size as usize];
     file.read_exact_at(&mut bytes, entry.data_offset)
         .map_err(|source| Error::Io {

@@ -3,7 +3,8 @@
 //! that accepts any layout tarball and trusts none of it.
 //!
 //! Both work on plain files with positioned I/O, so blobs are written and
-//! read in parallel without extracting anything.
+//! read in parallel without extracting anything. [`LayoutStream`] reads the
+//! same tarballs once, front to back, from a pipe.
 
 mod archive;
 mod classify;
@@ -11,6 +12,7 @@ mod plan;
 mod problem;
 mod reader;
 mod scan;
+mod stream;
 mod tarfmt;
 
 pub use archive::{
@@ -18,7 +20,8 @@ pub use archive::{
 };
 pub use plan::{BlobClass, LayoutPlan, PlannedBlob};
 pub use problem::{LayoutProblem, LayoutProblemKind};
-pub use reader::BlobReader;
+pub use reader::{BlobReader, VerifyingReader};
+pub use stream::{LayoutStream, StreamBlob};
 
 /// The name of the layout marker file.
 pub const OCI_LAYOUT: &str = "oci-layout";

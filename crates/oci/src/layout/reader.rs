@@ -23,7 +23,7 @@ pub struct BlobReader {
     size: u64,
     pos: u64,
     end: u64,
-    hasher: Option<DigestHasher>,
+    check: Option<Check>,
 }
 
 impl BlobReader {
@@ -34,14 +34,14 @@ impl BlobReader {
         size: u64,
         verify: bool,
     ) -> BlobReader {
-        let hasher = verify.then(|| DigestHasher::for_digest(&digest));
+        let check = verify.then(|| Check::new(&digest, size));
         BlobReader {
             file,
             digest,
             size,
             pos: data_offset,
             end: data_offset + size,
-            hasher,
+            check,
         }
     }
 
@@ -60,10 +60,8 @@ impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pos == self.end || buf.is_empty() {
             if self.pos == self.end {
-                if let Some(hasher) = self.hasher.take() {
-                    hasher
-                        .verify(&self.digest, self.size)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                if let Some(check) = self.check.take() {
+                    check.finish()?;
                 }
             }
             return Ok(0);
@@ -81,10 +79,70 @@ impl Read for BlobReader {
                 ),
             ));
         }
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&buf[..got]);
+        if let Some(check) = &mut self.check {
+            check.update(&buf[..got]);
         }
         self.pos += got as u64;
         Ok(got)
+    }
+}
+
+/// Hashes a blob's bytes as they go by and checks them at the end.
+struct Check {
+    digest: Digest,
+    size: u64,
+    hasher: DigestHasher,
+}
+
+impl Check {
+    fn new(digest: &Digest, size: u64) -> Check {
+        Check {
+            digest: digest.clone(),
+            size,
+            hasher: DigestHasher::for_digest(digest),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+    }
+
+    /// [`io::ErrorKind::InvalidData`] unless the bytes seen match.
+    fn finish(self) -> io::Result<()> {
+        self.hasher
+            .verify(&self.digest, self.size)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// Wraps any reader of one blob's bytes: hashes them as they are read and
+/// fails with [`io::ErrorKind::InvalidData`] when the reader ends and they
+/// do not match the digest and size. Read to the end before trusting them.
+pub struct VerifyingReader<R> {
+    inner: R,
+    check: Option<Check>,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    /// Check what `inner` yields against `digest` and `size`.
+    pub fn new(inner: R, digest: &Digest, size: u64) -> VerifyingReader<R> {
+        VerifyingReader {
+            inner,
+            check: Some(Check::new(digest, size)),
+        }
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if let Some(check) = self.check.take() {
+                check.finish()?;
+            }
+        } else if let Some(check) = &mut self.check {
+            check.update(&buf[..n]);
+        }
+        Ok(n)
     }
 }

@@ -1,12 +1,15 @@
-//! One pass over tar headers, by offset, trusting nothing.
+//! One pass over tar headers, trusting nothing, from a file or a stream.
 //!
-//! The scanner reads each 512-byte header with a positioned read and jumps
-//! over the data, so a plain archive of any size costs one small read per
-//! entry. pax and GNU long-name extensions are applied; every declared size
-//! is checked against the file's length before anything is read, and the
-//! only data read into memory is extension records (capped).
+//! The [`Scanner`] reads each 512-byte header and hands back the entry it
+//! describes, pax and GNU long-name extensions applied. Over a file
+//! ([`FileSource`]) it reads headers with positioned reads and jumps over
+//! the data, checking every declared size against the file's length first;
+//! over a stream ([`StreamSource`]) the caller reads (or skips) each entry's
+//! data before asking for the next header. The only data the scanner reads
+//! into memory is extension records (capped).
 
 use std::fs::File;
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
 use tar::{EntryType, Header, PaxExtensions};
@@ -38,6 +41,69 @@ impl RawEntry {
     }
 }
 
+/// Where a [`Scanner`] reads from.
+pub(crate) trait TarSource {
+    /// How many bytes the source holds from `pos` on, when known (a file).
+    fn available(&self, pos: u64) -> Option<u64>;
+    /// Read into `buf` the bytes at `pos`, all of them unless the source
+    /// ends first; returns how many were read.
+    fn read_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+}
+
+/// A file of known length, read with positioned reads.
+pub(crate) struct FileSource<'a> {
+    pub file: &'a File,
+    pub len: u64,
+}
+
+impl TarSource for FileSource<'_> {
+    fn available(&self, pos: u64) -> Option<u64> {
+        Some(self.len.saturating_sub(pos))
+    }
+
+    fn read_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(pos)) as usize;
+        self.file.read_exact_at(&mut buf[..n], pos).map(|()| n)
+    }
+}
+
+/// A stream read once, front to back. The scanner only asks for the bytes
+/// at the stream's position: its owner reads or skips each entry's data
+/// (and padding) before asking for the next header.
+pub(crate) struct StreamSource<R> {
+    pub reader: R,
+    /// Bytes consumed so far.
+    pub pos: u64,
+}
+
+impl<R: Read> StreamSource<R> {
+    /// Read into `buf` until it is full or the stream ends.
+    pub fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.reader.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read> TarSource for StreamSource<R> {
+    fn available(&self, _pos: u64) -> Option<u64> {
+        None
+    }
+
+    fn read_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        debug_assert_eq!(pos, self.pos, "a stream is read in order");
+        self.fill(buf)
+    }
+}
+
 /// Extension values waiting for the entry they describe.
 #[derive(Default)]
 struct Pending {
@@ -46,29 +112,63 @@ struct Pending {
     size: Option<u64>,
 }
 
-/// Scan the tar in `file` (of length `len`), calling `each` for every entry
-/// that is not itself an extension header. Stops at the first zero block or
-/// at the end of the file.
-pub(crate) fn scan(
-    file: &File,
-    len: u64,
-    mut each: impl FnMut(RawEntry) -> Result<()>,
-) -> Result<()> {
-    let mut pos = 0u64;
-    let mut pending = Pending::default();
-    let mut block = [0u8; BLOCK as usize];
-    while pos < len {
-        let here = || format!("header at offset {pos}");
-        if len - pos < BLOCK {
-            return Err(Error::Truncated {
-                entry: here(),
-                declared: BLOCK,
-                available: len - pos,
-            });
+/// Walks the headers of a tar, one entry at a time.
+pub(crate) struct Scanner<S> {
+    pub source: S,
+    /// Where the next header is.
+    next: u64,
+    pending: Pending,
+    done: bool,
+}
+
+impl<S: TarSource> Scanner<S> {
+    pub fn new(source: S) -> Scanner<S> {
+        Scanner {
+            source,
+            next: 0,
+            pending: Pending::default(),
+            done: false,
         }
-        read_at(file, &mut block, pos, &here)?;
+    }
+
+    /// Where the header after the last entry returned starts.
+    pub fn next_header(&self) -> u64 {
+        self.next
+    }
+
+    /// The next entry that is not itself an extension header, or `None` at
+    /// the first zero block or the end of the source. A stream's owner must
+    /// have consumed the previous entry's data and padding.
+    pub fn next_entry(&mut self) -> Result<Option<RawEntry>> {
+        while !self.done {
+            if let Some(entry) = self.step()? {
+                return Ok(Some(entry));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Read one header; an entry, or `None` for an extension or the end.
+    fn step(&mut self) -> Result<Option<RawEntry>> {
+        let pos = self.next;
+        let here = || format!("header at offset {pos}");
+        let mut block = [0u8; BLOCK as usize];
+        let known = self.source.available(pos);
+        if known == Some(0) {
+            self.done = true;
+            return Ok(None);
+        }
+        let got = self.read(&mut block, pos, &here)?;
+        if got == 0 && known.is_none() {
+            self.done = true;
+            return Ok(None);
+        }
+        if got < BLOCK as usize {
+            return Err(truncated(here(), BLOCK, got as u64));
+        }
         if block.iter().all(|&b| b == 0) {
-            return Ok(());
+            self.done = true;
+            return Ok(None);
         }
         if !checksum_ok(&block) {
             return Err(Error::Layout {
@@ -78,7 +178,8 @@ pub(crate) fn scan(
         }
         let header = Header::from_byte_slice(&block);
         let kind = header.entry_type();
-        let name = pending
+        let name = self
+            .pending
             .path
             .take()
             .unwrap_or_else(|| header.path_bytes().into_owned());
@@ -98,10 +199,10 @@ pub(crate) fn scan(
         if kind.is_gnu_sparse() && block[482] != 0 {
             let mut ext = [0u8; BLOCK as usize];
             loop {
-                if len - data_offset < BLOCK {
-                    return Err(truncated(shown(), BLOCK, len - data_offset));
+                let got = self.read(&mut ext, data_offset, &shown)?;
+                if got < BLOCK as usize {
+                    return Err(truncated(shown(), BLOCK, got as u64));
                 }
-                read_at(file, &mut ext, data_offset, &shown)?;
                 data_offset += BLOCK;
                 if ext[504] == 0 {
                     break;
@@ -115,67 +216,104 @@ pub(crate) fn scan(
         let size = if is_extension {
             header_size
         } else {
-            pending.size.take().unwrap_or(header_size)
+            self.pending.size.take().unwrap_or(header_size)
         };
-        let available = len - data_offset;
-        if size > available {
+        let available = self.source.available(data_offset);
+        if let Some(available) = available.filter(|&a| size > a) {
             return Err(truncated(shown(), size, available));
         }
-        let next = data_offset + padded(size).min(available);
+        self.next = data_offset + padded(size).min(available.unwrap_or(u64::MAX));
         if kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink() {
-            let data = read_extension(file, data_offset, size, &shown)?;
+            let data = self.read_extension(data_offset, size, &shown)?;
             if kind.is_gnu_longname() {
-                pending.path = Some(trim_nul(data));
+                self.pending.path = Some(trim_nul(data));
             } else if kind.is_gnu_longlink() {
-                pending.link = Some(trim_nul(data));
+                self.pending.link = Some(trim_nul(data));
             } else {
-                apply_pax(&data, &mut pending, &shown)?;
+                apply_pax(&data, &mut self.pending, &shown)?;
             }
-        } else if !kind.is_pax_global_extensions() {
-            let link = pending
-                .link
-                .take()
-                .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
-            each(RawEntry {
-                name,
-                kind,
-                link,
-                data_offset,
-                size,
-            })?;
+            return Ok(None);
         }
-        pos = next;
+        if is_extension {
+            // A global pax header: skipped, as every reader does.
+            self.skip_stream_data(data_offset, size, &shown)?;
+            return Ok(None);
+        }
+        let link = self
+            .pending
+            .link
+            .take()
+            .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
+        Ok(Some(RawEntry {
+            name,
+            kind,
+            link,
+            data_offset,
+            size,
+        }))
+    }
+
+    fn read(&mut self, buf: &mut [u8], at: u64, what: &dyn Fn() -> String) -> Result<usize> {
+        self.source.read_at(buf, at).map_err(|source| Error::Io {
+            context: format!("reading the archive at {}", what()),
+            source,
+        })
+    }
+
+    fn read_extension(&mut self, at: u64, size: u64, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+        if size > MAX_EXTENSION {
+            return Err(Error::Layout {
+                entry: what(),
+                reason: format!(
+                    "extension header of {size} bytes, more than the {MAX_EXTENSION} allowed"
+                ),
+            });
+        }
+        let mut data = vec![0; padded(size) as usize];
+        let want = if self.source.available(at).is_some() {
+            size as usize
+        } else {
+            data.len()
+        };
+        let got = self.read(&mut data[..want], at, what)?;
+        if got < want {
+            return Err(truncated(what(), size, got.min(size as usize) as u64));
+        }
+        data.truncate(size as usize);
+        Ok(data)
+    }
+
+    /// On a stream, read past data nobody wants (a global pax header).
+    fn skip_stream_data(&mut self, at: u64, size: u64, what: &dyn Fn() -> String) -> Result<()> {
+        if self.source.available(at).is_none() {
+            self.read_extension(at, size, what)?;
+        }
+        Ok(())
+    }
+}
+
+/// Scan the tar in `file` (of length `len`), calling `each` for every entry
+/// that is not itself an extension header. Stops at the first zero block or
+/// at the end of the file.
+pub(crate) fn scan(
+    file: &File,
+    len: u64,
+    mut each: impl FnMut(RawEntry) -> Result<()>,
+) -> Result<()> {
+    let mut scanner = Scanner::new(FileSource { file, len });
+    while let Some(entry) = scanner.next_entry()? {
+        each(entry)?;
     }
     Ok(())
 }
 
-fn truncated(entry: String, declared: u64, available: u64) -> Error {
+/// The error for an entry whose data is cut short.
+pub(crate) fn truncated(entry: String, declared: u64, available: u64) -> Error {
     Error::Truncated {
         entry,
         declared,
         available,
     }
-}
-
-fn read_at(file: &File, buf: &mut [u8], at: u64, what: &dyn Fn() -> String) -> Result<()> {
-    file.read_exact_at(buf, at).map_err(|source| Error::Io {
-        context: format!("reading the archive at {}", what()),
-        source,
-    })
-}
-
-fn read_extension(file: &File, at: u64, size: u64, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
-    if size > MAX_EXTENSION {
-        return Err(Error::Layout {
-            entry: what(),
-            reason: format!(
-                "extension header of {size} bytes, more than the {MAX_EXTENSION} allowed"
-            ),
-        });
-    }
-    let mut data = vec![0; size as usize];
-    read_at(file, &mut data, at, what)?;
-    Ok(data)
 }
 
 fn trim_nul(mut data: Vec<u8>) -> Vec<u8> {
