@@ -13,19 +13,21 @@
 #![deny(missing_docs)]
 
 mod error;
+mod holdings;
 mod mapping;
 mod plan;
 mod push;
+mod repos;
 mod sparse;
 mod summary;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferry_oci::{Digest, LayoutArchive, Manifest, Naming, Progress, RelocationTarget};
+use ferry_oci::{LayoutArchive, Naming, Progress, RelocationTarget};
 use ferry_registry::{Client, Repository};
 
 pub use error::{Error, Result};
@@ -34,7 +36,7 @@ pub use plan::{plan, Plan, PlannedImage, PlannedReferrer, SparseMode};
 pub use summary::{UnpackSummary, UnpackedImage, UnpackedReferrer};
 
 use push::Pusher;
-use summary::chain;
+use repos::{Outcome, RepoPlan};
 
 /// What to unpack, where, and how.
 #[derive(Debug, Clone)]
@@ -92,110 +94,36 @@ pub async fn unpack(
         })??
     };
     let host = plan.target.registry().to_string();
-    let pusher = Arc::new(Pusher::new(
-        client.clone(),
-        Arc::new(archive),
-        options.jobs,
-        progress.clone(),
-    ));
+    let archive = Arc::new(archive);
+    let pusher = Arc::new(Pusher::new(client.clone(), options.jobs, progress.clone()));
 
-    // Per relocated repository: the images and referrers that go there.
-    let mut repos: BTreeMap<String, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
-    for (i, image) in plan.images.iter().enumerate() {
-        let path = image.repository_path().to_string();
-        repos.entry(path).or_default().0.push(i);
-    }
-    for (r, referrer) in plan.referrers.iter().enumerate() {
-        for path in &referrer.repositories {
-            repos.entry(path.clone()).or_default().1.push(r);
-        }
-    }
-    let blobs_per_repo: Vec<BTreeMap<Digest, u64>> = repos
-        .values()
-        .map(|(images, referrers)| {
-            let image_blobs = images.iter().flat_map(|&i| &plan.images[i].blobs);
-            let referrer_blobs = referrers.iter().flat_map(|&r| &plan.referrers[r].blobs);
-            image_blobs
-                .chain(referrer_blobs)
-                .map(|d| (d.clone(), plan.blob_sizes[d]))
-                .collect()
-        })
-        .collect();
-    let items = blobs_per_repo.iter().map(|b| b.len() as u64).sum();
-    let bytes = blobs_per_repo.iter().flat_map(|b| b.values()).sum();
-    progress.start("pushing", items, bytes);
-
-    let mut image_errors: Vec<Option<String>> = vec![None; plan.images.len()];
-    let mut referrer_errors: Vec<Option<String>> = vec![None; plan.referrers.len()];
-    for ((path, (images, referrers)), blobs) in repos.iter().zip(blobs_per_repo) {
-        let repo = Repository::new(host.clone(), path.clone());
-        let blob_results = pusher.push_blobs(&repo, blobs).await?;
-        for &i in images {
-            let image = &plan.images[i];
-            if let Err(e) = push_image(&pusher, &repo, &plan, image, &blob_results).await {
-                progress.note(&format!("failed: {}", chain(&e)));
-                image_errors[i] = Some(chain(&e));
-            }
-        }
-        let mut pushed: BTreeMap<&Digest, Vec<&Manifest>> = BTreeMap::new();
-        for &r in referrers {
-            let referrer = &plan.referrers[r];
-            match push_graph(
-                &pusher,
-                &repo,
-                &plan,
-                &referrer.manifests,
-                &referrer.blobs,
-                &blob_results,
-            )
-            .await
-            {
-                Ok(()) => pushed
-                    .entry(&referrer.subject)
-                    .or_default()
-                    .push(plan.manifest(&referrer.digest)),
-                Err(e) => referrer_errors[r] = Some(chain(&e)),
-            }
-        }
-        for (subject, manifests) in pushed {
-            if let Err(source) = pusher
-                .update_referrers_tag(&repo, subject, &manifests)
-                .await
-            {
-                let e = Error::Registry {
-                    what: format!(
-                        "listing referrers of {subject} in {repo} (tag {})",
-                        subject.tag_form()
-                    ),
-                    source,
-                };
-                for &r in referrers {
-                    if &plan.referrers[r].subject == subject {
-                        referrer_errors[r].get_or_insert_with(|| chain(&e));
-                    }
-                }
-            }
-        }
+    let repos = RepoPlan::all(&plan);
+    progress.start("pushing", RepoPlan::items(&repos), RepoPlan::bytes(&repos));
+    let mut outcome = Outcome::new(&plan);
+    for repo_plan in &repos {
+        let repo = Repository::new(host.clone(), repo_plan.path.clone());
+        let blobs = repo_plan.blobs.clone();
+        let blob_results = pusher.push_blobs(&archive, &repo, blobs).await?;
+        repo_plan
+            .finish(&pusher, &repo, &plan, &blob_results, &mut outcome)
+            .await;
     }
     progress.finish();
-    finish(
-        options,
-        &plan,
-        &pusher,
-        image_errors,
-        referrer_errors,
-        started,
-    )
+    finish(options, &plan, &pusher, outcome, started)
 }
 
+/// The summary of a run, and the mapping file written.
 fn finish(
     options: &UnpackOptions,
     plan: &Plan,
     pusher: &Pusher,
-    image_errors: Vec<Option<String>>,
-    referrer_errors: Vec<Option<String>>,
+    outcome: Outcome,
     started: Instant,
 ) -> Result<UnpackSummary> {
+    let Outcome {
+        image_errors,
+        referrer_errors,
+    } = outcome;
     let images: Vec<UnpackedImage> = plan
         .images
         .iter()
@@ -256,82 +184,4 @@ fn finish(
         mapping,
         elapsed: started.elapsed(),
     })
-}
-
-/// Push one named image: its manifests once all its blobs are in, then its
-/// tag.
-async fn push_image(
-    pusher: &Pusher,
-    repo: &Repository,
-    plan: &Plan,
-    image: &PlannedImage,
-    blobs: &BTreeMap<Digest, Option<String>>,
-) -> Result<()> {
-    let reference = image.relocated.to_string();
-    push_graph(pusher, repo, plan, &image.manifests, &image.blobs, blobs)
-        .await
-        .map_err(|e| match e {
-            Error::Registry { source, .. }
-                if source.registry_code() == Some("MANIFEST_BLOB_UNKNOWN")
-                    && !image.platforms_missing.is_empty() =>
-            {
-                Error::SparseRefused {
-                    reference: reference.clone(),
-                    digest: image.digest.clone(),
-                    missing: image.platforms_missing.clone(),
-                    source,
-                }
-            }
-            Error::BlobFailed { digest, reason, .. } => Error::BlobFailed {
-                reference: reference.clone(),
-                digest,
-                reason,
-            },
-            other => other,
-        })?;
-    if let Some(tag) = image.relocated.tag() {
-        pusher
-            .push_tag(repo, tag, plan.manifest(&image.digest))
-            .await
-            .map_err(|source| Error::Registry {
-                what: format!("tagging {reference}"),
-                source,
-            })?;
-    }
-    Ok(())
-}
-
-/// Push `manifests` (children first) by digest, once every blob they need
-/// is in place.
-async fn push_graph(
-    pusher: &Pusher,
-    repo: &Repository,
-    plan: &Plan,
-    manifests: &[Digest],
-    needed: &[Digest],
-    blobs: &BTreeMap<Digest, Option<String>>,
-) -> Result<()> {
-    for digest in needed {
-        if let Some(Some(reason)) = blobs.get(digest) {
-            return Err(Error::BlobFailed {
-                reference: repo.to_string(),
-                digest: digest.clone(),
-                reason: reason.clone(),
-            });
-        }
-    }
-    let mut done = BTreeSet::new();
-    for digest in manifests {
-        if !done.insert(digest) {
-            continue;
-        }
-        pusher
-            .push_manifest(repo, plan.manifest(digest))
-            .await
-            .map_err(|source| Error::Registry {
-                what: format!("pushing manifest {digest} into {repo}"),
-                source,
-            })?;
-    }
-    Ok(())
 }

@@ -14,6 +14,7 @@ use ferry_oci::{
     RelocationTarget,
 };
 
+use crate::holdings::{Held, Holdings};
 use crate::sparse;
 use crate::{Error, Result};
 
@@ -162,6 +163,16 @@ impl Plan {
 /// present with its size (children left out of a sparse index excepted).
 pub fn plan(
     archive: &LayoutArchive,
+    target: &RelocationTarget,
+    naming: Naming,
+    sparse: SparseMode,
+) -> Result<Plan> {
+    plan_holdings(archive, target, naming, sparse)
+}
+
+/// [`plan`] over any [`Holdings`].
+pub(crate) fn plan_holdings(
+    archive: &dyn Holdings,
     target: &RelocationTarget,
     naming: Naming,
     sparse: SparseMode,
@@ -324,7 +335,7 @@ struct Graph {
 }
 
 struct Walker<'a> {
-    archive: &'a LayoutArchive,
+    archive: &'a dyn Holdings,
     manifests: BTreeMap<Digest, Manifest>,
     blob_sizes: BTreeMap<Digest, u64>,
 }
@@ -351,7 +362,7 @@ impl Walker<'_> {
             let archive = self.archive;
             let bytes = sparse::rewrite_index(root.bytes(), |d| {
                 d.parse::<Digest>()
-                    .is_ok_and(|d| archive.blob(&d).is_some())
+                    .is_ok_and(|d| matches!(archive.held(&d), Held::Yes(_)))
             })
             .map_err(|source| Error::Rewrite {
                 digest: digest.clone(),
@@ -392,21 +403,13 @@ impl Walker<'_> {
         if let Some(m) = self.manifests.get(digest) {
             return Ok(m.clone());
         }
-        let entry = self
-            .archive
-            .blob(digest)
-            .ok_or_else(|| Error::ManifestMissing {
+        let Held::Yes(size) = self.archive.held(digest) else {
+            return Err(Error::ManifestMissing {
                 digest: digest.clone(),
                 needed_by: needed_by.to_string(),
-            })?;
-        if entry.size != descriptor.size {
-            return Err(Error::SizeMismatch {
-                digest: digest.clone(),
-                needed_by: needed_by.to_string(),
-                expected: descriptor.size,
-                found: entry.size,
             });
-        }
+        };
+        check_size(digest, needed_by, descriptor.size, size)?;
         let manifest = self
             .archive
             .manifest(digest, Some(&descriptor.media_type))
@@ -426,7 +429,7 @@ impl Walker<'_> {
         }
         let manifest = self.load(descriptor, needed_by)?;
         for child in manifest.children() {
-            if self.archive.blob(&child.digest).is_none() {
+            if !matches!(self.archive.held(&child.digest), Held::Yes(_)) {
                 let name = child
                     .platform
                     .as_ref()
@@ -437,20 +440,15 @@ impl Walker<'_> {
             self.walk(child, needed_by, graph)?;
         }
         for blob in manifest.blobs() {
-            let entry = self
-                .archive
-                .blob(&blob.digest)
-                .ok_or_else(|| Error::BlobMissing {
-                    digest: blob.digest.clone(),
-                    needed_by: needed_by.to_string(),
-                })?;
-            if entry.size != blob.size {
-                return Err(Error::SizeMismatch {
-                    digest: blob.digest.clone(),
-                    needed_by: needed_by.to_string(),
-                    expected: blob.size,
-                    found: entry.size,
-                });
+            match self.archive.held(&blob.digest) {
+                Held::No => {
+                    return Err(Error::BlobMissing {
+                        digest: blob.digest.clone(),
+                        needed_by: needed_by.to_string(),
+                    })
+                }
+                Held::Yes(size) => check_size(&blob.digest, needed_by, blob.size, size)?,
+                Held::Later => {}
             }
             self.blob_sizes.insert(blob.digest.clone(), blob.size);
             if !graph.blobs.contains(&blob.digest) {
@@ -460,6 +458,18 @@ impl Walker<'_> {
         graph.manifests.push(descriptor.digest.clone());
         Ok(())
     }
+}
+
+fn check_size(digest: &Digest, needed_by: &str, expected: u64, found: u64) -> Result<()> {
+    if expected != found {
+        return Err(Error::SizeMismatch {
+            digest: digest.clone(),
+            needed_by: needed_by.to_string(),
+            expected,
+            found,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

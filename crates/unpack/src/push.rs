@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures_util::Stream;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -23,7 +22,7 @@ use crate::{Error, Result};
 /// most memory one upload holds.
 const CHUNK: usize = 1 << 20;
 /// Chunks buffered between the reading thread and the upload.
-const CHUNKS_IN_FLIGHT: usize = 4;
+pub(crate) const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Counters for the summary.
 #[derive(Debug, Default)]
@@ -42,10 +41,12 @@ fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
+/// An upload body: chunks from a reading thread.
+pub(crate) type BodyChunks = tokio::sync::mpsc::Receiver<io::Result<Bytes>>;
+
 /// Pushes into one target registry.
 pub(crate) struct Pusher {
     pub client: Client,
-    pub archive: Arc<LayoutArchive>,
     pub jobs: usize,
     pub progress: Arc<dyn Progress>,
     pub stats: Stats,
@@ -54,15 +55,9 @@ pub(crate) struct Pusher {
 }
 
 impl Pusher {
-    pub fn new(
-        client: Client,
-        archive: Arc<LayoutArchive>,
-        jobs: usize,
-        progress: Arc<dyn Progress>,
-    ) -> Pusher {
+    pub fn new(client: Client, jobs: usize, progress: Arc<dyn Progress>) -> Pusher {
         Pusher {
             client,
-            archive,
             jobs: jobs.max(1),
             progress,
             stats: Stats::default(),
@@ -70,10 +65,11 @@ impl Pusher {
         }
     }
 
-    /// Push `blobs` into `repo`, `jobs` at a time. Each blob's outcome:
-    /// `None` when it is in place, else what went wrong.
+    /// Push `blobs` into `repo` from `archive`, `jobs` at a time. Each
+    /// blob's outcome: `None` when it is in place, else what went wrong.
     pub async fn push_blobs(
         self: &Arc<Self>,
+        archive: &Arc<LayoutArchive>,
         repo: &Repository,
         blobs: BTreeMap<Digest, u64>,
     ) -> Result<BTreeMap<Digest, Option<String>>> {
@@ -83,9 +79,19 @@ impl Pusher {
             let this = self.clone();
             let repo = repo.clone();
             let semaphore = semaphore.clone();
+            let archive = archive.clone();
             tasks.spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
-                let outcome = this.push_blob(&repo, &digest, size).await;
+                let corrupt = Arc::new(AtomicBool::new(false));
+                let open = || {
+                    let reader = archive.verifying_blob_reader(&digest);
+                    let reader = reader.map_err(io::Error::other)?;
+                    let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
+                    let (corrupt, progress) = (corrupt.clone(), this.progress.clone());
+                    tokio::task::spawn_blocking(move || pump(reader, &tx, &corrupt, &*progress));
+                    Ok(rx)
+                };
+                let outcome = this.push_blob(&repo, &digest, size, open, &corrupt).await;
                 this.progress.item_done();
                 (digest, outcome.err().map(|e| chain(&e)))
             });
@@ -100,7 +106,18 @@ impl Pusher {
         Ok(out)
     }
 
-    async fn push_blob(&self, repo: &Repository, digest: &Digest, size: u64) -> Result<()> {
+    /// Push one blob into `repo` unless it is there already: mounted from a
+    /// repository of the target that has it, else uploaded from the chunks
+    /// `open` starts (once per try). `corrupt` is set by the reading side
+    /// when the bytes did not match the digest.
+    pub async fn push_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        open: impl Fn() -> io::Result<BodyChunks>,
+        corrupt: &AtomicBool,
+    ) -> Result<()> {
         let registry = |source| Error::Registry {
             what: format!("pushing blob {digest} into {repo}"),
             source,
@@ -126,16 +143,18 @@ impl Pusher {
                 return Ok(());
             }
         }
-        let corrupt = Arc::new(AtomicBool::new(false));
         let result = self
             .client
             .push_blob(repo, digest, size, || {
-                body(
-                    &self.archive,
-                    digest,
-                    corrupt.clone(),
-                    self.progress.clone(),
-                )
+                if corrupt.load(Ordering::Relaxed) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the blob does not match its digest",
+                    ));
+                }
+                Ok(futures_util::stream::unfold(open()?, |mut rx| async move {
+                    rx.recv().await.map(|item| (item, rx))
+                }))
             })
             .await;
         if corrupt.load(Ordering::Relaxed) {
@@ -268,61 +287,46 @@ fn referrer_descriptor(manifest: &Manifest) -> Descriptor {
     d
 }
 
-/// An upload body for `digest`: a blocking thread reads the archive with
-/// positioned reads and hashes as it goes, sending chunks through a bounded
-/// channel. The last chunk is held back until the hash is checked, so a
-/// corrupt blob never reaches the registry whole; `corrupt` is set when the
-/// hash did not match (and `open` refuses from then on, ending retries).
-fn body(
-    archive: &Arc<LayoutArchive>,
-    digest: &Digest,
-    corrupt: Arc<AtomicBool>,
-    progress: Arc<dyn Progress>,
-) -> io::Result<impl Stream<Item = io::Result<Bytes>> + Send + 'static> {
-    if corrupt.load(Ordering::Relaxed) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "the blob does not match its digest",
-        ));
-    }
-    let mut reader = archive
-        .verifying_blob_reader(digest)
-        .map_err(io::Error::other)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
-    tokio::task::spawn_blocking(move || {
-        let mut pending: Option<Bytes> = None;
-        loop {
-            let mut buf = vec![0u8; CHUNK];
-            match fill(&mut reader, &mut buf) {
-                Ok(0) => {
-                    if let Some(last) = pending.take() {
-                        progress.bytes(last.len() as u64);
-                        let _ = tx.blocking_send(Ok(last));
-                    }
-                    return;
+/// Read `reader` to its end in chunks into `tx`, for an upload body; run
+/// on a blocking thread. The last chunk is held back until the reader has
+/// ended cleanly (a verifying reader checks the digest there), so a corrupt
+/// blob never reaches the registry whole; `corrupt` is set when it did not
+/// match. Returns early, reading no further, when the upload side hangs up.
+pub(crate) fn pump(
+    mut reader: impl Read,
+    tx: &tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+    corrupt: &AtomicBool,
+    progress: &dyn Progress,
+) {
+    let mut pending: Option<Bytes> = None;
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        match fill(&mut reader, &mut buf) {
+            Ok(0) => {
+                if let Some(last) = pending.take() {
+                    progress.bytes(last.len() as u64);
+                    let _ = tx.blocking_send(Ok(last));
                 }
-                Ok(n) => {
-                    buf.truncate(n);
-                    if let Some(chunk) = pending.replace(Bytes::from(buf)) {
-                        progress.bytes(chunk.len() as u64);
-                        if tx.blocking_send(Ok(chunk)).is_err() {
-                            return;
-                        }
+                return;
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                if let Some(chunk) = pending.replace(Bytes::from(buf)) {
+                    progress.bytes(chunk.len() as u64);
+                    if tx.blocking_send(Ok(chunk)).is_err() {
+                        return;
                     }
-                }
-                Err(e) => {
-                    if e.kind() == io::ErrorKind::InvalidData {
-                        corrupt.store(true, Ordering::Relaxed);
-                    }
-                    let _ = tx.blocking_send(Err(e));
-                    return;
                 }
             }
+            Err(e) => {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    corrupt.store(true, Ordering::Relaxed);
+                }
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
         }
-    });
-    Ok(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
+    }
 }
 
 /// Read until `buf` is full or the reader ends; 0 only at the end.

@@ -1,0 +1,208 @@
+//! Pushing what one relocated repository receives, once its blobs are in:
+//! manifests children first, tags, referrers and the referrers tag schema.
+//! The same for a file and a stream; only how blobs get in differs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ferry_oci::{Digest, Manifest};
+use ferry_registry::Repository;
+
+use crate::push::Pusher;
+use crate::summary::chain;
+use crate::{Error, Plan, PlannedImage, Result};
+
+/// What goes into one relocated repository.
+pub(crate) struct RepoPlan {
+    /// The repository path (no host).
+    pub path: String,
+    /// The images of the plan that go there.
+    pub images: Vec<usize>,
+    /// The referrers of the plan that go there.
+    pub referrers: Vec<usize>,
+    /// The configs and layers they need, with their sizes.
+    pub blobs: BTreeMap<Digest, u64>,
+}
+
+/// How each image and referrer of the plan fared: `None` when pushed.
+pub(crate) struct Outcome {
+    pub image_errors: Vec<Option<String>>,
+    pub referrer_errors: Vec<Option<String>>,
+}
+
+impl Outcome {
+    pub fn new(plan: &Plan) -> Outcome {
+        Outcome {
+            image_errors: vec![None; plan.images.len()],
+            referrer_errors: vec![None; plan.referrers.len()],
+        }
+    }
+}
+
+impl RepoPlan {
+    /// Every repository of the plan, sorted by path.
+    pub fn all(plan: &Plan) -> Vec<RepoPlan> {
+        let mut repos: BTreeMap<String, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+        for (i, image) in plan.images.iter().enumerate() {
+            let path = image.repository_path().to_string();
+            repos.entry(path).or_default().0.push(i);
+        }
+        for (r, referrer) in plan.referrers.iter().enumerate() {
+            for path in &referrer.repositories {
+                repos.entry(path.clone()).or_default().1.push(r);
+            }
+        }
+        repos
+            .into_iter()
+            .map(|(path, (images, referrers))| {
+                let image_blobs = images.iter().flat_map(|&i| &plan.images[i].blobs);
+                let referrer_blobs = referrers.iter().flat_map(|&r| &plan.referrers[r].blobs);
+                let blobs = image_blobs
+                    .chain(referrer_blobs)
+                    .map(|d| (d.clone(), plan.blob_sizes[d]))
+                    .collect();
+                RepoPlan {
+                    path,
+                    images,
+                    referrers,
+                    blobs,
+                }
+            })
+            .collect()
+    }
+
+    /// Blob pushes in all: one per blob per repository.
+    pub fn items(repos: &[RepoPlan]) -> u64 {
+        repos.iter().map(|r| r.blobs.len() as u64).sum()
+    }
+
+    /// Bytes of all blob pushes.
+    pub fn bytes(repos: &[RepoPlan]) -> u64 {
+        repos.iter().flat_map(|r| r.blobs.values()).sum()
+    }
+
+    /// Push this repository's manifests, tags and referrers, given how its
+    /// blobs fared (`None` when in place); failures go into `outcome`.
+    pub async fn finish(
+        &self,
+        pusher: &Pusher,
+        repo: &Repository,
+        plan: &Plan,
+        blob_results: &BTreeMap<Digest, Option<String>>,
+        outcome: &mut Outcome,
+    ) {
+        for &i in &self.images {
+            let image = &plan.images[i];
+            if let Err(e) = push_image(pusher, repo, plan, image, blob_results).await {
+                pusher.progress.note(&format!("failed: {}", chain(&e)));
+                outcome.image_errors[i] = Some(chain(&e));
+            }
+        }
+        let referrer_errors = &mut outcome.referrer_errors;
+        let mut pushed: BTreeMap<&Digest, Vec<&Manifest>> = BTreeMap::new();
+        for &r in &self.referrers {
+            let referrer = &plan.referrers[r];
+            let (manifests, blobs) = (&referrer.manifests, &referrer.blobs);
+            match push_graph(pusher, repo, plan, manifests, blobs, blob_results).await {
+                Ok(()) => pushed
+                    .entry(&referrer.subject)
+                    .or_default()
+                    .push(plan.manifest(&referrer.digest)),
+                Err(e) => referrer_errors[r] = Some(chain(&e)),
+            }
+        }
+        for (subject, manifests) in pushed {
+            if let Err(source) = pusher.update_referrers_tag(repo, subject, &manifests).await {
+                let e = Error::Registry {
+                    what: format!(
+                        "listing referrers of {subject} in {repo} (tag {})",
+                        subject.tag_form()
+                    ),
+                    source,
+                };
+                for &r in &self.referrers {
+                    if &plan.referrers[r].subject == subject {
+                        referrer_errors[r].get_or_insert_with(|| chain(&e));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Push one named image: its manifests once all its blobs are in, then its
+/// tag.
+async fn push_image(
+    pusher: &Pusher,
+    repo: &Repository,
+    plan: &Plan,
+    image: &PlannedImage,
+    blobs: &BTreeMap<Digest, Option<String>>,
+) -> Result<()> {
+    let reference = image.relocated.to_string();
+    push_graph(pusher, repo, plan, &image.manifests, &image.blobs, blobs)
+        .await
+        .map_err(|e| match e {
+            Error::Registry { source, .. }
+                if source.registry_code() == Some("MANIFEST_BLOB_UNKNOWN")
+                    && !image.platforms_missing.is_empty() =>
+            {
+                Error::SparseRefused {
+                    reference: reference.clone(),
+                    digest: image.digest.clone(),
+                    missing: image.platforms_missing.clone(),
+                    source,
+                }
+            }
+            Error::BlobFailed { digest, reason, .. } => Error::BlobFailed {
+                reference: reference.clone(),
+                digest,
+                reason,
+            },
+            other => other,
+        })?;
+    if let Some(tag) = image.relocated.tag() {
+        pusher
+            .push_tag(repo, tag, plan.manifest(&image.digest))
+            .await
+            .map_err(|source| Error::Registry {
+                what: format!("tagging {reference}"),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Push `manifests` (children first) by digest, once every blob they need
+/// is in place.
+async fn push_graph(
+    pusher: &Pusher,
+    repo: &Repository,
+    plan: &Plan,
+    manifests: &[Digest],
+    needed: &[Digest],
+    blobs: &BTreeMap<Digest, Option<String>>,
+) -> Result<()> {
+    for digest in needed {
+        if let Some(Some(reason)) = blobs.get(digest) {
+            return Err(Error::BlobFailed {
+                reference: repo.to_string(),
+                digest: digest.clone(),
+                reason: reason.clone(),
+            });
+        }
+    }
+    let mut done = BTreeSet::new();
+    for digest in manifests {
+        if !done.insert(digest) {
+            continue;
+        }
+        pusher
+            .push_manifest(repo, plan.manifest(digest))
+            .await
+            .map_err(|source| Error::Registry {
+                what: format!("pushing manifest {digest} into {repo}"),
+                source,
+            })?;
+    }
+    Ok(())
+}
