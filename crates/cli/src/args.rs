@@ -90,7 +90,8 @@ pub struct PackArgs {
 /// `ferry unpack`.
 #[derive(Debug, Args)]
 pub struct UnpackArgs {
-    /// The bundle (an OCI image layout tarball, plain, gzip or zstd).
+    /// The bundle (an OCI image layout tarball, plain, gzip or zstd); `-` reads it from
+    /// standard input when manifests come before layers, as `ferry pack` writes them.
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
     /// Target registry and optional prefix: HOST[:PORT][/PREFIX].

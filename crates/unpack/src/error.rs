@@ -8,12 +8,49 @@ use ferry_oci::Digest;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The bundle was given as standard input.
+    /// Standard input was given where a file is needed.
     #[error(
-        "unpack needs a file: it reads blobs by offset; save the stream to a file first \
-         (e.g. `cat > bundle.tar`) and unpack that"
+        "this needs a file: it reads blobs by offset; save the stream to a file first \
+         (e.g. `cat > bundle.tar`) and use that"
     )]
     Stdin,
+    /// The bundle stream could not be read as an OCI image layout.
+    #[error("reading the bundle from the stream")]
+    Stream {
+        /// Why.
+        #[source]
+        source: ferry_oci::Error,
+    },
+    /// A streamed archive has a big blob before its manifests are all in.
+    #[error(
+        "this archive puts layers before manifests (blob {digest}, {size} bytes, comes before \
+         the manifests index.json names); unpack reads it from standard input only when \
+         manifests come first (as ferry pack writes them); save it to a file and run \
+         `ferry unpack FILE`"
+    )]
+    LayersFirst {
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+    },
+    /// A streamed archive has a manifest after the plan was made without it.
+    #[error(
+        "manifest {digest} comes after layers in the stream, where it was taken as not \
+         carried; nothing was tagged; unpack reads an archive from standard input only when \
+         manifests come first (as ferry pack writes them); save it to a file and run \
+         `ferry unpack FILE`"
+    )]
+    ManifestLate {
+        /// The manifest.
+        digest: Digest,
+    },
+    /// Blobs a streamed bundle's images need did not arrive intact.
+    #[error("the bundle stream lacks usable copies of blobs its images need: {}", .problems.join("; "))]
+    StreamBlobs {
+        /// One line per blob: its digest and what was wrong.
+        problems: Vec<String>,
+    },
     /// The bundle could not be opened or read as an OCI image layout.
     #[error("reading bundle {path}")]
     Bundle {

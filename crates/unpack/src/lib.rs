@@ -19,6 +19,8 @@ mod plan;
 mod push;
 mod repos;
 mod sparse;
+mod stream;
+mod stream_push;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -33,10 +35,13 @@ use ferry_registry::{Client, Repository};
 pub use error::{Error, Result};
 pub use mapping::write_mapping;
 pub use plan::{plan, Plan, PlannedImage, PlannedReferrer, SparseMode};
+pub use stream::HEAD_LIMIT;
+pub use stream_push::plan_stream;
 pub use summary::{UnpackSummary, UnpackedImage, UnpackedReferrer};
 
 use push::Pusher;
 use repos::{Outcome, RepoPlan};
+use stream_push::unpack_stream;
 
 /// What to unpack, where, and how.
 #[derive(Debug, Clone)]
@@ -55,8 +60,8 @@ pub struct UnpackOptions {
     pub mapping: Option<PathBuf>,
 }
 
-/// Open a bundle for [`plan`]: a file (`-`, standard input, is refused:
-/// blobs are read by offset).
+/// Open a bundle file for [`plan`] (`-`, standard input, is refused: blobs
+/// are read by offset; see [`plan_bundle`]).
 pub fn open_bundle(path: &Path) -> Result<LayoutArchive> {
     if path == Path::new("-") {
         return Err(Error::Stdin);
@@ -67,7 +72,25 @@ pub fn open_bundle(path: &Path) -> Result<LayoutArchive> {
     })
 }
 
-/// Unpack `options.bundle` into `options.target`.
+/// Plan the unpack of the bundle at `path` offline; `-` reads it from
+/// standard input (see [`plan_stream`]).
+pub fn plan_bundle(
+    path: &Path,
+    target: &RelocationTarget,
+    naming: Naming,
+    sparse: SparseMode,
+) -> Result<Plan> {
+    if path == Path::new("-") {
+        return plan_stream(std::io::stdin(), target, naming, sparse);
+    }
+    plan(&open_bundle(path)?, target, naming, sparse)
+}
+
+/// Unpack `options.bundle` into `options.target`; `-` reads it from
+/// standard input, which works when the archive puts manifests before
+/// layers, as `ferry pack` does (otherwise [`Error::LayersFirst`]): blobs
+/// are pushed as they go by, one at a time, and nothing is written to
+/// disk.
 ///
 /// Fails before pushing anything when the bundle is unreadable, its graph
 /// is incomplete, or names collide. Once pushing starts, an image that
@@ -80,6 +103,9 @@ pub async fn unpack(
     options: &UnpackOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<UnpackSummary> {
+    if options.bundle == Path::new("-") {
+        return unpack_stream(client, options, std::io::stdin(), progress).await;
+    }
     let started = Instant::now();
     let (archive, plan) = {
         let options = options.clone();

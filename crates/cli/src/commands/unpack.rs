@@ -73,8 +73,7 @@ fn dry_run(
     naming: Naming,
     sparse: SparseMode,
 ) -> anyhow::Result<ExitCode> {
-    let archive = ferry_unpack::open_bundle(&args.bundle)?;
-    let plan = ferry_unpack::plan(&archive, target, naming, sparse)
+    let plan = ferry_unpack::plan_bundle(&args.bundle, target, naming, sparse)
         .with_context(|| format!("planning the unpack of {}", args.bundle.display()))?;
     if let Some(path) = &args.mapping {
         ferry_unpack::write_mapping(path, &plan.mapping())?;

@@ -281,6 +281,11 @@ impl StreamBlob<'_> {
     pub fn size(&self) -> u64 {
         self.size
     }
+
+    /// The stream it is read from (to look at `index.json` on the way).
+    pub fn stream(&self) -> &LayoutStream {
+        self.stream
+    }
 }
 
 impl Read for StreamBlob<'_> {

@@ -1,0 +1,237 @@
+//! Unpacking from a stream: the reading thread ([`drive`]) hands each
+//! needed blob over through a bounded channel; the async side pushes it
+//! into the first repository that needs it (uploaded, or skipped when
+//! present) and mounts it into the others. After the end of the stream,
+//! manifests, tags and referrers go exactly as for a file. Blobs go one at
+//! a time: a stream has one reader.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use ferry_oci::{Digest, Progress, VerifyingReader};
+use ferry_registry::{Client, Repository};
+
+use crate::push::{pump, BodyChunks, Pusher, CHUNKS_IN_FLIGHT};
+use crate::repos::{Outcome, RepoPlan};
+use crate::stream::{drive, Arrivals, Settings};
+use crate::summary::chain;
+use crate::{finish, Error, Plan, Result, UnpackOptions, UnpackSummary};
+
+/// What the reading thread tells the pushing side.
+enum Event {
+    /// The plan, before any blob.
+    Planned(Box<Plan>),
+    /// A blob the plan needs: its chunks (and a flag set if they do not
+    /// match the digest), or why it cannot be used.
+    Blob {
+        digest: Digest,
+        body: std::result::Result<(BodyChunks, Arc<AtomicBool>), String>,
+    },
+}
+
+/// The reading thread's side of the channel.
+struct Sender {
+    events: mpsc::Sender<Event>,
+    progress: Arc<dyn Progress>,
+}
+
+impl Sender {
+    fn send(&self, event: Event) -> Result<()> {
+        self.events.blocking_send(event).map_err(|_| Error::Task {
+            reason: "the pushing side stopped before the stream was read".into(),
+        })
+    }
+}
+
+impl Arrivals for Sender {
+    fn planned(&mut self, plan: &Plan) -> Result<()> {
+        self.send(Event::Planned(Box::new(plan.clone())))
+    }
+
+    fn arrived(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        data: std::result::Result<&mut dyn Read, String>,
+    ) -> Result<()> {
+        let data = match data {
+            Ok(data) => data,
+            Err(reason) => {
+                let digest = digest.clone();
+                return self.send(Event::Blob {
+                    digest,
+                    body: Err(reason),
+                });
+            }
+        };
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
+        let corrupt = Arc::new(AtomicBool::new(false));
+        self.send(Event::Blob {
+            digest: digest.clone(),
+            body: Ok((rx, corrupt.clone())),
+        })?;
+        let reader = VerifyingReader::new(data, digest, size);
+        pump(reader, &tx, &corrupt, &*self.progress);
+        Ok(())
+    }
+}
+
+/// Unpack the bundle read from `reader` (see [`crate::unpack`]).
+pub(crate) async fn unpack_stream(
+    client: &Client,
+    options: &UnpackOptions,
+    reader: impl Read + Send + 'static,
+    progress: Arc<dyn Progress>,
+) -> Result<UnpackSummary> {
+    let started = Instant::now();
+    let (events, mut received) = mpsc::channel(1);
+    let settings = Settings {
+        target: options.target.clone(),
+        naming: options.naming,
+        sparse: options.sparse,
+    };
+    let mut sender = Sender {
+        events,
+        progress: progress.clone(),
+    };
+    let reading = tokio::task::spawn_blocking(move || drive(reader, &settings, &mut sender));
+    let reading_result = |joined: std::result::Result<Result<()>, tokio::task::JoinError>| {
+        joined.map_err(|e| Error::Task {
+            reason: e.to_string(),
+        })?
+    };
+    let Some(Event::Planned(plan)) = received.recv().await else {
+        reading_result(reading.await)?;
+        return Err(Error::Task {
+            reason: "the stream was read without a plan".into(),
+        });
+    };
+    let host = plan.target.registry().to_string();
+    let pusher = Pusher::new(client.clone(), 1, progress.clone());
+    let repos = RepoPlan::all(&plan);
+    progress.start("pushing", RepoPlan::items(&repos), RepoPlan::bytes(&repos));
+    let mut results: Vec<BTreeMap<Digest, Option<String>>> = vec![BTreeMap::new(); repos.len()];
+    while let Some(Event::Blob { digest, body }) = received.recv().await {
+        let size = plan.blob_sizes[&digest];
+        let (chunks, corrupt) = match body {
+            Ok((chunks, corrupt)) => (Mutex::new(Some(chunks)), corrupt),
+            Err(reason) => {
+                for (r, repo_plan) in repos.iter().enumerate() {
+                    if repo_plan.blobs.contains_key(&digest) {
+                        progress.item_done();
+                        results[r].insert(digest.clone(), Some(reason.clone()));
+                    }
+                }
+                continue;
+            }
+        };
+        for (r, repo_plan) in repos.iter().enumerate() {
+            if !repo_plan.blobs.contains_key(&digest) {
+                continue;
+            }
+            let repo = Repository::new(host.clone(), repo_plan.path.clone());
+            let open = || {
+                chunks.lock().expect("lock").take().ok_or_else(|| {
+                    io::Error::other(
+                        "it was read from a stream, cannot be read again, and could not be \
+                         mounted from the repository it went to first",
+                    )
+                })
+            };
+            let outcome = pusher.push_blob(&repo, &digest, size, open, &corrupt).await;
+            // Whatever was not read is skipped: the stream moves on.
+            chunks.lock().expect("lock").take();
+            progress.item_done();
+            results[r].insert(digest.clone(), outcome.err().map(|e| chain(&e)));
+        }
+    }
+    reading_result(reading.await)?;
+    let mut outcome = Outcome::new(&plan);
+    for (repo_plan, results) in repos.iter().zip(&mut results) {
+        for digest in repo_plan.blobs.keys() {
+            results.entry(digest.clone()).or_insert_with(|| {
+                progress.item_done();
+                Some("not in the bundle: the stream ended without it".into())
+            });
+        }
+        let repo = Repository::new(host.clone(), repo_plan.path.clone());
+        repo_plan
+            .finish(&pusher, &repo, &plan, results, &mut outcome)
+            .await;
+    }
+    progress.finish();
+    finish(options, &plan, &pusher, outcome, started)
+}
+
+/// The reading side of a dry run: blobs are hashed and dropped.
+#[derive(Default)]
+struct Check {
+    plan: Option<Plan>,
+    arrived: BTreeMap<Digest, Option<String>>,
+}
+
+impl Arrivals for Check {
+    fn planned(&mut self, plan: &Plan) -> Result<()> {
+        self.plan = Some(plan.clone());
+        Ok(())
+    }
+
+    fn arrived(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+        data: std::result::Result<&mut dyn Read, String>,
+    ) -> Result<()> {
+        let problem = match data {
+            Ok(data) => {
+                let mut reader = VerifyingReader::new(data, digest, size);
+                io::copy(&mut reader, &mut io::sink())
+                    .err()
+                    .map(|e| e.to_string())
+            }
+            Err(reason) => Some(reason),
+        };
+        self.arrived.insert(digest.clone(), problem);
+        Ok(())
+    }
+}
+
+/// Plan the unpack of the bundle read from `reader`, offline, reading the
+/// stream to its end: every blob the plan needs must go by, intact
+/// ([`Error::StreamBlobs`] otherwise). Blocks; nothing is pushed.
+pub fn plan_stream(
+    reader: impl Read + Send + 'static,
+    target: &ferry_oci::RelocationTarget,
+    naming: ferry_oci::Naming,
+    sparse: crate::SparseMode,
+) -> Result<Plan> {
+    let settings = Settings {
+        target: target.clone(),
+        naming,
+        sparse,
+    };
+    let mut check = Check::default();
+    drive(reader, &settings, &mut check)?;
+    let plan = check.plan.ok_or_else(|| Error::Task {
+        reason: "the stream was read without a plan".into(),
+    })?;
+    let problems: Vec<String> = plan
+        .blob_sizes
+        .keys()
+        .filter_map(|d| match check.arrived.get(d) {
+            None => Some(format!("{d}: not in the bundle")),
+            Some(Some(problem)) => Some(format!("{d}: {problem}")),
+            Some(None) => None,
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(Error::StreamBlobs { problems });
+    }
+    Ok(plan)
+}
