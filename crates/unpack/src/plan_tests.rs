@@ -224,3 +224,47 @@ fn standard_input_is_refused_with_advice() {
     assert!(matches!(err, Error::Stdin));
     assert!(err.to_string().contains("save the stream"), "{err}");
 }
+
+/// The plan of the same layout read from a stream.
+fn plan_from_stream(dir: &tempfile::TempDir, sparse: SparseMode) -> Result<Plan> {
+    let file = std::fs::File::open(dir.path().join("layout.tar")).unwrap();
+    crate::plan_stream(file, &target(), Naming::Hash, sparse)
+}
+
+#[test]
+fn a_stream_plans_as_a_file_does_sparse_indexes_included() {
+    let mut l = Layout::default();
+    let amd = l.image("amd64", None);
+    let arm = l.image("arm64", None);
+    let index = l.index_of(&[(amd.clone(), "amd64"), (arm.clone(), "arm64")]);
+    let app = l.image("app", None);
+    let sbom = l.image("sbom", Some(&app));
+    l.name(&index, ANNOTATION_REF_NAME, "x.io/multi:1");
+    l.name(&app, ANNOTATION_CONTAINERD_NAME, "ghcr.io/org/app:1");
+    l.unnamed(&sbom);
+    let (dir, archive) = l.write(&[&arm.digest]);
+    for sparse in [SparseMode::Keep, SparseMode::Rewrite] {
+        let from_file = plan(&archive, &target(), Naming::Hash, sparse).unwrap();
+        let from_stream = plan_from_stream(&dir, sparse).unwrap();
+        assert_eq!(from_stream.mapping(), from_file.mapping());
+        assert_eq!(from_stream.blob_sizes, from_file.blob_sizes);
+        assert_eq!(
+            from_stream.referrers[0].repositories,
+            from_file.referrers[0].repositories
+        );
+        assert_eq!(from_stream.images[1].platforms_missing, ["linux/arm64"]);
+    }
+}
+
+#[test]
+fn a_stream_missing_a_layer_fails_the_dry_run_plan() {
+    let mut l = Layout::default();
+    let a = l.image("a", None);
+    let layer = Digest::sha256_of(b"a");
+    l.name(&a, ANNOTATION_REF_NAME, "x.io/a:1");
+    let (dir, _archive) = l.write(&[&layer]);
+    // The plan is made once the manifests are in; the layer never comes.
+    let err = plan_from_stream(&dir, SparseMode::Keep).unwrap_err();
+    assert!(matches!(err, Error::StreamBlobs { .. }), "{err}");
+    assert!(err.to_string().contains(&layer.to_string()), "{err}");
+}
