@@ -33,6 +33,25 @@ pub(crate) struct Transport {
     tokens: TokenCache,
 }
 
+/// An answer read whole (manifests, tag lists, referrers).
+pub(crate) struct Whole {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+    /// The body is longer than the limit asked for (reading stopped there).
+    pub(crate) too_large: bool,
+}
+
+impl Whole {
+    /// A header's value as text.
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
 /// What one request is for, to build it again on each try.
 pub(crate) struct RequestPlan<'a> {
     pub(crate) method: Method,
@@ -249,6 +268,64 @@ impl Transport {
         }
     }
 
+    /// [`send`](Self::send), then read the body whole, up to `limit` bytes.
+    /// A body that breaks in transit (cut, timed out) is fetched again,
+    /// within the retry policy.
+    pub(crate) async fn send_whole<F>(
+        &self,
+        plan: &RequestPlan<'_>,
+        build: F,
+        limit: u64,
+    ) -> Result<Whole>
+    where
+        F: Fn(RequestBuilder) -> Result<RequestBuilder>,
+    {
+        let policy = self.config.retry;
+        let mut attempt = 1;
+        loop {
+            let mut response = self.send(plan, &build).await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let url = response.url().to_string();
+            if response.content_length().unwrap_or(0) > limit {
+                return Ok(Whole {
+                    status,
+                    headers,
+                    body: Vec::new(),
+                    too_large: true,
+                });
+            }
+            let mut body = Vec::new();
+            let outcome = loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        body.extend_from_slice(&chunk);
+                        if body.len() as u64 > limit {
+                            break Ok(true);
+                        }
+                    }
+                    Ok(None) => break Ok(false),
+                    Err(e) => break Err(self.body_error(&url, e)),
+                }
+            };
+            match outcome {
+                Ok(too_large) => {
+                    return Ok(Whole {
+                        status,
+                        headers,
+                        body,
+                        too_large,
+                    })
+                }
+                Err(e) if e.is_retryable() && plan.retry && attempt < policy.attempts => {
+                    attempt += 1;
+                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn unauthorized(&self, plan: &RequestPlan<'_>, had_credential: bool) -> Error {
         let source = self
             .credentials
@@ -282,6 +359,9 @@ impl Transport {
                 source: e.without_url(),
             };
         }
+        if e.is_timeout() {
+            return self.body_error(url, e);
+        }
         if e.is_connect() {
             return Error::Connect {
                 host: host.to_string(),
@@ -292,6 +372,25 @@ impl Transport {
         Error::Transport {
             url: url.to_string(),
             source: e.without_url(),
+        }
+    }
+}
+
+impl Transport {
+    /// A body that broke in transit: timed out, or cut.
+    pub(crate) fn body_error(&self, url: &str, e: reqwest::Error) -> Error {
+        let url = strip_query(url);
+        if e.is_timeout() {
+            Error::Timeout {
+                url,
+                secs: self.config.read_timeout.as_secs().max(1),
+                source: e.without_url(),
+            }
+        } else {
+            Error::Transport {
+                url,
+                source: e.without_url(),
+            }
         }
     }
 }

@@ -85,11 +85,8 @@ impl Match {
     /// Whether a request with `method` and `path` matches.
     pub fn matches(&self, method: &str, path: &str) -> bool {
         let path = path.split('?').next().unwrap_or(path);
-        self.method.as_deref().map_or(true, |m| m == method)
-            && self
-                .path_contains
-                .as_deref()
-                .map_or(true, |n| path.contains(n))
+        self.method.iter().all(|m| m == method)
+            && self.path_contains.iter().all(|n| path.contains(n.as_str()))
     }
 }
 
