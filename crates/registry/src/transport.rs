@@ -75,6 +75,7 @@ impl Transport {
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             .pool_max_idle_per_host(32);
+        let mut pems = Vec::new();
         for path in &config.ca_certs {
             let pem = std::fs::read(path).map_err(|e| Error::Config {
                 what: format!("cannot read CA certificate {}", path.display()),
@@ -90,9 +91,14 @@ impl Transport {
                     source: None,
                 });
             }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+            pems.push(pem);
+        }
+        if !pems.is_empty() {
+            let tls = crate::tls::client_config(&pems).map_err(|why| Error::Config {
+                what: format!("cannot use the --ca-cert certificates: {why}"),
+                source: None,
+            })?;
+            builder = builder.use_preconfigured_tls(tls);
         }
         let build = |b: reqwest::ClientBuilder| {
             b.build().map_err(|e| Error::Config {
