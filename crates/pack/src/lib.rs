@@ -154,7 +154,7 @@ pub async fn pack(
         .fetch_all(client, jobs, options.jobs, progress.clone())
         .await?;
     progress.finish();
-    let (sha256, archive_bytes) = bundle.commit().await?;
+    let (sha256, archive_bytes) = bundle.commit(progress).await?;
 
     let images = resolved.iter().map(packed_image).collect();
     let blob_bytes = content.blobs.values().map(|b| b.size).sum::<u64>();

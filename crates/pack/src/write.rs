@@ -124,11 +124,12 @@ impl PendingBundle {
 
     /// Flush to disk, hash the whole archive, rename it into place and write
     /// `OUT.sha256`. Returns the archive's sha256 hex and size.
-    pub async fn commit(self) -> Result<(String, u64)> {
+    pub async fn commit(self, progress: Arc<dyn Progress>) -> Result<(String, u64)> {
         let file = self.file.clone();
         let path = self.temp.path().to_path_buf();
         let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
             file.sync_all()?;
+            progress.start("sha256", 1, file.metadata()?.len());
             let mut hasher = sha2::Sha256::new();
             let mut buf = vec![0u8; 1 << 20];
             let mut total = 0u64;
@@ -139,9 +140,11 @@ impl PendingBundle {
                     break;
                 }
                 hasher.update(&buf[..n]);
+                progress.bytes(n as u64);
                 offset += n as u64;
                 total += n as u64;
             }
+            progress.finish();
             Ok((hex::encode(hasher.finalize()), total))
         })
         .await
