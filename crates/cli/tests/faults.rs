@@ -196,3 +196,123 @@ fn a_stalled_registry_times_out_instead_of_hanging() {
     assert!(run.stderr.contains("--timeout"), "{}", run.stderr);
     assert_eq!(all_files(&scratch), Vec::<String>::new());
 }
+
+/// A bundle of every fixture, packed straight from the source (no faults).
+fn clean_bundle(source: &Source, scratch: &Scratch) -> String {
+    source.pack(scratch, "bundle.tar", &["-q"]).ok();
+    scratch.path("bundle.tar").to_string_lossy().into_owned()
+}
+
+/// A target registry behind its own proxy.
+fn target() -> (RegistryProcess, FaultProxy) {
+    let registry = RegistryProcess::start();
+    let proxy = FaultProxy::start(&registry);
+    (registry, proxy)
+}
+
+fn unpack(scratch: &Scratch, bundle: &str, proxy: &FaultProxy) -> util::Run {
+    let to = format!("{}/mirror", proxy.host());
+    scratch.ferry([
+        "unpack",
+        bundle,
+        "--to",
+        &to,
+        "--plain-http",
+        &proxy.host(),
+        "--json",
+        "--retries",
+        "3",
+    ])
+}
+
+/// Every mapping entry's relocated tag, looked up in the registry itself.
+fn tags_in(registry: &RegistryProcess, run: &util::Run) -> Vec<(String, Option<String>)> {
+    let summary = run.json();
+    let mapping = summary["mapping"].as_object().expect("a mapping");
+    mapping
+        .values()
+        .map(|v| {
+            let v = v.as_str().unwrap();
+            let r = ferry_oci::Reference::parse(v).unwrap();
+            let digest = r.digest().unwrap().to_string();
+            let found = registry.manifest_digest(r.repository(), r.tag().unwrap());
+            (digest, found)
+        })
+        .collect()
+}
+
+#[test]
+fn unpack_survives_transient_faults() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    let uploads = Match::path_contains("/blobs/uploads/");
+    proxy.inject(Fault::ResetMidBody, uploads.clone().method("PUT"), 2);
+    proxy.inject(status(503, Some(1)), uploads.clone().method("PUT"), 1);
+    proxy.inject(status(500, None), uploads.method("POST"), 2);
+    proxy.inject(
+        status(429, None),
+        Match::path_contains("/blobs/").method("HEAD"),
+        2,
+    );
+    proxy.inject(
+        status(502, None),
+        Match::path_contains("/manifests/").method("PUT"),
+        2,
+    );
+    let run = unpack(&scratch, &bundle, &proxy).ok();
+    assert_eq!(proxy.faults_applied(), 9, "{:?}", proxy.log());
+    assert_eq!(run.json()["failed"], 0);
+    let tags = tags_in(&registry, &run);
+    assert!(!tags.is_empty());
+    for (digest, found) in tags {
+        assert_eq!(found, Some(digest));
+    }
+}
+
+#[test]
+fn an_unpack_stopped_by_a_persistent_fault_completes_when_run_again() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    // Every upload into the big image's repository fails, for good.
+    proxy.inject(
+        status(500, None),
+        Match::path_contains("fixtures-big").method("POST"),
+        FOREVER,
+    );
+    let run = unpack(&scratch, &bundle, &proxy).failed();
+    assert!(proxy.faults_applied() > 0);
+    assert!(run.stderr.contains("answered 500"), "{}", run.stderr);
+    let big = source.fixtures.image("fixtures/big:1");
+    let summary = run.json();
+    let images = summary["images"].as_array().unwrap();
+    // Only the big image failed, and it has no tag: no tag points at
+    // content that is not all there.
+    let failed: Vec<&str> = images
+        .iter()
+        .filter(|i| !i["error"].is_null())
+        .map(|i| i["original"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, [big.reference.as_str()]);
+    for repo in registry.catalog() {
+        for tag in registry.tags(&repo) {
+            assert!(
+                !repo.contains("fixtures-big"),
+                "{repo}:{tag} was tagged although its content failed"
+            );
+        }
+    }
+
+    // The registry recovers; the same command finishes the job.
+    proxy.clear();
+    let run = unpack(&scratch, &bundle, &proxy).ok();
+    assert_eq!(run.json()["failed"], 0);
+    let tags = tags_in(&registry, &run);
+    assert_eq!(tags.len(), run.json()["mapping"].as_object().unwrap().len());
+    for (digest, found) in tags {
+        assert_eq!(found, Some(digest));
+    }
+}

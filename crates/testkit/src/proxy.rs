@@ -40,8 +40,10 @@ pub enum Fault {
         /// `Retry-After` in seconds, if any.
         retry_after: Option<u64>,
     },
-    /// Forward the request, send the upstream's response headers and the
-    /// first half of its body, then close the connection.
+    /// Cut a body in the middle and close the connection: for a request
+    /// with a body (an upload), forward only its first half; otherwise
+    /// forward the request, then send the response headers and the first
+    /// half of the response body.
     ResetMidBody,
     /// Read the request, then say nothing for this long, then close the
     /// connection without an answer.
@@ -417,6 +419,12 @@ fn forward(
         head.remove("keep-alive");
         head.push("Connection", "close");
         up_out.write_all(&head.to_bytes())?;
+        if let (Some(None), BodyFraming::Length(n)) = (cut, request.request_framing()) {
+            // An upload: cut it in the middle, as a dropped connection would.
+            io::copy(&mut (&mut *client_in).take(n / 2), &mut up_out)?;
+            up_out.flush()?;
+            return Ok(false);
+        }
         copy_body(client_in, &mut up_out, request.request_framing())?;
         up_out.flush()?;
         let Some(mut response) = read_head(&mut up_in)? else {
