@@ -101,9 +101,20 @@ fn output_under_a_regular_file_is_a_clear_error() {
     let scratch = Scratch::new();
     std::fs::write(scratch.path("notes.txt"), b"not a directory").unwrap();
     let refs = [fixtures.image("fixtures/base:1").reference.clone()];
-    let run = pack(&scratch, &registry, &refs, &scratch.path("notes.txt/bundle.tar")).failed();
+    let run = pack(
+        &scratch,
+        &registry,
+        &refs,
+        &scratch.path("notes.txt/bundle.tar"),
+    )
+    .failed();
     assert!(run.stderr.contains("notes.txt"), "{}", run.stderr);
-    assert!(run.stderr.contains("no bundle was written"), "{}", run.stderr);
+    assert!(run.stderr.contains("Not a directory"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no bundle was written"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         std::fs::read(scratch.path("notes.txt")).unwrap(),
         b"not a directory"
@@ -118,7 +129,12 @@ fn output_that_is_a_directory_is_refused() {
     std::fs::write(scratch.path("out.tar/keep"), b"x").unwrap();
     let refs = [fixtures.image("fixtures/base:1").reference.clone()];
     let run = pack(&scratch, &registry, &refs, &scratch.path("out.tar")).failed();
-    assert!(run.stderr.contains("directory"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cannot write the bundle over the directory"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("out.tar"), "{}", run.stderr);
     assert_eq!(names(&scratch.path("out.tar")), ["keep"]);
     assert!(!names(scratch.dir()).iter().any(|n| n.contains("partial")));
@@ -177,7 +193,11 @@ fn a_full_disk_leaves_no_partial_file_and_the_old_bundle_intact() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("no bundle was written"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no bundle was written"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(std::fs::read(&out).unwrap(), good);
     assert_eq!(names(&fs.dir), before, "a partial file was left behind");
 }

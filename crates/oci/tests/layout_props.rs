@@ -123,7 +123,10 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             xor
         }),
         // Bytes that matter in tar headers: digits, NUL, space, '/', '.'.
-        (at.clone(), prop::sample::select(vec![0u8, b'0', b'7', b' ', b'/', b'.', 0xff]))
+        (
+            at.clone(),
+            prop::sample::select(vec![0u8, b'0', b'7', b' ', b'/', b'.', 0xff])
+        )
             .prop_map(|(i, byte)| Mutation::Set {
                 at: i.index(usize::MAX),
                 byte
@@ -260,7 +263,9 @@ fn the_fuzz_corpus_never_panics() {
 fn manifest_json() -> impl Strategy<Value = serde_json::Value> {
     use serde_json::{json, Value};
     let digest = prop_oneof![
-        Just(json!("sha256:0000000000000000000000000000000000000000000000000000000000000000")),
+        Just(json!(
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        )),
         Just(json!("sha512:00")),
         Just(json!("md5:abc")),
         Just(json!("")),
@@ -278,8 +283,12 @@ fn manifest_json() -> impl Strategy<Value = serde_json::Value> {
     let media_type = prop_oneof![
         Just(json!("application/vnd.oci.image.manifest.v1+json")),
         Just(json!("application/vnd.oci.image.index.v1+json")),
-        Just(json!("application/vnd.docker.distribution.manifest.list.v2+json")),
-        Just(json!("application/vnd.docker.distribution.manifest.v1+json")),
+        Just(json!(
+            "application/vnd.docker.distribution.manifest.list.v2+json"
+        )),
+        Just(json!(
+            "application/vnd.docker.distribution.manifest.v1+json"
+        )),
         Just(json!(null)),
         Just(json!(3)),
         "[a-z./+-]{0,40}".prop_map(Value::from),
@@ -300,7 +309,12 @@ fn manifest_json() -> impl Strategy<Value = serde_json::Value> {
         Just(json!("x")),
     ];
     (
-        prop_oneof![Just(json!(2)), Just(json!(1)), Just(json!("2")), Just(json!(null))],
+        prop_oneof![
+            Just(json!(2)),
+            Just(json!(1)),
+            Just(json!("2")),
+            Just(json!(null))
+        ],
         media_type,
         prop::option::of(descriptor.clone()),
         prop::option::of(list.clone()),
