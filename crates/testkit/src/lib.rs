@@ -33,6 +33,7 @@ mod content;
 pub mod fixtures;
 mod push;
 mod registry;
+pub mod token;
 
 pub use content::{BigLayerReader, XorShift};
 pub use fixtures::{
@@ -41,3 +42,4 @@ pub use fixtures::{
 };
 pub use push::{push_blob, push_manifest, Pusher};
 pub use registry::{RegistryOptions, RegistryProcess, DEFAULT_REGISTRY_BIN};
+pub use token::{TokenAuth, TokenRequest, TokenServer, TokenServerOptions};
