@@ -139,14 +139,16 @@ pub(crate) fn basic(credential: &Credential) -> String {
         .encode(format!("{}:{}", credential.username, credential.secret))
 }
 
-/// Obtain a bearer token for `scopes` from `realm`.
+/// Obtain a bearer token for `scopes` from `realm`. `Ok(None)` when the
+/// token service refuses the caller (401 or 403): the caller knows which
+/// registry and repository that concerns, and words the error.
 pub(crate) async fn fetch_token(
     http: &reqwest::Client,
     realm: &str,
     service: Option<&str>,
     scopes: &[String],
     credential: Option<&Credential>,
-) -> Result<(Authorization, Duration)> {
+) -> Result<Option<(Authorization, Duration)>> {
     let token_error = |reason: String| Error::Token {
         realm: realm.to_string(),
         reason,
@@ -171,15 +173,7 @@ pub(crate) async fn fetch_token(
         .map_err(|e| token_error(format!("no answer ({})", e.without_url())))?;
     let status = response.status();
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-        return Err(Error::Unauthorized {
-            host: realm.to_string(),
-            repository: scopes.join(" "),
-            hint: if credential.is_some() {
-                "the credentials from the docker config were refused".to_string()
-            } else {
-                "no credentials for this registry; run `docker login` or add them to the docker config".to_string()
-            },
-        });
+        return Ok(None);
     }
     if !status.is_success() {
         return Err(token_error(format!("answered {status}")));
@@ -197,7 +191,7 @@ pub(crate) async fn fetch_token(
         .ok_or_else(|| token_error("answer holds no token".to_string()))?;
     // Renew a little early; registries default to 60 s.
     let ttl = Duration::from_secs(answer.expires_in.unwrap_or(60).max(10) - 5);
-    Ok((Authorization::Bearer(token), ttl))
+    Ok(Some((Authorization::Bearer(token), ttl)))
 }
 
 #[cfg(test)]

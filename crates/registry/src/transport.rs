@@ -207,7 +207,7 @@ impl Transport {
                 let credential = self.credential(host)?;
                 let auth = match challenge {
                     Some(Challenge::Bearer { realm, service }) => {
-                        let (auth, ttl) = fetch_token(
+                        let answer = fetch_token(
                             self.http_for(host),
                             &realm,
                             service.as_deref(),
@@ -215,6 +215,10 @@ impl Transport {
                             credential.as_ref(),
                         )
                         .await?;
+                        let Some((auth, ttl)) = answer else {
+                            let by = format!("the token service {}", strip_query(&realm));
+                            return Err(self.unauthorized(plan, credential.is_some(), &by));
+                        };
                         self.tokens.put(host, &scope_key, auth, ttl);
                         continue;
                     }
@@ -231,12 +235,12 @@ impl Transport {
                         );
                         continue;
                     }
-                    _ => return Err(self.unauthorized(plan, credential.is_some())),
+                    _ => return Err(self.unauthorized(plan, credential.is_some(), "the registry")),
                 }
             }
             if status == StatusCode::UNAUTHORIZED {
                 let has_credential = self.credential(host)?.is_some();
-                return Err(self.unauthorized(plan, has_credential));
+                return Err(self.unauthorized(plan, has_credential, "the registry"));
             }
             let retry_after = retry_after(response.headers());
             let error = status_error(&plan.method, &url, response).await;
@@ -249,7 +253,10 @@ impl Transport {
         }
     }
 
-    fn unauthorized(&self, plan: &RequestPlan<'_>, had_credential: bool) -> Error {
+    /// The error for a refusal by `by` ("the registry", "the token
+    /// service URL"): names the host and where the credentials came from,
+    /// never the credentials.
+    fn unauthorized(&self, plan: &RequestPlan<'_>, had_credential: bool, by: &str) -> Error {
         let source = self
             .credentials
             .source()
@@ -259,7 +266,7 @@ impl Transport {
             host: plan.repo.host().to_string(),
             repository: plan.repo.name().to_string(),
             hint: if had_credential {
-                format!("the registry refused the credentials from {source}")
+                format!("{by} refused the credentials from {source}")
             } else {
                 format!(
                     "no credentials for this host in {source}; run `docker login {}`",
