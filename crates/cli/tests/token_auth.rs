@@ -307,9 +307,57 @@ fn tokens_that_never_work_end_in_a_clear_error() {
         "{}",
         run.stderr
     );
+    assert!(run.stderr.contains("rejects the tokens"), "{}", run.stderr);
     let asked = tokens.requests().len();
     assert!(
         (1..=4).contains(&asked),
         "ferry gives up after a bounded number of tokens, asked {asked}"
     );
+}
+
+#[test]
+fn a_pull_only_account_cannot_unpack_and_is_told_so() {
+    if skip() {
+        return;
+    }
+    let mut source = RegistryProcess::start();
+    let fixtures = source.push_fixtures();
+    let scratch = Scratch::new();
+    let app = fixtures.image("fixtures/app:1");
+    pack(&scratch, &source.host(), &[app.reference.clone()]).ok();
+    source.stop();
+
+    let (_tokens, target) = token_registry(TokenServerOptions {
+        pull_only: vec![USER.to_string()],
+        ..TokenServerOptions::user(USER, PASSWORD)
+    });
+    login(&scratch, &target.host(), USER, PASSWORD);
+    let to = format!("{}/mirror", target.host());
+    let run = scratch
+        .ferry([
+            "unpack",
+            "bundle.tar",
+            "--to",
+            &to,
+            "--plain-http",
+            &target.host(),
+            "--naming",
+            "preserve",
+        ])
+        .failed();
+    let host = target.host();
+    assert!(
+        run.stderr
+            .contains(&format!("authentication failed for {host}")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("may not pull,push on mirror/fixtures/app"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(PASSWORD), "{}", run.stderr);
+    assert!(target.tags("mirror/fixtures/app").is_empty());
 }

@@ -20,6 +20,9 @@ pub(crate) enum Challenge {
     Bearer {
         realm: String,
         service: Option<String>,
+        /// `error=` of a refused token: `invalid_token` (expired, not
+        /// trusted) or `insufficient_scope` (valid, but not allowed).
+        error: Option<String>,
     },
 }
 
@@ -35,6 +38,7 @@ impl Challenge {
                 Some(Challenge::Bearer {
                     realm: params.get("realm")?.clone(),
                     service: params.get("service").cloned(),
+                    error: params.get("error").cloned(),
                 })
             }
             _ => None,
@@ -208,9 +212,17 @@ mod tests {
             c,
             Challenge::Bearer {
                 realm: "https://auth.docker.io/token".to_string(),
-                service: Some("registry.docker.io".to_string())
+                service: Some("registry.docker.io".to_string()),
+                error: None,
             }
         );
+        let refused = Challenge::parse(
+            r#"Bearer realm="http://127.0.0.1:1/token",service="s",scope="repository:a:pull,push",error="insufficient_scope""#,
+        );
+        assert!(matches!(
+            refused,
+            Some(Challenge::Bearer { error: Some(e), .. }) if e == "insufficient_scope"
+        ));
         assert_eq!(
             Challenge::parse(r#"Basic realm="basic-realm""#),
             Some(Challenge::Basic)

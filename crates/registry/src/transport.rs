@@ -206,7 +206,7 @@ impl Transport {
                     .and_then(Challenge::parse);
                 let credential = self.credential(host)?;
                 let auth = match challenge {
-                    Some(Challenge::Bearer { realm, service }) => {
+                    Some(Challenge::Bearer { realm, service, .. }) => {
                         let answer = fetch_token(
                             self.http_for(host),
                             &realm,
@@ -240,7 +240,27 @@ impl Transport {
             }
             if status == StatusCode::UNAUTHORIZED {
                 let has_credential = self.credential(host)?.is_some();
-                return Err(self.unauthorized(plan, has_credential, "the registry"));
+                let refusal = match response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(Challenge::parse)
+                {
+                    Some(Challenge::Bearer { error, .. }) => error,
+                    _ => None,
+                };
+                return Err(match refusal.as_deref() {
+                    Some("insufficient_scope") if has_credential => self.not_allowed(plan, &scopes),
+                    Some("invalid_token") => Error::Unauthorized {
+                        host: host.to_string(),
+                        repository: plan.repo.name().to_string(),
+                        hint: "the registry rejects the tokens its token service issues \
+                               (expired on arrival or signed by a key it does not trust; \
+                               check both clocks)"
+                            .to_string(),
+                    },
+                    _ => self.unauthorized(plan, has_credential, "the registry"),
+                });
             }
             let retry_after = retry_after(response.headers());
             let error = status_error(&plan.method, &url, response).await;
@@ -250,6 +270,25 @@ impl Transport {
                 continue;
             }
             return Err(error);
+        }
+    }
+
+    /// The error for valid credentials that do not grant what `scopes` ask.
+    fn not_allowed(&self, plan: &RequestPlan<'_>, scopes: &[String]) -> Error {
+        let source = self
+            .credentials
+            .source()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the docker config".to_string());
+        let wanted: Vec<String> = scopes
+            .iter()
+            .filter_map(|s| s.strip_prefix("repository:")?.rsplit_once(':'))
+            .map(|(name, actions)| format!("{actions} on {name}"))
+            .collect();
+        Error::Unauthorized {
+            host: plan.repo.host().to_string(),
+            repository: plan.repo.name().to_string(),
+            hint: format!("the account from {source} may not {}", wanted.join(" and ")),
         }
     }
 

@@ -11,7 +11,7 @@
 //! verifies (`registry/auth/token/token.go`).
 //!
 //! Policy: a known user with the right password gets every action asked
-//! for; an anonymous caller gets `pull` if [`TokenServerOptions::anonymous_pull`]
+//! for (only `pull` if listed in [`TokenServerOptions::pull_only`]); an anonymous caller gets `pull` if [`TokenServerOptions::anonymous_pull`]
 //! allows it, else a token granting nothing (as Docker Hub does, so the
 //! registry answers 401); a wrong password is a 401 from the token server.
 //!
@@ -47,6 +47,8 @@ pub struct TokenServerOptions {
     /// Accounts (user, password); each may pull and push everywhere and list
     /// the catalog.
     pub users: Vec<(String, String)>,
+    /// Accounts of `users` limited to `pull` (a read-only robot account).
+    pub pull_only: Vec<String>,
     /// Whether a caller without credentials gets `pull`.
     pub anonymous_pull: bool,
     /// The `expires_in` of an answer and the life of a token.
@@ -59,6 +61,7 @@ impl Default for TokenServerOptions {
     fn default() -> TokenServerOptions {
         TokenServerOptions {
             users: Vec::new(),
+            pull_only: Vec::new(),
             anonymous_pull: false,
             lifetime: Duration::from_secs(300),
             access_token_only: false,
@@ -375,7 +378,7 @@ fn answer(state: &State, target: &str, authorization: Option<&str>) -> (u16, Str
             }
         },
     };
-    let access = grant(&state.options, account.is_some(), &scopes);
+    let access = grant(&state.options, account.as_deref(), &scopes);
     let expired = state
         .expire_next
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -447,9 +450,11 @@ fn check_basic(users: &[(String, String)], header: &str) -> Option<String> {
 /// out.
 fn grant(
     options: &TokenServerOptions,
-    authenticated: bool,
+    account: Option<&str>,
     scopes: &[String],
 ) -> Vec<(String, String, Vec<String>)> {
+    let authenticated = account.is_some();
+    let everything = account.is_some_and(|a| !options.pull_only.iter().any(|p| p == a));
     let mut out = Vec::new();
     for scope in scopes {
         let Some((kind, rest)) = scope.split_once(':') else {
@@ -463,7 +468,7 @@ fn grant(
         }
         let allowed: Vec<String> = actions
             .split(',')
-            .filter(|a| authenticated || (options.anonymous_pull && *a == "pull"))
+            .filter(|a| everything || (*a == "pull" && (authenticated || options.anonymous_pull)))
             .map(String::from)
             .collect();
         if !allowed.is_empty() {
@@ -568,14 +573,22 @@ mod tests {
             "repository:a:pull,push".to_string(),
             "registry:catalog:*".to_string(),
         ];
-        assert_eq!(grant(&options, true, &scopes).len(), 2);
-        assert!(grant(&options, false, &scopes).is_empty());
+        assert_eq!(grant(&options, Some("u"), &scopes).len(), 2);
+        assert!(grant(&options, None, &scopes).is_empty());
+        let reader = TokenServerOptions {
+            pull_only: vec!["u".to_string()],
+            ..options.clone()
+        };
+        assert_eq!(
+            grant(&reader, Some("u"), &scopes[..1]),
+            vec![("repository".into(), "a".into(), vec!["pull".into()])]
+        );
         let anonymous = TokenServerOptions {
             anonymous_pull: true,
             ..options
         };
         assert_eq!(
-            grant(&anonymous, false, &scopes),
+            grant(&anonymous, None, &scopes),
             vec![("repository".into(), "a".into(), vec!["pull".into()])]
         );
     }
