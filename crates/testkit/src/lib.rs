@@ -29,6 +29,7 @@
 
 #![deny(missing_docs)]
 
+mod bearer;
 mod content;
 pub mod fixtures;
 mod push;

@@ -9,7 +9,8 @@ use reqwest::blocking::{Body, Client, RequestBuilder, Response};
 use reqwest::{StatusCode, Url};
 use sha2::{Digest as _, Sha256};
 
-use crate::token::{BearerTokens, TokenAuth};
+use crate::bearer::BearerTokens;
+use crate::token::TokenAuth;
 
 /// Pushes blobs and manifests to one registry over the distribution API.
 ///

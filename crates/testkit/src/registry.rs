@@ -12,9 +12,10 @@ use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::StatusCode;
 use tempfile::TempDir;
 
+use crate::bearer::BearerTokens;
 use crate::fixtures::{FixtureOptions, FixtureSet};
 use crate::push::{test_client, Pusher};
-use crate::token::{BearerTokens, TokenAuth};
+use crate::token::TokenAuth;
 
 /// Where the registry binary is looked for, unless `FERRY_REGISTRY_BIN` says
 /// otherwise.
