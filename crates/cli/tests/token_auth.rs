@@ -11,7 +11,8 @@ use base64::Engine as _;
 use ferry_oci::layout::LayoutArchive;
 use ferry_oci::{Naming, Reference, RelocationTarget};
 use ferry_testkit::{
-    FixtureSet, RegistryOptions, RegistryProcess, TokenServer, TokenServerOptions,
+    Fault, FaultProxy, FixtureOptions, FixtureSet, Match, RegistryOptions, RegistryProcess,
+    TokenServer, TokenServerOptions,
 };
 use util::{have, Run, Scratch};
 
@@ -285,6 +286,38 @@ fn a_token_dead_on_arrival_is_renewed() {
             .any(|r| !r.expired && r.scopes == requests[0].scopes),
         "the dead token was not replaced: {requests:?}"
     );
+}
+
+#[test]
+fn a_cached_token_refused_mid_run_is_renewed() {
+    if skip() {
+        return;
+    }
+    let (tokens, registry) = token_registry(TokenServerOptions::user(USER, PASSWORD));
+    let proxy = FaultProxy::start(&registry);
+    let fixtures = FixtureSet::generate(&proxy.host(), &FixtureOptions::default());
+    fixtures.push(&registry.pusher());
+    let scratch = Scratch::new();
+    login(&scratch, &proxy.host(), USER, PASSWORD);
+
+    // Once ferry holds a token and has fetched the manifest with it, the
+    // registry refuses it for three blob requests, as when it expires.
+    tokens.reset_log();
+    proxy.inject(
+        Fault::ExpireToken,
+        Match::path_contains("/blobs/").method("GET"),
+        3,
+    );
+    let app = fixtures.image("fixtures/app:1");
+    pack(&scratch, &proxy.host(), &[app.reference.clone()]).ok();
+    assert_eq!(proxy.faults_applied(), 3);
+    assert_eq!(packed(&scratch).get(&app.reference), Some(&app.digest));
+    let renewals = tokens
+        .requests()
+        .iter()
+        .filter(|r| r.scopes == ["repository:fixtures/app:pull"])
+        .count();
+    assert!(renewals >= 2, "the refused token was not renewed");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::credentials::Credential;
-use crate::{Error, Result};
+use crate::{Error, Repository, Result};
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +196,39 @@ pub(crate) async fn fetch_token(
     // Renew a little early; registries default to 60 s.
     let ttl = Duration::from_secs(answer.expires_in.unwrap_or(60).max(10) - 5);
     Ok(Some((Authorization::Bearer(token), ttl)))
+}
+
+/// The error for a refusal by `by` ("the registry", "the token service
+/// URL"): names the host, the repository and where the credentials came
+/// from (`source`), never the credentials.
+pub(crate) fn refused(repo: &Repository, source: &str, had_credential: bool, by: &str) -> Error {
+    Error::Unauthorized {
+        host: repo.host().to_string(),
+        repository: repo.name().to_string(),
+        hint: if had_credential {
+            format!("{by} refused the credentials from {source}")
+        } else {
+            format!(
+                "no credentials for this host in {source}; run `docker login {}`",
+                repo.host()
+            )
+        },
+    }
+}
+
+/// The error for valid credentials that do not grant what `scopes` ask
+/// (a bearer challenge with `error="insufficient_scope"`).
+pub(crate) fn not_allowed(repo: &Repository, source: &str, scopes: &[String]) -> Error {
+    let wanted: Vec<String> = scopes
+        .iter()
+        .filter_map(|s| s.strip_prefix("repository:")?.rsplit_once(':'))
+        .map(|(name, actions)| format!("{actions} on {name}"))
+        .collect();
+    Error::Unauthorized {
+        host: repo.host().to_string(),
+        repository: repo.name().to_string(),
+        hint: format!("the account from {source} may not {}", wanted.join(" and ")),
+    }
 }
 
 #[cfg(test)]
