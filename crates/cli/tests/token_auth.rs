@@ -41,9 +41,9 @@ fn login(scratch: &Scratch, host: &str, user: &str, password: &str) {
     .unwrap();
 }
 
-fn pack(scratch: &Scratch, host: &str, refs: &[String]) -> Run {
+fn pack<S: AsRef<str>>(scratch: &Scratch, host: &str, refs: &[S]) -> Run {
     let mut args = vec!["pack".to_string(), "--quiet".to_string()];
-    args.extend(refs.iter().cloned());
+    args.extend(refs.iter().map(|r| r.as_ref().to_string()));
     args.extend(["--plain-http".into(), host.into(), "-o".into()]);
     args.push("bundle.tar".into());
     scratch.ferry(args)
@@ -125,7 +125,7 @@ fn anonymous_pull_where_the_token_server_allows_it() {
 
     let scratch = Scratch::new();
     let app = fixtures.image("fixtures/app:1");
-    pack(&scratch, &registry.host(), &[app.reference.clone()]).ok();
+    pack(&scratch, &registry.host(), &[app.reference.as_str()]).ok();
     assert_eq!(packed(&scratch).get(&app.reference), Some(&app.digest));
     assert!(tokens.requests().iter().all(|r| r.account.is_none()));
 }
@@ -140,7 +140,7 @@ fn anonymous_pull_refused_says_authentication_failed_and_docker_login() {
 
     let scratch = Scratch::new();
     let app = fixtures.image("fixtures/app:1");
-    let run = pack(&scratch, &registry.host(), &[app.reference.clone()]).failed();
+    let run = pack(&scratch, &registry.host(), &[app.reference.as_str()]).failed();
     let host = registry.host();
     assert!(
         run.stderr
@@ -169,7 +169,7 @@ fn wrong_password_fails_and_never_shows_the_password() {
     let wrong = "wr0ng-Secret-Zq81";
     login(&scratch, &registry.host(), USER, wrong);
     let app = fixtures.image("fixtures/app:1");
-    let run = pack(&scratch, &registry.host(), &[app.reference.clone()]).failed();
+    let run = pack(&scratch, &registry.host(), &[app.reference.as_str()]).failed();
     let host = registry.host();
     assert!(
         run.stderr
@@ -276,7 +276,7 @@ fn a_token_dead_on_arrival_is_renewed() {
     tokens.reset_log();
     tokens.expire_next(1);
     let app = fixtures.image("fixtures/app:1");
-    pack(&scratch, &registry.host(), &[app.reference.clone()]).ok();
+    pack(&scratch, &registry.host(), &[app.reference.as_str()]).ok();
     assert_eq!(packed(&scratch).get(&app.reference), Some(&app.digest));
     let requests = tokens.requests();
     assert!(requests[0].expired, "{requests:?}");
@@ -309,7 +309,7 @@ fn a_cached_token_refused_mid_run_is_renewed() {
         3,
     );
     let app = fixtures.image("fixtures/app:1");
-    pack(&scratch, &proxy.host(), &[app.reference.clone()]).ok();
+    pack(&scratch, &proxy.host(), &[app.reference.as_str()]).ok();
     assert_eq!(proxy.faults_applied(), 3);
     assert_eq!(packed(&scratch).get(&app.reference), Some(&app.digest));
     let renewals = tokens
@@ -333,7 +333,7 @@ fn tokens_that_never_work_end_in_a_clear_error() {
     tokens.reset_log();
     tokens.expire_next(usize::MAX);
     let app = fixtures.image("fixtures/app:1");
-    let run = pack(&scratch, &registry.host(), &[app.reference.clone()]).failed();
+    let run = pack(&scratch, &registry.host(), &[app.reference.as_str()]).failed();
     assert!(
         run.stderr
             .contains(&format!("authentication failed for {}", registry.host())),
@@ -357,7 +357,7 @@ fn a_pull_only_account_cannot_unpack_and_is_told_so() {
     let fixtures = source.push_fixtures();
     let scratch = Scratch::new();
     let app = fixtures.image("fixtures/app:1");
-    pack(&scratch, &source.host(), &[app.reference.clone()]).ok();
+    pack(&scratch, &source.host(), &[app.reference.as_str()]).ok();
     source.stop();
 
     let (_tokens, target) = token_registry(TokenServerOptions {
