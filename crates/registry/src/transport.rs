@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
-use crate::auth::{basic, fetch_token, Authorization, Challenge, TokenCache};
+use crate::auth::{basic, fetch_token, not_allowed, refused, Authorization, Challenge, TokenCache};
 use crate::credentials::{Credential, DockerCredentials};
 use crate::{ClientConfig, Error, Repository, Result};
 
@@ -231,8 +231,8 @@ impl Transport {
                     .and_then(Challenge::parse);
                 let credential = self.credential(host)?;
                 let auth = match challenge {
-                    Some(Challenge::Bearer { realm, service }) => {
-                        let (auth, ttl) = fetch_token(
+                    Some(Challenge::Bearer { realm, service, .. }) => {
+                        let answer = fetch_token(
                             self.http_for(host),
                             &realm,
                             service.as_deref(),
@@ -240,6 +240,10 @@ impl Transport {
                             credential.as_ref(),
                         )
                         .await?;
+                        let Some((auth, ttl)) = answer else {
+                            let by = format!("the token service {}", strip_query(&realm));
+                            return Err(self.unauthorized(plan, credential.is_some(), &by));
+                        };
                         self.tokens.put(host, &scope_key, auth, ttl);
                         continue;
                     }
@@ -256,12 +260,32 @@ impl Transport {
                         );
                         continue;
                     }
-                    _ => return Err(self.unauthorized(plan, credential.is_some())),
+                    _ => return Err(self.unauthorized(plan, credential.is_some(), "the registry")),
                 }
             }
             if status == StatusCode::UNAUTHORIZED {
                 let has_credential = self.credential(host)?.is_some();
-                return Err(self.unauthorized(plan, has_credential));
+                let refusal = match response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(Challenge::parse)
+                {
+                    Some(Challenge::Bearer { error, .. }) => error,
+                    _ => None,
+                };
+                return Err(match refusal.as_deref() {
+                    Some("insufficient_scope") if has_credential => self.not_allowed(plan, &scopes),
+                    Some("invalid_token") => Error::Unauthorized {
+                        host: host.to_string(),
+                        repository: plan.repo.name().to_string(),
+                        hint: "the registry rejects the tokens its token service issues \
+                               (expired on arrival or signed by a key it does not trust; \
+                               check both clocks)"
+                            .to_string(),
+                    },
+                    _ => self.unauthorized(plan, has_credential, "the registry"),
+                });
             }
             let retry_after = retry_after(response.headers());
             let error = status_error(&plan.method, &url, response).await;
@@ -332,24 +356,21 @@ impl Transport {
         }
     }
 
-    fn unauthorized(&self, plan: &RequestPlan<'_>, had_credential: bool) -> Error {
-        let source = self
-            .credentials
+    /// Where the credentials came from, for messages.
+    fn credential_source(&self) -> String {
+        self.credentials
             .source()
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the docker config".to_string());
-        Error::Unauthorized {
-            host: plan.repo.host().to_string(),
-            repository: plan.repo.name().to_string(),
-            hint: if had_credential {
-                format!("the registry refused the credentials from {source}")
-            } else {
-                format!(
-                    "no credentials for this host in {source}; run `docker login {}`",
-                    plan.repo.host()
-                )
-            },
-        }
+            .unwrap_or_else(|| "the docker config".to_string())
+    }
+
+    fn unauthorized(&self, plan: &RequestPlan<'_>, had_credential: bool, by: &str) -> Error {
+        let source = self.credential_source();
+        refused(plan.repo, &source, had_credential, by)
+    }
+
+    fn not_allowed(&self, plan: &RequestPlan<'_>, scopes: &[String]) -> Error {
+        not_allowed(plan.repo, &self.credential_source(), scopes)
     }
 
     pub(crate) fn transport_error(&self, host: &str, url: &str, e: reqwest::Error) -> Error {

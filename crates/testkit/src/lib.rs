@@ -33,12 +33,14 @@
 
 #![deny(missing_docs)]
 
+mod bearer;
 mod content;
 pub mod fixtures;
 mod http1;
 pub mod proxy;
 mod push;
 mod registry;
+pub mod token;
 
 pub use content::{BigLayerReader, XorShift};
 pub use fixtures::{
@@ -48,3 +50,4 @@ pub use fixtures::{
 pub use proxy::{Fault, FaultProxy, Match, FOREVER};
 pub use push::{push_blob, push_manifest, Pusher};
 pub use registry::{RegistryOptions, RegistryProcess, DEFAULT_REGISTRY_BIN};
+pub use token::{TokenAuth, TokenRequest, TokenServer, TokenServerOptions};
