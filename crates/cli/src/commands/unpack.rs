@@ -59,7 +59,10 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         }
         for referrer in &summary.referrers {
             if let Some(error) = &referrer.error {
-                eprintln!("  referrer {} of {}: {error}", referrer.digest, referrer.subject);
+                eprintln!(
+                    "  referrer {} of {}: {error}",
+                    referrer.digest, referrer.subject
+                );
             }
         }
         return Ok(ExitCode::FAILURE);
