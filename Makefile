@@ -13,6 +13,11 @@ test: deps lint
 	$(CARGO) test --workspace --doc
 	$(CARGO) test --workspace --all-targets
 
+## fuzz: fuzz the layout reader and manifest parser, FUZZ_SECONDS each (see scripts/fuzz.sh)
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
