@@ -146,6 +146,11 @@ impl Client {
         }
     }
 
+    /// A pull request whose 404 the caller answers itself (absent, not an error).
+    fn lookup(method: Method, repo: &Repository, target: String) -> RequestPlan<'_> {
+        Self::plan(method, repo, Access::Pull, target, &[StatusCode::NOT_FOUND])
+    }
+
     /// Fetch the manifest `reference` (a tag or a digest) as the exact bytes
     /// served. When `reference` is a digest the bytes are checked against it.
     pub async fn get_manifest(
@@ -154,13 +159,7 @@ impl Client {
         reference: &str,
     ) -> Result<FetchedManifest> {
         let target = format!("/v2/{}/manifests/{reference}", repo.name());
-        let plan = Self::plan(
-            Method::GET,
-            repo,
-            Access::Pull,
-            target,
-            &[StatusCode::NOT_FOUND],
-        );
+        let plan = Self::lookup(Method::GET, repo, target);
         let accept = media_type::MANIFEST_ACCEPT.join(", ");
         let answer = self
             .transport
@@ -184,7 +183,7 @@ impl Client {
         let served_digest = answer.header("docker-content-digest");
         let media_type = answer
             .header(CONTENT_TYPE.as_str())
-            .map(|m| m.split(';').next().unwrap_or("").trim().to_string())
+            .map(|m| bare_media_type(&m))
             .unwrap_or_default();
         let bytes = answer.body;
         let digest = Digest::sha256_of(&bytes);
@@ -218,13 +217,7 @@ impl Client {
         reference: &str,
     ) -> Result<Option<ManifestHead>> {
         let target = format!("/v2/{}/manifests/{reference}", repo.name());
-        let plan = Self::plan(
-            Method::HEAD,
-            repo,
-            Access::Pull,
-            target,
-            &[StatusCode::NOT_FOUND],
-        );
+        let plan = Self::lookup(Method::HEAD, repo, target);
         let accept = media_type::MANIFEST_ACCEPT.join(", ");
         let response = self
             .transport
@@ -235,8 +228,7 @@ impl Client {
         }
         Ok(Some(ManifestHead {
             digest: header_str(&response, "docker-content-digest").and_then(|d| d.parse().ok()),
-            media_type: header_str(&response, CONTENT_TYPE.as_str())
-                .map(|m| m.split(';').next().unwrap_or("").trim().to_string()),
+            media_type: header_str(&response, CONTENT_TYPE.as_str()).map(|m| bare_media_type(&m)),
             size: header_str(&response, CONTENT_LENGTH.as_str()).and_then(|s| s.parse().ok()),
         }))
     }
@@ -245,13 +237,7 @@ impl Client {
     /// stream it may call this again.
     pub async fn get_blob(&self, repo: &Repository, digest: &Digest) -> Result<BlobStream> {
         let target = format!("/v2/{}/blobs/{digest}", repo.name());
-        let plan = Self::plan(
-            Method::GET,
-            repo,
-            Access::Pull,
-            target,
-            &[StatusCode::NOT_FOUND],
-        );
+        let plan = Self::lookup(Method::GET, repo, target);
         let response = self.transport.send(&plan, Ok).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Err(not_found(repo, format!("blob {digest}")));
@@ -267,13 +253,7 @@ impl Client {
     /// Whether the repository has the blob.
     pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
         let target = format!("/v2/{}/blobs/{digest}", repo.name());
-        let plan = Self::plan(
-            Method::HEAD,
-            repo,
-            Access::Pull,
-            target,
-            &[StatusCode::NOT_FOUND],
-        );
+        let plan = Self::lookup(Method::HEAD, repo, target);
         let response = self.transport.send(&plan, Ok).await?;
         Ok(response.status() != StatusCode::NOT_FOUND)
     }
@@ -479,13 +459,7 @@ impl Client {
         let mut out = Vec::new();
         let mut target = format!("/v2/{}/tags/list?n=1000", repo.name());
         loop {
-            let plan = Self::plan(
-                Method::GET,
-                repo,
-                Access::Pull,
-                target.clone(),
-                &[StatusCode::NOT_FOUND],
-            );
+            let plan = Self::lookup(Method::GET, repo, target.clone());
             let answer = self
                 .transport
                 .send_whole(&plan, Ok, 16 * MAX_MANIFEST_BYTES)
@@ -511,6 +485,16 @@ impl Client {
             }
         }
     }
+}
+
+/// A `Content-Type` value without its parameters (`; charset=...`).
+fn bare_media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 fn not_found(repo: &Repository, what: String) -> Error {
