@@ -29,11 +29,13 @@
 
 #![deny(missing_docs)]
 
+mod bench;
 mod content;
 pub mod fixtures;
 mod push;
 mod registry;
 
+pub use bench::{push_bench_workload, BenchBlob, BenchWorkload};
 pub use content::{BigLayerReader, XorShift};
 pub use fixtures::{
     push_fixtures, push_fixtures_with, FixtureImage, FixtureKind, FixtureOptions, FixtureReferrer,
