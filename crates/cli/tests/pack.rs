@@ -164,7 +164,7 @@ fn platform_filter_keeps_the_index_and_carries_only_matching_children() {
     let run = pack(
         &scratch,
         &registry.host(),
-        &[multi.reference.clone()],
+        std::slice::from_ref(&multi.reference),
         &["--platform", "linux/arm64", "--json"],
     )
     .ok();
@@ -306,7 +306,7 @@ fn errors_leave_no_bundle_and_keep_an_existing_one() {
     assert!(scratch.files().is_empty(), "{:?}", scratch.files());
 
     // A good bundle stays as it was when a later pack fails.
-    pack(&scratch, &host, &[base.clone()], &[]).ok();
+    pack(&scratch, &host, std::slice::from_ref(&base), &[]).ok();
     let good = std::fs::read(scratch.path("bundle.tar")).unwrap();
     let run = pack(
         &scratch,
@@ -402,7 +402,7 @@ fn corrupt_blob_in_the_registry_aborts_with_both_digests() {
     let run = pack(
         &scratch,
         &registry.host(),
-        &[base.reference.clone()],
+        std::slice::from_ref(&base.reference),
         &["--no-referrers"],
     )
     .failed();

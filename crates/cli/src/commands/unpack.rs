@@ -1,9 +1,197 @@
 //! `ferry unpack`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use crate::args::UnpackArgs;
+use anyhow::Context;
+use ferry_oci::{Naming, RelocationTarget};
+use ferry_unpack::{Plan, SparseMode, UnpackOptions, UnpackSummary};
 
-pub async fn run(_args: UnpackArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("unpack is not available yet in this build")
+use super::common::{self, human_bytes};
+use crate::args::UnpackArgs;
+use crate::progress;
+
+pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
+    let target = RelocationTarget::parse(&args.to)?;
+    let naming: Naming = args.naming.parse()?;
+    let sparse: SparseMode = args.sparse.parse().map_err(anyhow::Error::msg)?;
+    if args.jobs == 0 {
+        anyhow::bail!("--jobs must be at least 1");
+    }
+    if args.dry_run {
+        return dry_run(&args, &target, naming, sparse);
+    }
+    let client = common::client(&args.registry)?;
+    let options = UnpackOptions {
+        bundle: args.bundle.clone(),
+        target,
+        naming,
+        sparse,
+        jobs: args.jobs,
+        mapping: args.mapping.clone(),
+    };
+    let progress = progress::for_output(&args.output_format);
+    let summary = ferry_unpack::unpack(&client, &options, progress)
+        .await
+        .with_context(|| {
+            format!(
+                "unpacking {} into {} failed",
+                args.bundle.display(),
+                options.target
+            )
+        })?;
+    if args.output_format.json {
+        common::print_json(&summary)?;
+    } else if !args.output_format.quiet {
+        print_summary(&summary)?;
+    }
+    if summary.failed > 0 {
+        let _ = std::io::stdout().flush();
+        eprintln!(
+            "ferry: error: {} of {} image(s) and referrer(s) failed; they were not tagged:",
+            summary.failed,
+            summary.images.len() + summary.referrers.len()
+        );
+        let errors = summary
+            .images
+            .iter()
+            .filter_map(|i| i.error.as_ref())
+            .chain(summary.referrers.iter().filter_map(|r| r.error.as_ref()));
+        for error in errors {
+            eprintln!("  {error}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Plan offline, print the plan, write the mapping; no registry client is
+/// even made.
+fn dry_run(
+    args: &UnpackArgs,
+    target: &RelocationTarget,
+    naming: Naming,
+    sparse: SparseMode,
+) -> anyhow::Result<ExitCode> {
+    let archive = ferry_unpack::open_bundle(&args.bundle)?;
+    let plan = ferry_unpack::plan(&archive, target, naming, sparse)
+        .with_context(|| format!("planning the unpack of {}", args.bundle.display()))?;
+    if let Some(path) = &args.mapping {
+        ferry_unpack::write_mapping(path, &plan.mapping())?;
+    }
+    if args.output_format.json {
+        common::print_json(&plan)?;
+    } else if !args.output_format.quiet {
+        print_plan(&plan)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_plan(plan: &Plan) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "plan: {} image(s) into {} (naming {}, sparse {})",
+        plan.images.len(),
+        plan.target,
+        plan.naming,
+        plan.sparse
+    )?;
+    for image in &plan.images {
+        write!(out, "  {} -> {}", image.original, image.relocated)?;
+        if let Some(old) = &image.bundle_digest {
+            write!(out, " (rewritten from {old})")?;
+        }
+        if !image.platforms_missing.is_empty() {
+            write!(
+                out,
+                " (not carried: {})",
+                image.platforms_missing.join(", ")
+            )?;
+        }
+        writeln!(out)?;
+    }
+    for referrer in &plan.referrers {
+        writeln!(
+            out,
+            "  referrer {} of {}{} -> {}",
+            referrer.digest,
+            referrer.subject,
+            referrer
+                .artifact_type
+                .as_deref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default(),
+            referrer.repositories.join(", ")
+        )?;
+    }
+    writeln!(
+        out,
+        "{} manifest(s), {} blob(s), {} to push; dry run: nothing pushed",
+        plan.manifest_count,
+        plan.blob_count,
+        human_bytes(plan.blob_bytes)
+    )?;
+    Ok(())
+}
+
+fn print_summary(s: &UnpackSummary) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for image in &s.images {
+        let status = if image.error.is_some() {
+            "FAILED"
+        } else {
+            "pushed"
+        };
+        write!(out, "{status} {} -> {}", image.original, image.relocated)?;
+        if let Some(old) = &image.bundle_digest {
+            write!(out, " (index rewritten: was {old}, now {})", image.digest)?;
+        }
+        if !image.platforms_missing.is_empty() {
+            write!(
+                out,
+                " (not carried: {})",
+                image.platforms_missing.join(", ")
+            )?;
+        }
+        writeln!(out)?;
+    }
+    for r in &s.referrers {
+        let status = if r.error.is_some() {
+            "FAILED"
+        } else {
+            "pushed"
+        };
+        writeln!(
+            out,
+            "{status} referrer {} -> {}",
+            r.digest,
+            r.repositories.join(", ")
+        )?;
+    }
+    writeln!(
+        out,
+        "{} image(s), {} referrer(s); blobs: {} uploaded ({}), {} mounted, {} already present; \
+         manifests: {} pushed, {} already present; tags: {} set, {} unchanged; {:.1}s",
+        s.images.len(),
+        s.referrers.len(),
+        s.blobs_uploaded,
+        human_bytes(s.bytes_uploaded),
+        s.blobs_mounted,
+        s.blobs_present,
+        s.manifests_pushed,
+        s.manifests_present,
+        s.tags_set,
+        s.tags_unchanged,
+        s.elapsed.as_secs_f64()
+    )?;
+    if let Some(path) = &s.mapping_file {
+        writeln!(
+            out,
+            "wrote mapping {} ({} reference(s))",
+            path.display(),
+            s.mapping.len()
+        )?;
+    }
+    Ok(())
 }

@@ -1,0 +1,38 @@
+//! Auditing ferry bundles: what an archive holds, whether every byte of it
+//! is what its names promise, and whether a relocation holds in the target
+//! registry.
+//!
+//! - [`inspect`] lists an OCI image layout tarball — references, manifest
+//!   digests (what registries show), config digests (the image IDs engines
+//!   show), platforms carried and not carried, referrers, totals — without
+//!   hashing layers. It never fails on a sparse or referrer-laden archive.
+//! - [`verify_archive`] reads the archive once, hashes every blob, checks
+//!   every descriptor reachable from `index.json`, and lists every problem
+//!   it finds, each naming the entry, what was expected and what was found.
+//!   It is offline: it never contacts a registry.
+//! - [`verify_mapping`] checks a relocation mapping (written by
+//!   `ferry unpack`) against the target registry: every relocated tag
+//!   resolves to the digest recorded and everything below it is present.
+//!
+//! Findings are data ([`Problem`]), not errors: the audit goes on after the
+//! first one. [`Error`] is only for what stops an audit from starting (an
+//! unreadable mapping file, an archive `inspect` cannot open).
+
+#![deny(missing_docs)]
+
+mod error;
+mod mapping;
+mod problem;
+mod report;
+mod verify;
+mod walk;
+
+pub use error::{Error, Result};
+pub use mapping::{verify_mapping, Mapping, MappingCheck, MappingOptions, MappingReport};
+pub use problem::{Problem, Severity, MAX_PROBLEMS};
+pub use report::{
+    BundleReport, ImageReport, Inspection, ManifestKind, ReferenceReport, ReferrerReport,
+    ReferrerSource, Totals, UnreferencedBlob,
+};
+pub use verify::{verify_archive, VerifyOptions, VerifyReport};
+pub use walk::inspect;

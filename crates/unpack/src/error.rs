@@ -1,0 +1,199 @@
+//! The error type of `unpack`.
+
+use std::path::PathBuf;
+
+use ferry_oci::Digest;
+
+/// Everything that can stop an unpack, or fail one image of it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bundle was given as standard input.
+    #[error(
+        "unpack needs a file: it reads blobs by offset; save the stream to a file first \
+         (e.g. `cat > bundle.tar`) and unpack that"
+    )]
+    Stdin,
+    /// The bundle could not be opened or read as an OCI image layout.
+    #[error("reading bundle {path}")]
+    Bundle {
+        /// The bundle.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: ferry_oci::Error,
+    },
+    /// `index.json` lists nothing to relocate.
+    #[error("the bundle's index.json lists no images")]
+    Empty,
+    /// Descriptors of `index.json` have no name and are not referrers.
+    #[error(
+        "index.json lists manifests with no name (no io.containerd.image.name or \
+         org.opencontainers.image.ref.name annotation) that are not referrers either: {}; \
+         ferry cannot tell where they belong",
+        list(.digests)
+    )]
+    Unnamed {
+        /// Their digests.
+        digests: Vec<Digest>,
+    },
+    /// A descriptor is named by a tag only (as some tools write), not by an
+    /// image reference.
+    #[error(
+        "index.json names {digest} only {name:?}, a tag without an image name; ferry needs \
+         the original reference to relocate it (write the layout with a full name, e.g. \
+         `skopeo copy ... oci:DIR:registry.example/repo:{name}`)"
+    )]
+    TagOnlyName {
+        /// The manifest named.
+        digest: Digest,
+        /// The name recorded.
+        name: String,
+    },
+    /// A name in `index.json` is not a valid reference.
+    #[error("index.json names {digest} {name:?}, which is not an image reference")]
+    InvalidName {
+        /// The manifest named.
+        digest: Digest,
+        /// The name recorded.
+        name: String,
+        /// Why it is invalid.
+        #[source]
+        source: ferry_oci::Error,
+    },
+    /// An original cannot be relocated (too long, collision).
+    #[error("relocating the bundle's references")]
+    Relocation {
+        /// Why.
+        #[source]
+        source: ferry_oci::Error,
+    },
+    /// A manifest the graph needs is not in the bundle.
+    #[error("manifest {digest}, needed by {needed_by}, is not in the bundle")]
+    ManifestMissing {
+        /// The manifest.
+        digest: Digest,
+        /// The reference that needs it.
+        needed_by: String,
+    },
+    /// A manifest in the bundle cannot be read or understood.
+    #[error("manifest {digest}, needed by {needed_by}")]
+    Manifest {
+        /// The manifest.
+        digest: Digest,
+        /// The reference that needs it.
+        needed_by: String,
+        /// Why.
+        #[source]
+        source: ferry_oci::Error,
+    },
+    /// A blob the graph needs is not in the bundle.
+    #[error("blob {digest}, needed by {needed_by}, is not in the bundle")]
+    BlobMissing {
+        /// The blob.
+        digest: Digest,
+        /// The reference that needs it.
+        needed_by: String,
+    },
+    /// A blob or manifest has another size in the bundle than its descriptor says.
+    #[error("{digest}, needed by {needed_by}, is {found} bytes in the bundle; its descriptor says {expected}")]
+    SizeMismatch {
+        /// The blob.
+        digest: Digest,
+        /// The reference that needs it.
+        needed_by: String,
+        /// The size in the descriptor.
+        expected: u64,
+        /// The size in the bundle.
+        found: u64,
+    },
+    /// A referrer's subject is in no named image's graph.
+    #[error("referrer {digest} refers to {subject}, which no named image in the bundle holds")]
+    OrphanReferrer {
+        /// The referrer.
+        digest: Digest,
+        /// Its subject.
+        subject: Digest,
+    },
+    /// A sparse index could not be rewritten.
+    #[error("rewriting sparse index {digest}")]
+    Rewrite {
+        /// The index.
+        digest: Digest,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The registry failed while pushing one thing.
+    #[error("{what}")]
+    Registry {
+        /// What was being pushed (`blob sha256:... into host/repo`).
+        what: String,
+        /// What the registry client said.
+        #[source]
+        source: ferry_registry::Error,
+    },
+    /// A blob's bytes in the bundle do not match its digest.
+    #[error(
+        "blob {digest} in the bundle does not match its digest (the bundle is corrupt); \
+         nothing that needs it was tagged"
+    )]
+    BlobCorrupt {
+        /// The blob.
+        digest: Digest,
+    },
+    /// The registry refused an index whose platforms were not all carried.
+    #[error(
+        "{reference}: the registry refused index {digest} because platforms {} were not \
+         carried in the bundle; run again with --sparse rewrite to push an index of the \
+         carried platforms only (it gets a new digest)",
+        .missing.join(", ")
+    )]
+    SparseRefused {
+        /// The relocated reference.
+        reference: String,
+        /// The index.
+        digest: Digest,
+        /// The platforms not carried.
+        missing: Vec<String>,
+        /// What the registry said.
+        #[source]
+        source: ferry_registry::Error,
+    },
+    /// A blob it needs failed to push, so an image was not pushed.
+    #[error("{reference}: not pushed because blob {digest} failed: {reason}")]
+    BlobFailed {
+        /// The relocated reference.
+        reference: String,
+        /// The blob.
+        digest: Digest,
+        /// Why the blob failed.
+        reason: String,
+    },
+    /// The mapping file could not be written.
+    #[error("writing mapping {path}")]
+    Mapping {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker task panicked or was cancelled.
+    #[error("a worker task failed: {reason}")]
+    Task {
+        /// What happened.
+        reason: String,
+    },
+}
+
+fn list(digests: &[Digest]) -> String {
+    digests
+        .iter()
+        .map(Digest::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Result with `unpack`'s [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

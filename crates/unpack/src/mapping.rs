@@ -1,0 +1,59 @@
+//! The relocation mapping file.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use crate::{Error, Result};
+
+/// Write `mapping` (original -> relocated reference) to `path` as a JSON
+/// object with sorted keys, atomically: a temporary file in the same
+/// directory, synced, then renamed over `path`.
+pub fn write_mapping(path: &Path, mapping: &BTreeMap<String, String>) -> Result<()> {
+    let err = |source| Error::Mapping {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ferry-mapping-")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    serde_json::to_writer_pretty(&mut tmp, mapping).map_err(|e| err(e.into()))?;
+    tmp.write_all(b"\n").map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_sorted_json_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mapping.json");
+        std::fs::write(&path, "old").unwrap();
+        let mapping = BTreeMap::from([
+            ("z.io/b:1".to_string(), "h/x:1@sha256:b".to_string()),
+            ("a.io/a:1".to_string(), "h/y:1@sha256:a".to_string()),
+        ]);
+        write_mapping(&path, &mapping).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\n  \"a.io/a:1\": \"h/y:1@sha256:a\",\n  \"z.io/b:1\": \"h/x:1@sha256:b\"\n}\n"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn missing_directory_is_an_error_naming_the_file() {
+        let err =
+            write_mapping(Path::new("/nonexistent/dir/m.json"), &BTreeMap::new()).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/dir/m.json"), "{err}");
+    }
+}

@@ -1,0 +1,467 @@
+//! The offline half of unpack: name every image in the bundle, relocate the
+//! names, check the whole graph, and decide what goes where. Nothing here
+//! touches the network; `--dry-run` prints this and stops.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Serialize, Serializer};
+
+use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
+use ferry_oci::{
+    check_collisions, Descriptor, Digest, LayoutArchive, Manifest, Naming, Reference,
+    RelocationTarget,
+};
+
+use crate::sparse;
+use crate::{Error, Result};
+
+/// What to do with an index whose children were not all carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SparseMode {
+    /// Push the index unchanged, so its digest holds; a registry that checks
+    /// children (distribution does) refuses it.
+    #[default]
+    Keep,
+    /// Push a new index listing only the carried children (a new digest).
+    Rewrite,
+}
+
+impl FromStr for SparseMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<SparseMode, String> {
+        match s {
+            "keep" => Ok(SparseMode::Keep),
+            "rewrite" => Ok(SparseMode::Rewrite),
+            other => Err(format!(
+                "unknown sparse mode {other:?}: expected keep or rewrite"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for SparseMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SparseMode::Keep => "keep",
+            SparseMode::Rewrite => "rewrite",
+        })
+    }
+}
+
+/// One named reference of the bundle and where it goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedImage {
+    /// The original reference as recorded in the bundle's `index.json`.
+    pub original: String,
+    /// The relocated reference, tag kept, digest pinned: the mapping's value.
+    pub relocated: Reference,
+    /// The relocated repository, `host[:port]/path`.
+    pub repository: String,
+    /// The digest the target will serve.
+    pub digest: Digest,
+    /// The media type of the top manifest.
+    pub media_type: String,
+    /// The digest in the bundle, when the index was rewritten (`--sparse
+    /// rewrite`) and `digest` is new.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_digest: Option<Digest>,
+    /// Children of the index not carried in the bundle (their platforms, or
+    /// digests when they have none).
+    pub platforms_missing: Vec<String>,
+    /// Manifests to push, children first, the top one last.
+    #[serde(skip)]
+    pub(crate) manifests: Vec<Digest>,
+    /// Configs and layers to push.
+    #[serde(skip)]
+    pub(crate) blobs: Vec<Digest>,
+}
+
+impl PlannedImage {
+    /// The repository path in the target registry (no host).
+    pub fn repository_path(&self) -> &str {
+        self.relocated.repository()
+    }
+}
+
+/// An unnamed referrer (signature, SBOM, attestation) and the repositories
+/// it goes to: those of every named image that holds its subject.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedReferrer {
+    /// The referrer's manifest digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its artifact type, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// The digest it refers to.
+    pub subject: Digest,
+    /// Relocated repository paths (no host) it is pushed into.
+    pub repositories: Vec<String>,
+    /// Manifests to push, children first, the referrer last.
+    #[serde(skip)]
+    pub(crate) manifests: Vec<Digest>,
+    /// Configs and layers to push.
+    #[serde(skip)]
+    pub(crate) blobs: Vec<Digest>,
+}
+
+/// Everything an unpack will do, decided offline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Where images go.
+    pub target: RelocationTarget,
+    /// How repositories are named.
+    #[serde(serialize_with = "display")]
+    pub naming: Naming,
+    /// What happens to sparse indexes.
+    pub sparse: SparseMode,
+    /// Named references, sorted by original.
+    pub images: Vec<PlannedImage>,
+    /// Unnamed referrers, sorted by digest.
+    pub referrers: Vec<PlannedReferrer>,
+    /// Distinct manifests to push.
+    pub manifest_count: usize,
+    /// Distinct configs and layers to push.
+    pub blob_count: usize,
+    /// Their total size.
+    pub blob_bytes: u64,
+    #[serde(skip)]
+    pub(crate) manifests: BTreeMap<Digest, Manifest>,
+    #[serde(skip)]
+    pub(crate) blob_sizes: BTreeMap<Digest, u64>,
+}
+
+fn display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+impl Plan {
+    /// The relocation mapping: each original reference as recorded -> the
+    /// relocated `HOST[:PORT]/PATH[:TAG]@DIGEST`.
+    pub fn mapping(&self) -> BTreeMap<String, String> {
+        self.images
+            .iter()
+            .map(|i| (i.original.clone(), i.relocated.to_string()))
+            .collect()
+    }
+
+    /// A manifest of the plan, by digest.
+    pub(crate) fn manifest(&self, digest: &Digest) -> &Manifest {
+        &self.manifests[digest]
+    }
+}
+
+/// Plan the relocation of everything in `archive` to `target`, offline:
+/// name every `index.json` descriptor, relocate and check for collisions,
+/// and check that every manifest is present and parses and every blob is
+/// present with its size (children left out of a sparse index excepted).
+pub fn plan(
+    archive: &LayoutArchive,
+    target: &RelocationTarget,
+    naming: Naming,
+    sparse: SparseMode,
+) -> Result<Plan> {
+    let mut walker = Walker {
+        archive,
+        manifests: BTreeMap::new(),
+        blob_sizes: BTreeMap::new(),
+    };
+    let mut images = Vec::new();
+    let mut unnamed = Vec::new();
+    for descriptor in archive.index() {
+        match original_name(descriptor)? {
+            Some((recorded, original)) => {
+                images.push(walker.image(descriptor, recorded, original, target, naming, sparse)?)
+            }
+            None => unnamed.push(descriptor),
+        }
+    }
+    images.sort_by(|a, b| a.image.original.cmp(&b.image.original));
+    check_collisions(
+        images
+            .iter()
+            .map(|i| (&i.reference_original, &i.image.relocated)),
+    )
+    .map_err(|source| Error::Relocation { source })?;
+    let mut images: Vec<PlannedImage> = images.into_iter().map(|i| i.image).collect();
+
+    let mut referrers = Vec::new();
+    let mut not_referrers = Vec::new();
+    for descriptor in unnamed {
+        let label = format!("unnamed {}", descriptor.digest);
+        let manifest = walker.load(descriptor, &label)?;
+        match manifest.subject() {
+            Some(subject) => {
+                let mut graph = Graph::default();
+                walker.walk(descriptor, &label, &mut graph)?;
+                referrers.push(PlannedReferrer {
+                    digest: descriptor.digest.clone(),
+                    media_type: manifest.media_type().to_string(),
+                    artifact_type: manifest.artifact_type().map(str::to_string),
+                    subject: subject.digest.clone(),
+                    repositories: Vec::new(),
+                    manifests: graph.manifests,
+                    blobs: graph.blobs,
+                });
+            }
+            None => not_referrers.push(descriptor.digest.clone()),
+        }
+    }
+    if !not_referrers.is_empty() {
+        return Err(Error::Unnamed {
+            digests: not_referrers,
+        });
+    }
+    if images.is_empty() {
+        return Err(Error::Empty);
+    }
+    referrers.sort_by(|a, b| a.digest.cmp(&b.digest));
+    assign_referrers(&mut images, &mut referrers)?;
+
+    let mut manifests = BTreeSet::new();
+    let mut blobs = BTreeSet::new();
+    for (m, b) in images
+        .iter()
+        .map(|i| (&i.manifests, &i.blobs))
+        .chain(referrers.iter().map(|r| (&r.manifests, &r.blobs)))
+    {
+        manifests.extend(m.iter().cloned());
+        blobs.extend(b.iter().cloned());
+    }
+    let blob_bytes = blobs.iter().map(|d| walker.blob_sizes[d]).sum();
+    Ok(Plan {
+        target: target.clone(),
+        naming,
+        sparse,
+        images,
+        referrers,
+        manifest_count: manifests.len(),
+        blob_count: blobs.len(),
+        blob_bytes,
+        manifests: walker.manifests,
+        blob_sizes: walker.blob_sizes,
+    })
+}
+
+/// Each referrer goes to the repository of every named image whose graph
+/// holds its subject; referrers of referrers follow.
+fn assign_referrers(images: &mut [PlannedImage], referrers: &mut [PlannedReferrer]) -> Result<()> {
+    let mut graphs: Vec<BTreeSet<Digest>> = images
+        .iter()
+        .map(|i| {
+            let mut g: BTreeSet<Digest> = i.manifests.iter().cloned().collect();
+            g.extend(i.bundle_digest.iter().cloned());
+            g
+        })
+        .collect();
+    loop {
+        let mut changed = false;
+        for referrer in referrers.iter_mut() {
+            for (image, graph) in images.iter().zip(graphs.iter_mut()) {
+                let repo = image.repository_path().to_string();
+                if graph.contains(&referrer.subject) && !graph.contains(&referrer.digest) {
+                    graph.extend(referrer.manifests.iter().cloned());
+                    if !referrer.repositories.contains(&repo) {
+                        referrer.repositories.push(repo);
+                    }
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for referrer in referrers.iter_mut() {
+        if referrer.repositories.is_empty() {
+            return Err(Error::OrphanReferrer {
+                digest: referrer.digest.clone(),
+                subject: referrer.subject.clone(),
+            });
+        }
+        referrer.repositories.sort();
+    }
+    Ok(())
+}
+
+/// The recorded name of an `index.json` descriptor and the reference it
+/// stands for, or `None` when it has no name.
+fn original_name(descriptor: &Descriptor) -> Result<Option<(String, Reference)>> {
+    let containerd = descriptor.annotation(ANNOTATION_CONTAINERD_NAME);
+    let Some(name) = containerd.or(descriptor.annotation(ANNOTATION_REF_NAME)) else {
+        return Ok(None);
+    };
+    if containerd.is_none() && !name.contains(['/', ':', '@']) {
+        return Err(Error::TagOnlyName {
+            digest: descriptor.digest.clone(),
+            name: name.to_string(),
+        });
+    }
+    let reference = Reference::parse(name).map_err(|source| Error::InvalidName {
+        digest: descriptor.digest.clone(),
+        name: name.to_string(),
+        source,
+    })?;
+    Ok(Some((name.to_string(), reference)))
+}
+
+struct NamedImage {
+    reference_original: Reference,
+    image: PlannedImage,
+}
+
+/// The manifests (children first) and blobs one top manifest needs.
+#[derive(Default)]
+struct Graph {
+    manifests: Vec<Digest>,
+    blobs: Vec<Digest>,
+    missing: Vec<String>,
+}
+
+struct Walker<'a> {
+    archive: &'a LayoutArchive,
+    manifests: BTreeMap<Digest, Manifest>,
+    blob_sizes: BTreeMap<Digest, u64>,
+}
+
+impl Walker<'_> {
+    fn image(
+        &mut self,
+        descriptor: &Descriptor,
+        recorded: String,
+        original: Reference,
+        target: &RelocationTarget,
+        naming: Naming,
+        sparse: SparseMode,
+    ) -> Result<NamedImage> {
+        let relocated_name = target
+            .relocate(&original, naming)
+            .map_err(|source| Error::Relocation { source })?;
+        let mut graph = Graph::default();
+        self.walk(descriptor, &recorded, &mut graph)?;
+        let root = self.manifests[&descriptor.digest].clone();
+        let mut digest = descriptor.digest.clone();
+        let mut bundle_digest = None;
+        if sparse == SparseMode::Rewrite && !graph.missing.is_empty() && root.is_index() {
+            let archive = self.archive;
+            let bytes = sparse::rewrite_index(root.bytes(), |d| {
+                d.parse::<Digest>()
+                    .is_ok_and(|d| archive.blob(&d).is_some())
+            })
+            .map_err(|source| Error::Rewrite {
+                digest: digest.clone(),
+                source,
+            })?;
+            let new = Manifest::parse(bytes, Some(root.media_type())).map_err(|source| {
+                Error::Manifest {
+                    digest: digest.clone(),
+                    needed_by: recorded.clone(),
+                    source,
+                }
+            })?;
+            bundle_digest = Some(digest);
+            digest = new.digest().clone();
+            graph.manifests.pop();
+            graph.manifests.push(digest.clone());
+            self.manifests.insert(digest.clone(), new);
+        }
+        Ok(NamedImage {
+            reference_original: original,
+            image: PlannedImage {
+                original: recorded,
+                repository: relocated_name.name(),
+                relocated: relocated_name.pinned(digest.clone()),
+                digest,
+                media_type: root.media_type().to_string(),
+                bundle_digest,
+                platforms_missing: graph.missing,
+                manifests: graph.manifests,
+                blobs: graph.blobs,
+            },
+        })
+    }
+
+    /// Read (once) and parse the manifest `descriptor` points at.
+    fn load(&mut self, descriptor: &Descriptor, needed_by: &str) -> Result<Manifest> {
+        let digest = &descriptor.digest;
+        if let Some(m) = self.manifests.get(digest) {
+            return Ok(m.clone());
+        }
+        let entry = self
+            .archive
+            .blob(digest)
+            .ok_or_else(|| Error::ManifestMissing {
+                digest: digest.clone(),
+                needed_by: needed_by.to_string(),
+            })?;
+        if entry.size != descriptor.size {
+            return Err(Error::SizeMismatch {
+                digest: digest.clone(),
+                needed_by: needed_by.to_string(),
+                expected: descriptor.size,
+                found: entry.size,
+            });
+        }
+        let manifest = self
+            .archive
+            .manifest(digest, Some(&descriptor.media_type))
+            .map_err(|source| Error::Manifest {
+                digest: digest.clone(),
+                needed_by: needed_by.to_string(),
+                source,
+            })?;
+        self.manifests.insert(digest.clone(), manifest.clone());
+        Ok(manifest)
+    }
+
+    /// Add `descriptor`'s manifest and everything below it to `graph`.
+    fn walk(&mut self, descriptor: &Descriptor, needed_by: &str, graph: &mut Graph) -> Result<()> {
+        if graph.manifests.contains(&descriptor.digest) {
+            return Ok(());
+        }
+        let manifest = self.load(descriptor, needed_by)?;
+        for child in manifest.children() {
+            if self.archive.blob(&child.digest).is_none() {
+                let name = child
+                    .platform
+                    .as_ref()
+                    .map_or_else(|| child.digest.to_string(), |p| p.to_string());
+                graph.missing.push(name);
+                continue;
+            }
+            self.walk(child, needed_by, graph)?;
+        }
+        for blob in manifest.blobs() {
+            let entry = self
+                .archive
+                .blob(&blob.digest)
+                .ok_or_else(|| Error::BlobMissing {
+                    digest: blob.digest.clone(),
+                    needed_by: needed_by.to_string(),
+                })?;
+            if entry.size != blob.size {
+                return Err(Error::SizeMismatch {
+                    digest: blob.digest.clone(),
+                    needed_by: needed_by.to_string(),
+                    expected: blob.size,
+                    found: entry.size,
+                });
+            }
+            self.blob_sizes.insert(blob.digest.clone(), blob.size);
+            if !graph.blobs.contains(&blob.digest) {
+                graph.blobs.push(blob.digest.clone());
+            }
+        }
+        graph.manifests.push(descriptor.digest.clone());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

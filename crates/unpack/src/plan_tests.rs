@@ -1,0 +1,226 @@
+//! `plan` against small layout tarballs built here.
+
+use std::collections::BTreeMap;
+
+use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
+use ferry_oci::{media_type, Descriptor, Digest, LayoutArchive, Naming, RelocationTarget};
+use serde_json::json;
+
+use super::*;
+
+/// A layout tarball under construction: blobs and index entries.
+#[derive(Default)]
+struct Layout {
+    blobs: BTreeMap<Digest, Vec<u8>>,
+    index: Vec<serde_json::Value>,
+}
+
+impl Layout {
+    fn blob(&mut self, media_type: &str, bytes: &[u8]) -> Descriptor {
+        let digest = Digest::sha256_of(bytes);
+        self.blobs.insert(digest.clone(), bytes.to_vec());
+        Descriptor::new(media_type, digest, bytes.len() as u64)
+    }
+
+    /// An OCI image with one layer (and a subject, for a referrer).
+    fn image(&mut self, label: &str, subject: Option<&Descriptor>) -> Descriptor {
+        let config = self.blob(
+            media_type::OCI_CONFIG,
+            format!("{{\"l\":\"{label}\"}}").as_bytes(),
+        );
+        let layer = self.blob("application/vnd.oci.image.layer.v1.tar", label.as_bytes());
+        let mut m = json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::OCI_MANIFEST,
+            "config": config,
+            "layers": [layer],
+        });
+        if let Some(s) = subject {
+            m["subject"] = json!(s);
+        }
+        self.blob(media_type::OCI_MANIFEST, &serde_json::to_vec(&m).unwrap())
+    }
+
+    fn index_of(&mut self, children: &[(Descriptor, &str)]) -> Descriptor {
+        let manifests: Vec<_> = children
+            .iter()
+            .map(|(d, arch)| {
+                let mut d = json!(d);
+                d["platform"] = json!({"architecture": arch, "os": "linux"});
+                d
+            })
+            .collect();
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::OCI_INDEX,
+            "manifests": manifests,
+            "annotations": {"keep": "me"},
+        });
+        self.blob(media_type::OCI_INDEX, &serde_json::to_vec(&index).unwrap())
+    }
+
+    fn name(&mut self, d: &Descriptor, key: &str, name: &str) {
+        let mut entry = json!(d);
+        entry["annotations"] = json!({ key: name });
+        self.index.push(entry);
+    }
+
+    fn unnamed(&mut self, d: &Descriptor) {
+        self.index.push(json!(d));
+    }
+
+    fn write(&self, leave_out: &[&Digest]) -> (tempfile::TempDir, LayoutArchive) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("layout.tar");
+        let mut tar = tar::Builder::new(std::fs::File::create(&path).unwrap());
+        let mut add = |name: &str, bytes: &[u8]| {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, name, bytes).unwrap();
+        };
+        add("./oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+        let index = json!({"schemaVersion": 2, "manifests": self.index});
+        add("./index.json", &serde_json::to_vec(&index).unwrap());
+        for (digest, bytes) in &self.blobs {
+            if !leave_out.contains(&digest) {
+                add(&format!("./{}", digest.blob_path()), bytes);
+            }
+        }
+        tar.into_inner().unwrap();
+        let archive = LayoutArchive::open(&path).unwrap();
+        (dir, archive)
+    }
+}
+
+fn target() -> RelocationTarget {
+    RelocationTarget::parse("reg.internal:5000/team").unwrap()
+}
+
+#[test]
+fn names_relocates_and_sends_referrers_beside_their_subject() {
+    let mut l = Layout::default();
+    let app = l.image("app", None);
+    let sbom = l.image("sbom", Some(&app));
+    l.name(&app, ANNOTATION_CONTAINERD_NAME, "ghcr.io/org/app:1");
+    l.unnamed(&sbom);
+    let (_dir, archive) = l.write(&[]);
+    let plan = plan(&archive, &target(), Naming::Flatten, SparseMode::Keep).unwrap();
+    assert_eq!(plan.images.len(), 1);
+    let image = &plan.images[0];
+    assert_eq!(image.repository, "reg.internal:5000/team/org-app");
+    assert_eq!(
+        plan.mapping(),
+        BTreeMap::from([(
+            "ghcr.io/org/app:1".to_string(),
+            format!("reg.internal:5000/team/org-app:1@{}", app.digest)
+        )])
+    );
+    assert_eq!(plan.referrers.len(), 1);
+    assert_eq!(plan.referrers[0].repositories, ["team/org-app"]);
+    assert_eq!(plan.referrers[0].subject, app.digest);
+    assert_eq!(plan.manifest_count, 2);
+    assert_eq!(plan.blob_count, 4);
+}
+
+#[test]
+fn ref_name_is_normalized_as_docker_does() {
+    let mut l = Layout::default();
+    let base = l.image("base", None);
+    l.name(&base, ANNOTATION_REF_NAME, "src/base:1");
+    let (_dir, archive) = l.write(&[]);
+    let plan = plan(&archive, &target(), Naming::Preserve, SparseMode::Keep).unwrap();
+    assert_eq!(plan.images[0].original, "src/base:1");
+    assert_eq!(plan.images[0].repository, "reg.internal:5000/team/src/base");
+}
+
+#[test]
+fn unnamed_non_referrers_are_listed() {
+    let mut l = Layout::default();
+    let a = l.image("a", None);
+    let b = l.image("b", None);
+    l.name(&a, ANNOTATION_REF_NAME, "x.io/a:1");
+    l.unnamed(&b);
+    let (_dir, archive) = l.write(&[]);
+    let err = plan(&archive, &target(), Naming::Hash, SparseMode::Keep).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unnamed { digests } if digests.as_slice() == std::slice::from_ref(&b.digest))
+    );
+    assert!(err.to_string().contains(&b.digest.to_string()), "{err}");
+}
+
+#[test]
+fn a_tag_only_name_is_refused_clearly() {
+    let mut l = Layout::default();
+    let a = l.image("a", None);
+    l.name(&a, ANNOTATION_REF_NAME, "1.0");
+    let (_dir, archive) = l.write(&[]);
+    let err = plan(&archive, &target(), Naming::Hash, SparseMode::Keep).unwrap_err();
+    assert!(
+        matches!(err, Error::TagOnlyName { ref name, .. } if name == "1.0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_layer_stops_the_plan() {
+    let mut l = Layout::default();
+    let a = l.image("a", None);
+    let layer = Digest::sha256_of(b"a");
+    l.name(&a, ANNOTATION_REF_NAME, "x.io/a:1");
+    let (_dir, archive) = l.write(&[&layer]);
+    let err = plan(&archive, &target(), Naming::Hash, SparseMode::Keep).unwrap_err();
+    assert!(
+        matches!(err, Error::BlobMissing { ref digest, .. } if *digest == layer),
+        "{err}"
+    );
+}
+
+#[test]
+fn collisions_are_refused_before_anything_is_pushed() {
+    let mut l = Layout::default();
+    let a = l.image("a", None);
+    let b = l.image("b", None);
+    l.name(&a, ANNOTATION_REF_NAME, "one.io/x/y:1");
+    l.name(&b, ANNOTATION_REF_NAME, "two.io/x/y:1");
+    let (_dir, archive) = l.write(&[]);
+    let err = plan(&archive, &target(), Naming::Preserve, SparseMode::Keep).unwrap_err();
+    assert!(matches!(err, Error::Relocation { .. }), "{err}");
+    assert!(plan(&archive, &target(), Naming::Hash, SparseMode::Keep).is_ok());
+}
+
+#[test]
+fn sparse_index_kept_or_rewritten() {
+    let mut l = Layout::default();
+    let amd = l.image("amd64", None);
+    let arm = l.image("arm64", None);
+    let index = l.index_of(&[(amd.clone(), "amd64"), (arm.clone(), "arm64")]);
+    l.name(&index, ANNOTATION_REF_NAME, "x.io/multi:1");
+    let (_dir, archive) = l.write(&[&arm.digest]);
+
+    let keep = plan(&archive, &target(), Naming::Hash, SparseMode::Keep).unwrap();
+    let image = &keep.images[0];
+    assert_eq!(image.digest, index.digest);
+    assert_eq!(image.bundle_digest, None);
+    assert_eq!(image.platforms_missing, ["linux/arm64"]);
+
+    let rewrite = plan(&archive, &target(), Naming::Hash, SparseMode::Rewrite).unwrap();
+    let image = &rewrite.images[0];
+    assert_eq!(image.bundle_digest.as_ref(), Some(&index.digest));
+    assert_ne!(image.digest, index.digest);
+    assert_eq!(image.manifests.last(), Some(&image.digest));
+    let new = rewrite.manifest(&image.digest);
+    assert_eq!(new.children().len(), 1);
+    assert_eq!(new.children()[0].digest, amd.digest);
+    let doc: serde_json::Value = serde_json::from_slice(new.bytes()).unwrap();
+    assert_eq!(doc["annotations"]["keep"], "me");
+    assert!(rewrite.mapping()["x.io/multi:1"].ends_with(&image.digest.to_string()));
+}
+
+#[test]
+fn standard_input_is_refused_with_advice() {
+    let err = crate::open_bundle(std::path::Path::new("-")).unwrap_err();
+    assert!(matches!(err, Error::Stdin));
+    assert!(err.to_string().contains("save the stream"), "{err}");
+}

@@ -1,0 +1,340 @@
+//! The registry half of unpack: blobs streamed from the archive (or
+//! skipped, or mounted), manifests as exact bytes, tags, and the referrers
+//! tag schema.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use ferry_oci::{media_type, Descriptor, Digest, LayoutArchive, Manifest, Progress};
+use ferry_registry::{Client, MountOutcome, Repository};
+
+use crate::summary::chain;
+use crate::{Error, Result};
+
+/// Bytes per chunk of an upload body; with the bounded channel, about the
+/// most memory one upload holds.
+const CHUNK: usize = 1 << 20;
+/// Chunks buffered between the reading thread and the upload.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Counters for the summary.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub blobs_uploaded: AtomicU64,
+    pub blobs_mounted: AtomicU64,
+    pub blobs_present: AtomicU64,
+    pub bytes_uploaded: AtomicU64,
+    pub manifests_pushed: AtomicU64,
+    pub manifests_present: AtomicU64,
+    pub tags_set: AtomicU64,
+    pub tags_unchanged: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Pushes into one target registry.
+pub(crate) struct Pusher {
+    pub client: Client,
+    pub archive: Arc<LayoutArchive>,
+    pub jobs: usize,
+    pub progress: Arc<dyn Progress>,
+    pub stats: Stats,
+    /// Blobs known to be in a repository of the target: digest -> path.
+    located: Mutex<HashMap<Digest, String>>,
+}
+
+impl Pusher {
+    pub fn new(
+        client: Client,
+        archive: Arc<LayoutArchive>,
+        jobs: usize,
+        progress: Arc<dyn Progress>,
+    ) -> Pusher {
+        Pusher {
+            client,
+            archive,
+            jobs: jobs.max(1),
+            progress,
+            stats: Stats::default(),
+            located: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Push `blobs` into `repo`, `jobs` at a time. Each blob's outcome:
+    /// `None` when it is in place, else what went wrong.
+    pub async fn push_blobs(
+        self: &Arc<Self>,
+        repo: &Repository,
+        blobs: BTreeMap<Digest, u64>,
+    ) -> Result<BTreeMap<Digest, Option<String>>> {
+        let semaphore = Arc::new(Semaphore::new(self.jobs));
+        let mut tasks = JoinSet::new();
+        for (digest, size) in blobs {
+            let this = self.clone();
+            let repo = repo.clone();
+            let semaphore = semaphore.clone();
+            tasks.spawn(async move {
+                let _permit = semaphore.acquire_owned().await;
+                let outcome = this.push_blob(&repo, &digest, size).await;
+                this.progress.item_done();
+                (digest, outcome.err().map(|e| chain(&e)))
+            });
+        }
+        let mut out = BTreeMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (digest, outcome) = joined.map_err(|e| Error::Task {
+                reason: e.to_string(),
+            })?;
+            out.insert(digest, outcome);
+        }
+        Ok(out)
+    }
+
+    async fn push_blob(&self, repo: &Repository, digest: &Digest, size: u64) -> Result<()> {
+        let registry = |source| Error::Registry {
+            what: format!("pushing blob {digest} into {repo}"),
+            source,
+        };
+        if self
+            .client
+            .blob_exists(repo, digest)
+            .await
+            .map_err(registry)?
+        {
+            add(&self.stats.blobs_present, 1);
+            self.progress.bytes(size);
+            self.locate(digest, repo);
+            return Ok(());
+        }
+        let from = self.located.lock().expect("lock").get(digest).cloned();
+        if let Some(from) = from.filter(|f| f != repo.name()) {
+            // A refused or failed mount only costs the upload it would save.
+            if let Ok(MountOutcome::Mounted) = self.client.mount_blob(repo, &from, digest).await {
+                add(&self.stats.blobs_mounted, 1);
+                self.progress.bytes(size);
+                self.locate(digest, repo);
+                return Ok(());
+            }
+        }
+        let corrupt = Arc::new(AtomicBool::new(false));
+        let result = self
+            .client
+            .push_blob(repo, digest, size, || {
+                body(
+                    &self.archive,
+                    digest,
+                    corrupt.clone(),
+                    self.progress.clone(),
+                )
+            })
+            .await;
+        if corrupt.load(Ordering::Relaxed) {
+            return Err(Error::BlobCorrupt {
+                digest: digest.clone(),
+            });
+        }
+        result.map_err(registry)?;
+        add(&self.stats.blobs_uploaded, 1);
+        add(&self.stats.bytes_uploaded, size);
+        self.locate(digest, repo);
+        Ok(())
+    }
+
+    fn locate(&self, digest: &Digest, repo: &Repository) {
+        self.located
+            .lock()
+            .expect("lock")
+            .entry(digest.clone())
+            .or_insert_with(|| repo.name().to_string());
+    }
+
+    /// Push `manifest` by digest unless the repository has it.
+    pub async fn push_manifest(
+        &self,
+        repo: &Repository,
+        manifest: &Manifest,
+    ) -> ferry_registry::Result<()> {
+        let digest = manifest.digest().to_string();
+        if self.client.head_manifest(repo, &digest).await?.is_some() {
+            add(&self.stats.manifests_present, 1);
+            return Ok(());
+        }
+        self.client
+            .put_manifest(
+                repo,
+                &digest,
+                manifest.media_type(),
+                Bytes::copy_from_slice(manifest.bytes()),
+            )
+            .await?;
+        add(&self.stats.manifests_pushed, 1);
+        Ok(())
+    }
+
+    /// Point `tag` at `manifest` unless it already does.
+    pub async fn push_tag(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        manifest: &Manifest,
+    ) -> ferry_registry::Result<()> {
+        let head = self.client.head_manifest(repo, tag).await?;
+        if head.and_then(|h| h.digest).as_ref() == Some(manifest.digest()) {
+            add(&self.stats.tags_unchanged, 1);
+            return Ok(());
+        }
+        self.client
+            .put_manifest(
+                repo,
+                tag,
+                manifest.media_type(),
+                Bytes::copy_from_slice(manifest.bytes()),
+            )
+            .await?;
+        add(&self.stats.tags_set, 1);
+        Ok(())
+    }
+
+    /// On a registry without the referrers API, list `referrers` of
+    /// `subject` in the referrers tag schema index (`sha256-<hex>`) of
+    /// `repo`, keeping what it lists already.
+    pub async fn update_referrers_tag(
+        &self,
+        repo: &Repository,
+        subject: &Digest,
+        referrers: &[&Manifest],
+    ) -> ferry_registry::Result<()> {
+        if self.client.referrers(repo, subject).await?.is_some() {
+            return Ok(());
+        }
+        let tag = subject.tag_form();
+        let mut entries: Vec<Value> = match self.client.get_manifest(repo, &tag).await {
+            Ok(existing) => serde_json::from_slice::<Value>(&existing.bytes)
+                .ok()
+                .and_then(|v| v.get("manifests").and_then(Value::as_array).cloned())
+                .unwrap_or_default(),
+            Err(ferry_registry::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let listed: BTreeSet<String> = entries
+            .iter()
+            .filter_map(|e| e.get("digest").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        let mut added = false;
+        for referrer in referrers {
+            if !listed.contains(&referrer.digest().to_string()) {
+                let d = referrer_descriptor(referrer);
+                entries.push(serde_json::to_value(d).expect("descriptor serializes"));
+                added = true;
+            }
+        }
+        if !added {
+            add(&self.stats.tags_unchanged, 1);
+            return Ok(());
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::OCI_INDEX,
+            "manifests": entries,
+        });
+        let bytes = serde_json::to_vec(&index).expect("index serializes");
+        self.client
+            .put_manifest(repo, &tag, media_type::OCI_INDEX, Bytes::from(bytes))
+            .await?;
+        add(&self.stats.tags_set, 1);
+        Ok(())
+    }
+}
+
+/// The descriptor of a referrer as the referrers API lists it: media type,
+/// digest, size, artifact type and the manifest's annotations.
+fn referrer_descriptor(manifest: &Manifest) -> Descriptor {
+    let mut d = manifest.descriptor();
+    d.artifact_type = manifest.artifact_type().map(str::to_string);
+    d.annotations = serde_json::from_slice::<Value>(manifest.bytes())
+        .ok()
+        .and_then(|v| v.get("annotations").cloned())
+        .and_then(|a| serde_json::from_value(a).ok());
+    d
+}
+
+/// An upload body for `digest`: a blocking thread reads the archive with
+/// positioned reads and hashes as it goes, sending chunks through a bounded
+/// channel. The last chunk is held back until the hash is checked, so a
+/// corrupt blob never reaches the registry whole; `corrupt` is set when the
+/// hash did not match (and `open` refuses from then on, ending retries).
+fn body(
+    archive: &Arc<LayoutArchive>,
+    digest: &Digest,
+    corrupt: Arc<AtomicBool>,
+    progress: Arc<dyn Progress>,
+) -> io::Result<impl Stream<Item = io::Result<Bytes>> + Send + 'static> {
+    if corrupt.load(Ordering::Relaxed) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the blob does not match its digest",
+        ));
+    }
+    let mut reader = archive
+        .verifying_blob_reader(digest)
+        .map_err(io::Error::other)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let mut pending: Option<Bytes> = None;
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            match fill(&mut reader, &mut buf) {
+                Ok(0) => {
+                    if let Some(last) = pending.take() {
+                        progress.bytes(last.len() as u64);
+                        let _ = tx.blocking_send(Ok(last));
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    if let Some(chunk) = pending.replace(Bytes::from(buf)) {
+                        progress.bytes(chunk.len() as u64);
+                        if tx.blocking_send(Ok(chunk)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        corrupt.store(true, Ordering::Relaxed);
+                    }
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// Read until `buf` is full or the reader ends; 0 only at the end.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
