@@ -2,7 +2,7 @@
 # `make bench`: ferry against the scripted skopeo round trip and against the
 # raw HTTP transfer floor, on this machine, in one run. See docs/benchmarks.md.
 #
-#   scripts/bench.sh [--bin DIR] [--scale F] [--jobs N] [--json FILE] [--no-build]
+#   scripts/bench.sh [--bin DIR] [--scale F] [--jobs N] [--runs N] [--json FILE] [--no-build]
 #
 # Starts four fresh docker-registry processes on loopback (source, ferry
 # target, skopeo target, floor target) with storage in one temporary
@@ -14,13 +14,17 @@
 #   then `tar -xf` and per image `skopeo copy --all oci:DIR:... docker://...`;
 #   the floor: every unique blob fetched once (curl, N at a time) and pushed
 #   once (curl POST + monolithic PUT, N at a time).
-# Prints a table and the ratios, and one machine-readable `BENCH {...}` line.
+# With --runs N every step runs N times (targets emptied before each run)
+# and the best wall time is reported: other processes on the machine only
+# ever make a run slower. Prints a table and the ratios, and one
+# machine-readable `BENCH {...}` line.
 # Everything it started or wrote is removed on exit.
 set -euo pipefail
 
 bin=target/release
 scale=1
 jobs=8
+runs=1
 json_out=
 build=yes
 while [[ $# -gt 0 ]]; do
@@ -28,9 +32,10 @@ while [[ $# -gt 0 ]]; do
     --bin) bin=$2; shift 2 ;;
     --scale) scale=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
     --json) json_out=$2; shift 2 ;;
     --no-build) build=no; shift ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -46,9 +51,9 @@ fi
 bin=$(cd "$bin" && pwd)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench.XXXXXX")
-pids=()
+declare -A pid port
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -56,9 +61,8 @@ trap 'exit 130' INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start_registry() { # name -> sets $registry to host:port
-  local name=$1 port
-  port=$(free_port)
+start_registry() { # name [port] -> sets $registry to host:port
+  local name=$1 port=${2:-$(free_port)}
   mkdir -p "$work/$name"
   cat > "$work/$name/config.yml" <<YAML
 version: 0.1
@@ -69,31 +73,52 @@ storage:
 http: {addr: 127.0.0.1:$port}
 YAML
   docker-registry serve "$work/$name/config.yml" >"$work/$name/log" 2>&1 &
-  pids+=($!)
+  pid[$name]=$!
+  port[$name]=$port
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
   curl -fs "http://127.0.0.1:$port/v2/" >/dev/null || { echo "bench.sh: registry $name did not start" >&2; cat "$work/$name/log" >&2; exit 1; }
   registry=127.0.0.1:$port
 }
 
+# reset_registry NAME: stop it, drop its storage, start it again empty on
+# the same port.
+reset_registry() {
+  local name=$1
+  kill "${pid[$name]}" 2>/dev/null || true
+  wait "${pid[$name]}" 2>/dev/null || true
+  rm -rf "$work/$name/data"
+  start_registry "$name" "${port[$name]}"
+}
+
 note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
-# measure NAME CMD...: run CMD under /usr/bin/time -v; record wall seconds
-# in wall[NAME] and peak RSS (KiB, largest process of the tree) in rss[NAME].
-declare -A wall rss
+# measure NAME BEFORE CMD...: $runs times, run BEFORE (untimed: a reset),
+# then CMD under /usr/bin/time -v. Records the best wall seconds in
+# wall[NAME], every run's in walls[NAME], and the highest peak RSS (KiB,
+# largest process of the tree) in rss[NAME].
+declare -A wall walls rss
 measure() {
-  local name=$1; shift
-  sync # earlier steps' dirty pages are not this step's cost
-  local t0 t1
-  t0=$(date +%s.%N)
-  if ! /usr/bin/time -v -o "$work/time.$name" "$@" >"$work/out.$name" 2>"$work/err.$name"; then
-    echo "bench.sh: step $name failed:" >&2
-    tail -n 30 "$work/err.$name" >&2
-    exit 1
-  fi
-  t1=$(date +%s.%N)
-  wall[$name]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-  rss[$name]=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/time.$name")
-  note "$name: ${wall[$name]} s, peak RSS $((rss[$name] / 1024)) MiB"
+  local name=$1 before=$2; shift 2
+  local run t0 t1 w r
+  for ((run = 1; run <= runs; run++)); do
+    $before
+    sync # earlier steps' dirty pages and deletions are not this step's cost
+    t0=$(date +%s.%N)
+    if ! /usr/bin/time -v -o "$work/time.$name" "$@" >"$work/out.$name" 2>"$work/err.$name"; then
+      echo "bench.sh: step $name failed:" >&2
+      tail -n 30 "$work/err.$name" >&2
+      exit 1
+    fi
+    t1=$(date +%s.%N)
+    w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    r=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/time.$name")
+    walls[$name]="${walls[$name]:-}${walls[$name]:+ }$w"
+    if [[ -z ${wall[$name]:-} ]] || awk -v a="$w" -v b="${wall[$name]}" 'BEGIN { exit !(a < b) }'; then
+      wall[$name]=$w
+    fi
+    if [[ -z ${rss[$name]:-} ]] || ((r > rss[$name])); then rss[$name]=$r; fi
+    note "$name run $run/$runs: $w s, peak RSS $((r / 1024)) MiB"
+  done
 }
 
 # The skopeo steps and the floor steps, run as `bash -c` children so one
@@ -157,37 +182,41 @@ fi
 
 mkdir -p "$work/ferry" "$work/skopeo" "$work/floor"
 note "ferry pack"
-measure ferry_pack "$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" \
+measure ferry_pack : "$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" \
   -o "$work/ferry/bundle.tar" --jobs "$jobs" --quiet
 bundle_bytes=$(stat -c %s "$work/ferry/bundle.tar")
 if [[ $have_unpack == yes ]]; then
   note "ferry unpack into an empty registry"
-  measure ferry_unpack "$bin/ferry" unpack "$work/ferry/bundle.tar" --to "$ferry_dst/mirror" \
+  measure ferry_unpack "reset_registry ferry-target" "$bin/ferry" unpack "$work/ferry/bundle.tar" --to "$ferry_dst/mirror" \
     --plain-http "$ferry_dst" --mapping "$work/ferry/mapping.json" --jobs "$jobs" --quiet
   note "ferry unpack again (everything is already there)"
-  measure ferry_unpack_again "$bin/ferry" unpack "$work/ferry/bundle.tar" --to "$ferry_dst/mirror" \
+  measure ferry_unpack_again : "$bin/ferry" unpack "$work/ferry/bundle.tar" --to "$ferry_dst/mirror" \
     --plain-http "$ferry_dst" --mapping "$work/ferry/mapping-again.json" --jobs "$jobs" --quiet
 fi
 
 note "skopeo: copy to oci: + tar"
-measure skopeo_pack bash -c 'skopeo_pack "$@"' _ "$src" "$work/images.txt" "$work/skopeo/oci" "$work/skopeo/bundle.tar"
+skopeo_fresh() { rm -rf "$work/skopeo"; mkdir -p "$work/skopeo"; }
+measure skopeo_pack skopeo_fresh bash -c 'skopeo_pack "$@"' _ "$src" "$work/images.txt" "$work/skopeo/oci" "$work/skopeo/bundle.tar"
 rm -rf "$work/skopeo/oci"
 note "skopeo: untar + copy to the registry"
-measure skopeo_unpack bash -c 'skopeo_unpack "$@"' _ "$work/skopeo/bundle.tar" "$work/skopeo/extracted" \
+skopeo_reset() { rm -rf "$work/skopeo/extracted"; reset_registry skopeo-target; }
+measure skopeo_unpack skopeo_reset bash -c 'skopeo_unpack "$@"' _ "$work/skopeo/bundle.tar" "$work/skopeo/extracted" \
   "$src" "$work/images.txt" "$skopeo_dst"
 rm -rf "$work/skopeo"
 
 note "floor: fetch every unique blob once ($jobs at a time)"
-measure floor_fetch bash -c 'floor_fetch "$@"' _ "$src" "$work/blobs.txt" "$work/floor/blobs" "$jobs"
+floor_fresh() { rm -rf "$work/floor/blobs"; }
+measure floor_fetch floor_fresh bash -c 'floor_fetch "$@"' _ "$src" "$work/blobs.txt" "$work/floor/blobs" "$jobs"
 note "floor: push every unique blob once ($jobs at a time)"
-measure floor_push bash -c 'floor_push "$@"' _ "$floor_dst" "$work/blobs.txt" "$work/floor/blobs" "$jobs"
+measure floor_push "reset_registry floor-target" bash -c 'floor_push "$@"' _ "$floor_dst" "$work/blobs.txt" "$work/floor/blobs" "$jobs"
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The report.
+for name in "${!walls[@]}"; do echo "$name ${walls[$name]}"; done >"$work/walls.txt"
 get() { local v=${wall[$1]:-}; echo "${v:-null}"; }
 mib() { local v=${rss[$1]:-}; if [[ -n $v ]]; then echo $((v / 1024)); else echo null; fi; }
-python3 - "$json_out" <<PY
+python3 - "$json_out" "$work/walls.txt" <<PY
 import json, sys
 w = {k: (None if v == "null" else float(v)) for k, v in {
     "ferry_pack": "$(get ferry_pack)", "ferry_unpack": "$(get ferry_unpack)",
@@ -208,7 +237,9 @@ peaks = [v for k, v in m.items() if k.startswith("ferry") and v is not None]
 result = {
     "workload": {"scale": float("$scale"), "images": $image_count, "unique_blobs": $blob_count,
                  "blob_bytes": $blob_bytes, "bundle_bytes": $bundle_bytes},
-    "jobs": $jobs,
+    "jobs": $jobs, "runs": $runs,
+    "all_runs_wall_seconds": {l.split()[0]: [float(x) for x in l.split()[1:]]
+                              for l in open(sys.argv[2]) if l.strip()},
     "wall_seconds": w, "peak_rss_mib": m,
     "ferry_round_trip": ferry, "skopeo_round_trip": skopeo, "floor_round_trip": floor,
     "ratios": {
@@ -232,7 +263,7 @@ rows = [
 r = result["ratios"]
 print()
 print(f"workload: {$image_count} images, {$blob_count} unique blobs, {$blob_bytes / 1e9:.2f} GB; "
-      f"bundle {$bundle_bytes / 1e9:.2f} GB; --jobs {$jobs}; load average before {result['loadavg_before']}, after {result['loadavg_after']}")
+      f"bundle {$bundle_bytes / 1e9:.2f} GB; --jobs {$jobs}; best of {$runs} run(s); load average before {result['loadavg_before']}, after {result['loadavg_after']}")
 print()
 print(f"{'step':<36}{'wall s':>9}{'peak RSS MiB':>14}")
 for label, key in rows:
