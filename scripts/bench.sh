@@ -51,9 +51,9 @@ fi
 bin=$(cd "$bin" && pwd)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench.XXXXXX")
-declare -A pid port
+declare -A reg_pid reg_port
 cleanup() {
-  for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for p in "${reg_pid[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -73,8 +73,8 @@ storage:
 http: {addr: 127.0.0.1:$port}
 YAML
   docker-registry serve "$work/$name/config.yml" >"$work/$name/log" 2>&1 &
-  pid[$name]=$!
-  port[$name]=$port
+  reg_pid[$name]=$!
+  reg_port[$name]=$port
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
   curl -fs "http://127.0.0.1:$port/v2/" >/dev/null || { echo "bench.sh: registry $name did not start" >&2; cat "$work/$name/log" >&2; exit 1; }
   registry=127.0.0.1:$port
@@ -84,10 +84,10 @@ YAML
 # the same port.
 reset_registry() {
   local name=$1
-  kill "${pid[$name]}" 2>/dev/null || true
-  wait "${pid[$name]}" 2>/dev/null || true
+  kill "${reg_pid[$name]}" 2>/dev/null || true
+  wait "${reg_pid[$name]}" 2>/dev/null || true
   rm -rf "$work/$name/data"
-  start_registry "$name" "${port[$name]}"
+  start_registry "$name" "${reg_port[$name]}"
 }
 
 note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
@@ -230,9 +230,9 @@ m = {k: (None if v == "null" else int(v)) for k, v in {
     "floor_fetch": "$(mib floor_fetch)", "floor_push": "$(mib floor_push)"}.items()}
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else round(a / b, 2)
-ferry = None if w["ferry_unpack"] is None else w["ferry_pack"] + w["ferry_unpack"]
-skopeo = w["skopeo_pack"] + w["skopeo_unpack"]
-floor = w["floor_fetch"] + w["floor_push"]
+ferry = None if w["ferry_unpack"] is None else round(w["ferry_pack"] + w["ferry_unpack"], 2)
+skopeo = round(w["skopeo_pack"] + w["skopeo_unpack"], 2)
+floor = round(w["floor_fetch"] + w["floor_push"], 2)
 peaks = [v for k, v in m.items() if k.startswith("ferry") and v is not None]
 result = {
     "workload": {"scale": float("$scale"), "images": $image_count, "unique_blobs": $blob_count,
