@@ -13,7 +13,8 @@
 #   skopeo: per image `skopeo copy --all docker://... oci:DIR:...`, `tar -cf`;
 #   then `tar -xf` and per image `skopeo copy --all oci:DIR:... docker://...`;
 #   the floor: every unique blob fetched once (curl, N at a time) and pushed
-#   once (curl POST + monolithic PUT, N at a time).
+#   once (curl POST + monolithic PUT, N at a time); and the fetch again with
+#   one sha256 pass per blob (openssl), the least a verifying tool must do.
 # With --runs N every step runs N times (targets emptied before each run)
 # and the best wall time is reported: other processes on the machine only
 # ever make a run slower. Prints a table and the ratios, and one
@@ -146,6 +147,14 @@ floor_fetch() { # src blobs-file dir jobs
   # shellcheck disable=SC2016
   xargs -P "$jobs" -L 1 sh -c 'curl -fsS -o "$0/$3" "http://$1/v2/$2/blobs/$3"' "$dir" "$src" <"$blobs"
 }
+floor_fetch_verified() { # src blobs-file dir jobs: the floor plus one sha256 pass
+  local src=$1 blobs=$2 dir=$3 jobs=$4
+  mkdir -p "$dir"
+  # shellcheck disable=SC2016
+  xargs -P "$jobs" -L 1 sh -c '
+    sum=$(curl -fsS "http://$1/v2/$2/blobs/$3" | tee "$0/$3" | openssl dgst -sha256 -r | cut -c1-64)
+    [ "sha256:$sum" = "$3" ] || { echo "digest mismatch for $3" >&2; exit 1; }' "$dir" "$src" <"$blobs"
+}
 floor_push() { # dst blobs-file dir jobs
   local dst=$1 blobs=$2 dir=$3 jobs=$4
   # shellcheck disable=SC2016
@@ -156,7 +165,7 @@ floor_push() { # dst blobs-file dir jobs
     curl -fsS -o /dev/null -X PUT -H "Expect:" -H "Content-Type: application/octet-stream" \
       -T "$0/$3" "$loc${sep}digest=$3"' "$dir" "$dst" <"$blobs"
 }
-export -f skopeo_pack skopeo_unpack floor_fetch floor_push
+export -f skopeo_pack skopeo_unpack floor_fetch floor_fetch_verified floor_push
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -207,6 +216,8 @@ rm -rf "$work/skopeo"
 note "floor: fetch every unique blob once ($jobs at a time)"
 floor_fresh() { rm -rf "$work/floor/blobs"; }
 measure floor_fetch floor_fresh bash -c 'floor_fetch "$@"' _ "$src" "$work/blobs.txt" "$work/floor/blobs" "$jobs"
+note "floor: fetch every unique blob once, hashing it (sha256, openssl)"
+measure floor_fetch_verified floor_fresh bash -c 'floor_fetch_verified "$@"' _ "$src" "$work/blobs.txt" "$work/floor/blobs" "$jobs"
 note "floor: push every unique blob once ($jobs at a time)"
 measure floor_push "reset_registry floor-target" bash -c 'floor_push "$@"' _ "$floor_dst" "$work/blobs.txt" "$work/floor/blobs" "$jobs"
 
@@ -222,12 +233,14 @@ w = {k: (None if v == "null" else float(v)) for k, v in {
     "ferry_pack": "$(get ferry_pack)", "ferry_unpack": "$(get ferry_unpack)",
     "ferry_unpack_again": "$(get ferry_unpack_again)",
     "skopeo_pack": "$(get skopeo_pack)", "skopeo_unpack": "$(get skopeo_unpack)",
-    "floor_fetch": "$(get floor_fetch)", "floor_push": "$(get floor_push)"}.items()}
+    "floor_fetch": "$(get floor_fetch)", "floor_fetch_verified": "$(get floor_fetch_verified)",
+    "floor_push": "$(get floor_push)"}.items()}
 m = {k: (None if v == "null" else int(v)) for k, v in {
     "ferry_pack": "$(mib ferry_pack)", "ferry_unpack": "$(mib ferry_unpack)",
     "ferry_unpack_again": "$(mib ferry_unpack_again)",
     "skopeo_pack": "$(mib skopeo_pack)", "skopeo_unpack": "$(mib skopeo_unpack)",
-    "floor_fetch": "$(mib floor_fetch)", "floor_push": "$(mib floor_push)"}.items()}
+    "floor_fetch": "$(mib floor_fetch)", "floor_fetch_verified": "$(mib floor_fetch_verified)",
+    "floor_push": "$(mib floor_push)"}.items()}
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else round(a / b, 2)
 ferry = None if w["ferry_unpack"] is None else round(w["ferry_pack"] + w["ferry_unpack"], 2)
@@ -245,6 +258,7 @@ result = {
     "ratios": {
         "ferry_over_skopeo": ratio(ferry, skopeo),
         "pack_over_floor_fetch": ratio(w["ferry_pack"], w["floor_fetch"]),
+        "pack_over_verified_fetch": ratio(w["ferry_pack"], w["floor_fetch_verified"]),
         "unpack_over_floor_push": ratio(w["ferry_unpack"], w["floor_push"]),
     },
     "ferry_peak_rss_mib": max(peaks) if peaks else None,
@@ -258,6 +272,7 @@ rows = [
     ("skopeo copy x images + tar -c", "skopeo_pack"),
     ("tar -x + skopeo copy x images", "skopeo_unpack"),
     ("floor: curl GET every blob", "floor_fetch"),
+    ("floor: curl GET | sha256 every blob", "floor_fetch_verified"),
     ("floor: curl POST+PUT every blob", "floor_push"),
 ]
 r = result["ratios"]
@@ -265,16 +280,17 @@ print()
 print(f"workload: {$image_count} images, {$blob_count} unique blobs, {$blob_bytes / 1e9:.2f} GB; "
       f"bundle {$bundle_bytes / 1e9:.2f} GB; --jobs {$jobs}; best of {$runs} run(s); load average before {result['loadavg_before']}, after {result['loadavg_after']}")
 print()
-print(f"{'step':<36}{'wall s':>9}{'peak RSS MiB':>14}")
+print(f"{'step':<38}{'wall s':>9}{'peak RSS MiB':>14}")
 for label, key in rows:
-    print(f"{label:<36}{s(w[key]):>9}{s(m[key]):>14}")
+    print(f"{label:<38}{s(w[key]):>9}{s(m[key]):>14}")
 print()
-print(f"{'ferry pack + unpack':<36}{s(None if ferry is None else round(ferry, 2)):>9}")
-print(f"{'skopeo round trip':<36}{round(skopeo, 2):>9}")
-print(f"{'floor fetch + push':<36}{round(floor, 2):>9}")
+print(f"{'ferry pack + unpack':<38}{s(None if ferry is None else round(ferry, 2)):>9}")
+print(f"{'skopeo round trip':<38}{round(skopeo, 2):>9}")
+print(f"{'floor fetch + push':<38}{round(floor, 2):>9}")
 print()
 print(f"ferry / skopeo (round trip)    {s(r['ferry_over_skopeo'])}   target <= 0.5")
 print(f"ferry pack / floor fetch       {s(r['pack_over_floor_fetch'])}   target <= 1.25")
+print(f"ferry pack / verified fetch    {s(r['pack_over_verified_fetch'])}   (the floor plus one sha256 pass)")
 print(f"ferry unpack / floor push      {s(r['unpack_over_floor_push'])}   target <= 1.25")
 print(f"ferry peak RSS                 {s(result['ferry_peak_rss_mib'], ' MiB')}   target < 64 MiB")
 print(f"ferry unpack again             {s(w['ferry_unpack_again'], ' s')}   target < 1 s")
