@@ -10,8 +10,13 @@ demo: deps
 
 ## test: formatting, lints, and every test (unit, integration, interop)
 test: deps lint
-	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	$(CARGO) test --workspace --all-targets
+
+## fuzz: fuzz the layout reader and manifest parser, FUZZ_SECONDS each (see scripts/fuzz.sh)
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -46,6 +46,9 @@ pub struct RegistryArgs {
     /// How many tries for a transient registry failure (5xx, 429, reset).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub retries: u32,
+    /// Seconds a registry may stay silent mid-request before the try fails (then retried).
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
 }
 
 /// Output shared by every command.

@@ -349,6 +349,24 @@ fn errors_leave_no_bundle_and_keep_an_existing_one() {
         run.stderr
     );
 
+    // So does a host name that does not resolve.
+    let run = scratch
+        .ferry([
+            "pack",
+            "no-such-host.invalid/a/b:1",
+            "--retries",
+            "1",
+            "-o",
+            "v.tar",
+        ])
+        .failed();
+    assert!(
+        run.stderr
+            .contains("cannot reach registry no-such-host.invalid"),
+        "{}",
+        run.stderr
+    );
+
     // Plain HTTP only for hosts named with --plain-http.
     let run = scratch
         .ferry(["pack", &base, "-o", "z.tar", "--retries", "1"])

@@ -344,3 +344,77 @@ fn verify_without_anything_to_verify_is_an_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to verify"));
 }
+
+#[test]
+fn verify_mapping_after_a_real_unpack_and_after_a_tag_moves() {
+    let mut source = RegistryProcess::start();
+    let fixtures = source.push_fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let refs = all_refs(&fixtures);
+    let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+    pack(dir.path(), &fixtures, &refs, &[], "bundle.tar");
+    source.stop();
+
+    let target = RegistryProcess::start();
+    let host = target.host();
+    ok(&ferry(
+        dir.path(),
+        &[
+            "unpack",
+            "bundle.tar",
+            "--to",
+            &format!("{host}/mirror"),
+            "--plain-http",
+            &host,
+            "--mapping",
+            "mapping.json",
+            "-q",
+        ],
+    ));
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            "--mapping",
+            "mapping.json",
+            "--plain-http",
+            &host,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        ferry(dir.path(), &args)
+    };
+    // The relocation holds, and covers every reference in the bundle.
+    let report = json(&check(&["bundle.tar"]));
+    assert_eq!(report["ok"], true, "{report:#}");
+
+    // Move the relocated base:1 tag to the app image: verify names base:1.
+    let mapping: BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(dir.path().join("mapping.json")).unwrap()).unwrap();
+    let base = fixtures.image("fixtures/base:1");
+    let app = fixtures.image("fixtures/app:1");
+    let relocated_base = mapping[&base.reference]
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    // skopeo 1.9 takes name@digest, not name:tag@digest.
+    let (app_tagged, app_digest) = mapping[&app.reference].split_once('@').unwrap();
+    let app_name = &app_tagged[..app_tagged.rfind(':').unwrap()];
+    let relocated_app = format!("{app_name}@{app_digest}");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{relocated_app}"),
+        &format!("docker://{relocated_base}"),
+    ]);
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    let problems = report["mapping"]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0]["entry"], base.reference.as_str());
+    assert_eq!(problems[0]["found"], app.digest.as_str());
+}

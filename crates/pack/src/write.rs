@@ -239,7 +239,11 @@ async fn fetch_blob(
             place.hasher.restarted();
         }
         match fetch_once(client, job, place, progress).await {
-            Err(Error::Registry { reference, source })
+            Ok(()) => return Ok(()),
+            // Only a body broken in transit is tried again here: a request
+            // that failed was already retried by the client, and trying it
+            // again would multiply the bound on tries.
+            Err(Failed::InBody(Error::Registry { reference, source }))
                 if source.is_retryable() && attempt < policy.attempts =>
             {
                 attempt += 1;
@@ -249,9 +253,17 @@ async fn fetch_blob(
                 ));
                 tokio::time::sleep(policy.delay(attempt, None)).await;
             }
-            other => return other,
+            Err(Failed::InBody(e) | Failed::Final(e)) => return Err(e),
         }
     }
+}
+
+/// How one try at a blob failed.
+enum Failed {
+    /// While its body was arriving.
+    InBody(Error),
+    /// Anywhere else; not worth another try here.
+    Final(Error),
 }
 
 async fn fetch_once(
@@ -259,7 +271,7 @@ async fn fetch_once(
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<(), Failed> {
     let mut last_error = None;
     for (repo, label) in &job.sources {
         let mut stream = match client.get_blob(repo, &job.digest).await {
@@ -272,62 +284,64 @@ async fn fetch_once(
                 continue;
             }
             Err(source) => {
-                return Err(Error::Registry {
+                return Err(Failed::Final(Error::Registry {
                     reference: label.clone(),
                     source,
-                })
+                }))
             }
         };
         let mut hasher = DigestHasher::for_digest(&job.digest);
         let mut written = 0u64;
-        while let Some(chunk) = stream
-            .next_chunk()
-            .await
-            .map_err(|source| Error::Registry {
+        while let Some(chunk) = stream.next_chunk().await.map_err(|source| {
+            Failed::InBody(Error::Registry {
                 reference: label.clone(),
                 source,
-            })?
-        {
+            })
+        })? {
             let len = chunk.len() as u64;
             if written + len > job.size {
-                return Err(Error::BlobSizeMismatch {
+                return Err(Failed::Final(Error::BlobSizeMismatch {
                     reference: label.clone(),
                     digest: job.digest.clone(),
                     expected: job.size,
                     found: written + len,
-                });
+                }));
             }
             hasher.update(&chunk);
             place
                 .file
                 .write_all_at(&chunk, job.offset + written)
-                .map_err(|source| Error::Io {
-                    action: "cannot write blob data to the bundle",
-                    path: PathBuf::from(job.digest.blob_path()),
-                    source,
+                .map_err(|source| {
+                    Failed::Final(Error::Io {
+                        action: "cannot write blob data to the bundle",
+                        path: PathBuf::from(job.digest.blob_path()),
+                        source,
+                    })
                 })?;
             written += len;
             place.hasher.written(place.slot, written);
             progress.bytes(len);
         }
         if written != job.size {
-            return Err(Error::BlobSizeMismatch {
+            return Err(Failed::Final(Error::BlobSizeMismatch {
                 reference: label.clone(),
                 digest: job.digest.clone(),
                 expected: job.size,
                 found: written,
-            });
+            }));
         }
         let found = hasher.finish();
         if found != job.digest {
-            return Err(Error::BlobDigestMismatch {
+            return Err(Failed::Final(Error::BlobDigestMismatch {
                 reference: label.clone(),
                 expected: job.digest.clone(),
                 found,
                 size: written,
-            });
+            }));
         }
         return Ok(());
     }
-    Err(last_error.unwrap_or_else(|| Error::Task(format!("no source for blob {}", job.digest))))
+    Err(Failed::Final(last_error.unwrap_or_else(|| {
+        Error::Task(format!("no source for blob {}", job.digest))
+    })))
 }

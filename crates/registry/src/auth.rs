@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::credentials::Credential;
-use crate::{Error, Result};
+use crate::{Error, Repository, Result};
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,9 @@ pub(crate) enum Challenge {
     Bearer {
         realm: String,
         service: Option<String>,
+        /// `error=` of a refused token: `invalid_token` (expired, not
+        /// trusted) or `insufficient_scope` (valid, but not allowed).
+        error: Option<String>,
     },
 }
 
@@ -35,6 +38,7 @@ impl Challenge {
                 Some(Challenge::Bearer {
                     realm: params.get("realm")?.clone(),
                     service: params.get("service").cloned(),
+                    error: params.get("error").cloned(),
                 })
             }
             _ => None,
@@ -139,14 +143,16 @@ pub(crate) fn basic(credential: &Credential) -> String {
         .encode(format!("{}:{}", credential.username, credential.secret))
 }
 
-/// Obtain a bearer token for `scopes` from `realm`.
+/// Obtain a bearer token for `scopes` from `realm`. `Ok(None)` when the
+/// token service refuses the caller (401 or 403): the caller knows which
+/// registry and repository that concerns, and words the error.
 pub(crate) async fn fetch_token(
     http: &reqwest::Client,
     realm: &str,
     service: Option<&str>,
     scopes: &[String],
     credential: Option<&Credential>,
-) -> Result<(Authorization, Duration)> {
+) -> Result<Option<(Authorization, Duration)>> {
     let token_error = |reason: String| Error::Token {
         realm: realm.to_string(),
         reason,
@@ -171,15 +177,7 @@ pub(crate) async fn fetch_token(
         .map_err(|e| token_error(format!("no answer ({})", e.without_url())))?;
     let status = response.status();
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-        return Err(Error::Unauthorized {
-            host: realm.to_string(),
-            repository: scopes.join(" "),
-            hint: if credential.is_some() {
-                "the credentials from the docker config were refused".to_string()
-            } else {
-                "no credentials for this registry; run `docker login` or add them to the docker config".to_string()
-            },
-        });
+        return Ok(None);
     }
     if !status.is_success() {
         return Err(token_error(format!("answered {status}")));
@@ -197,7 +195,40 @@ pub(crate) async fn fetch_token(
         .ok_or_else(|| token_error("answer holds no token".to_string()))?;
     // Renew a little early; registries default to 60 s.
     let ttl = Duration::from_secs(answer.expires_in.unwrap_or(60).max(10) - 5);
-    Ok((Authorization::Bearer(token), ttl))
+    Ok(Some((Authorization::Bearer(token), ttl)))
+}
+
+/// The error for a refusal by `by` ("the registry", "the token service
+/// URL"): names the host, the repository and where the credentials came
+/// from (`source`), never the credentials.
+pub(crate) fn refused(repo: &Repository, source: &str, had_credential: bool, by: &str) -> Error {
+    Error::Unauthorized {
+        host: repo.host().to_string(),
+        repository: repo.name().to_string(),
+        hint: if had_credential {
+            format!("{by} refused the credentials from {source}")
+        } else {
+            format!(
+                "no credentials for this host in {source}; run `docker login {}`",
+                repo.host()
+            )
+        },
+    }
+}
+
+/// The error for valid credentials that do not grant what `scopes` ask
+/// (a bearer challenge with `error="insufficient_scope"`).
+pub(crate) fn not_allowed(repo: &Repository, source: &str, scopes: &[String]) -> Error {
+    let wanted: Vec<String> = scopes
+        .iter()
+        .filter_map(|s| s.strip_prefix("repository:")?.rsplit_once(':'))
+        .map(|(name, actions)| format!("{actions} on {name}"))
+        .collect();
+    Error::Unauthorized {
+        host: repo.host().to_string(),
+        repository: repo.name().to_string(),
+        hint: format!("the account from {source} may not {}", wanted.join(" and ")),
+    }
 }
 
 #[cfg(test)]
@@ -214,9 +245,17 @@ mod tests {
             c,
             Challenge::Bearer {
                 realm: "https://auth.docker.io/token".to_string(),
-                service: Some("registry.docker.io".to_string())
+                service: Some("registry.docker.io".to_string()),
+                error: None,
             }
         );
+        let refused = Challenge::parse(
+            r#"Bearer realm="http://127.0.0.1:1/token",service="s",scope="repository:a:pull,push",error="insufficient_scope""#,
+        );
+        assert!(matches!(
+            refused,
+            Some(Challenge::Bearer { error: Some(e), .. }) if e == "insufficient_scope"
+        ));
         assert_eq!(
             Challenge::parse(r#"Basic realm="basic-realm""#),
             Some(Challenge::Basic)

@@ -82,16 +82,15 @@ pub struct ManifestHead {
 pub struct BlobStream {
     response: Response,
     url: String,
+    transport: Arc<Transport>,
 }
 
 impl BlobStream {
     /// The next chunk, `None` at the end. A failure here is retryable:
     /// fetch the blob again from the start.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
-        self.response.chunk().await.map_err(|e| Error::Transport {
-            url: self.url.clone(),
-            source: e.without_url(),
-        })
+        let result = self.response.chunk().await;
+        result.map_err(|e| self.transport.body_error(&self.url, e))
     }
 
     /// The length the registry announced, if any.
@@ -163,39 +162,31 @@ impl Client {
             &[StatusCode::NOT_FOUND],
         );
         let accept = media_type::MANIFEST_ACCEPT.join(", ");
-        let mut response = self
+        let answer = self
             .transport
-            .send(&plan, |r| Ok(r.header(ACCEPT, accept.as_str())))
+            .send_whole(
+                &plan,
+                |r| Ok(r.header(ACCEPT, accept.as_str())),
+                MAX_MANIFEST_BYTES,
+            )
             .await?;
-        if response.status() == StatusCode::NOT_FOUND {
+        if answer.status == StatusCode::NOT_FOUND {
             return Err(not_found(repo, format!("manifest {reference}")));
         }
         let what = format!("manifest {reference}");
-        if response.content_length().unwrap_or(0) > MAX_MANIFEST_BYTES {
+        if answer.too_large {
             return Err(Error::ManifestTooLarge {
                 host: repo.host().to_string(),
                 what,
                 limit: MAX_MANIFEST_BYTES,
             });
         }
-        let served_digest = header_str(&response, "docker-content-digest");
-        let media_type = header_str(&response, CONTENT_TYPE.as_str())
+        let served_digest = answer.header("docker-content-digest");
+        let media_type = answer
+            .header(CONTENT_TYPE.as_str())
             .map(|m| m.split(';').next().unwrap_or("").trim().to_string())
             .unwrap_or_default();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| Error::Transport {
-            url: plan.target.clone(),
-            source: e.without_url(),
-        })? {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() as u64 > MAX_MANIFEST_BYTES {
-                return Err(Error::ManifestTooLarge {
-                    host: repo.host().to_string(),
-                    what,
-                    limit: MAX_MANIFEST_BYTES,
-                });
-            }
-        }
+        let bytes = answer.body;
         let digest = Digest::sha256_of(&bytes);
         let expected = match reference.parse::<Digest>() {
             Ok(d) => Some(d),
@@ -266,7 +257,11 @@ impl Client {
             return Err(not_found(repo, format!("blob {digest}")));
         }
         let url = strip_query(response.url().as_str());
-        Ok(BlobStream { response, url })
+        Ok(BlobStream {
+            response,
+            url,
+            transport: self.transport.clone(),
+        })
     }
 
     /// Whether the repository has the blob.
@@ -436,22 +431,31 @@ impl Client {
             StatusCode::NOT_IMPLEMENTED,
         ];
         let plan = Self::plan(Method::GET, repo, Access::Pull, target, &unsupported);
-        let response = self
+        let answer = self
             .transport
-            .send(&plan, |r| Ok(r.header(ACCEPT, media_type::OCI_INDEX)))
+            .send_whole(
+                &plan,
+                |r| Ok(r.header(ACCEPT, media_type::OCI_INDEX)),
+                MAX_MANIFEST_BYTES,
+            )
             .await?;
-        if unsupported.contains(&response.status()) {
+        if unsupported.contains(&answer.status) {
             return Ok(None);
         }
-        let is_index = header_str(&response, CONTENT_TYPE.as_str())
+        let is_index = answer
+            .header(CONTENT_TYPE.as_str())
             .is_some_and(|c| c.starts_with(media_type::OCI_INDEX));
         if !is_index {
             return Ok(None);
         }
-        let body = response.bytes().await.map_err(|e| Error::Transport {
-            url: plan.target.clone(),
-            source: e.without_url(),
-        })?;
+        if answer.too_large {
+            return Err(Error::ManifestTooLarge {
+                host: repo.host().to_string(),
+                what: format!("referrers of {digest}"),
+                limit: MAX_MANIFEST_BYTES,
+            });
+        }
+        let body = answer.body;
         #[derive(serde::Deserialize)]
         struct Index {
             #[serde(default)]
@@ -482,19 +486,19 @@ impl Client {
                 target.clone(),
                 &[StatusCode::NOT_FOUND],
             );
-            let response = self.transport.send(&plan, Ok).await?;
-            if response.status() == StatusCode::NOT_FOUND {
+            let answer = self
+                .transport
+                .send_whole(&plan, Ok, 16 * MAX_MANIFEST_BYTES)
+                .await?;
+            if answer.status == StatusCode::NOT_FOUND {
                 return Ok(out);
             }
-            let next = header_str(&response, "link").and_then(|l| {
+            let next = answer.header("link").and_then(|l| {
                 let start = l.find('<')? + 1;
                 let end = l.find('>')?;
                 Some(l[start..end].to_string())
             });
-            let body = response.bytes().await.map_err(|e| Error::Transport {
-                url: target.clone(),
-                source: e.without_url(),
-            })?;
+            let body = answer.body;
             let tags: Tags = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
                 host: repo.host().to_string(),
                 what: "tag list".to_string(),

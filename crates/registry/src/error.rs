@@ -26,6 +26,17 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The registry sent nothing for longer than the read timeout.
+    #[error("request to {url} timed out: no data for {secs} s (wait longer with --timeout SECS)")]
+    Timeout {
+        /// The URL of the request.
+        url: String,
+        /// The read timeout, in seconds.
+        secs: u64,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
     /// The host speaks plain HTTP but was not named with `--plain-http`.
     #[error("registry {host} answered in plain HTTP; if that is intended, name it with --plain-http {host}")]
     PlainHttpNotAllowed {
@@ -152,7 +163,7 @@ impl Error {
     /// configuration errors are final.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Connect { .. } | Error::Transport { .. } => true,
+            Error::Connect { .. } | Error::Transport { .. } | Error::Timeout { .. } => true,
             Error::Status { status, .. } => *status == 429 || *status == 408 || *status >= 500,
             _ => false,
         }

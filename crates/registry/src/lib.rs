@@ -14,6 +14,7 @@ mod client;
 mod config;
 pub mod credentials;
 mod error;
+mod tls;
 mod transport;
 
 pub use client::{

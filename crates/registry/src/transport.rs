@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
-use crate::auth::{basic, fetch_token, Authorization, Challenge, TokenCache};
+use crate::auth::{basic, fetch_token, not_allowed, refused, Authorization, Challenge, TokenCache};
 use crate::credentials::{Credential, DockerCredentials};
 use crate::{ClientConfig, Error, Repository, Result};
 
@@ -31,6 +31,25 @@ pub(crate) struct Transport {
     credentials: DockerCredentials,
     credential_cache: Mutex<HashMap<String, Option<Credential>>>,
     tokens: TokenCache,
+}
+
+/// An answer read whole (manifests, tag lists, referrers).
+pub(crate) struct Whole {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+    /// The body is longer than the limit asked for (reading stopped there).
+    pub(crate) too_large: bool,
+}
+
+impl Whole {
+    /// A header's value as text.
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
 }
 
 /// What one request is for, to build it again on each try.
@@ -56,6 +75,7 @@ impl Transport {
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             .pool_max_idle_per_host(32);
+        let mut pems = Vec::new();
         for path in &config.ca_certs {
             let pem = std::fs::read(path).map_err(|e| Error::Config {
                 what: format!("cannot read CA certificate {}", path.display()),
@@ -71,9 +91,14 @@ impl Transport {
                     source: None,
                 });
             }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+            pems.push(pem);
+        }
+        if !pems.is_empty() {
+            let tls = crate::tls::client_config(&pems).map_err(|why| Error::Config {
+                what: format!("cannot use the --ca-cert certificates: {why}"),
+                source: None,
+            })?;
+            builder = builder.use_preconfigured_tls(tls);
         }
         let build = |b: reqwest::ClientBuilder| {
             b.build().map_err(|e| Error::Config {
@@ -206,8 +231,8 @@ impl Transport {
                     .and_then(Challenge::parse);
                 let credential = self.credential(host)?;
                 let auth = match challenge {
-                    Some(Challenge::Bearer { realm, service }) => {
-                        let (auth, ttl) = fetch_token(
+                    Some(Challenge::Bearer { realm, service, .. }) => {
+                        let answer = fetch_token(
                             self.http_for(host),
                             &realm,
                             service.as_deref(),
@@ -215,6 +240,10 @@ impl Transport {
                             credential.as_ref(),
                         )
                         .await?;
+                        let Some((auth, ttl)) = answer else {
+                            let by = format!("the token service {}", strip_query(&realm));
+                            return Err(self.unauthorized(plan, credential.is_some(), &by));
+                        };
                         self.tokens.put(host, &scope_key, auth, ttl);
                         continue;
                     }
@@ -231,12 +260,32 @@ impl Transport {
                         );
                         continue;
                     }
-                    _ => return Err(self.unauthorized(plan, credential.is_some())),
+                    _ => return Err(self.unauthorized(plan, credential.is_some(), "the registry")),
                 }
             }
             if status == StatusCode::UNAUTHORIZED {
                 let has_credential = self.credential(host)?.is_some();
-                return Err(self.unauthorized(plan, has_credential));
+                let refusal = match response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(Challenge::parse)
+                {
+                    Some(Challenge::Bearer { error, .. }) => error,
+                    _ => None,
+                };
+                return Err(match refusal.as_deref() {
+                    Some("insufficient_scope") if has_credential => self.not_allowed(plan, &scopes),
+                    Some("invalid_token") => Error::Unauthorized {
+                        host: host.to_string(),
+                        repository: plan.repo.name().to_string(),
+                        hint: "the registry rejects the tokens its token service issues \
+                               (expired on arrival or signed by a key it does not trust; \
+                               check both clocks)"
+                            .to_string(),
+                    },
+                    _ => self.unauthorized(plan, has_credential, "the registry"),
+                });
             }
             let retry_after = retry_after(response.headers());
             let error = status_error(&plan.method, &url, response).await;
@@ -249,24 +298,79 @@ impl Transport {
         }
     }
 
-    fn unauthorized(&self, plan: &RequestPlan<'_>, had_credential: bool) -> Error {
-        let source = self
-            .credentials
+    /// [`send`](Self::send), then read the body whole, up to `limit` bytes.
+    /// A body that breaks in transit (cut, timed out) is fetched again,
+    /// within the retry policy.
+    pub(crate) async fn send_whole<F>(
+        &self,
+        plan: &RequestPlan<'_>,
+        build: F,
+        limit: u64,
+    ) -> Result<Whole>
+    where
+        F: Fn(RequestBuilder) -> Result<RequestBuilder>,
+    {
+        let policy = self.config.retry;
+        let mut attempt = 1;
+        loop {
+            let mut response = self.send(plan, &build).await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let url = response.url().to_string();
+            if response.content_length().unwrap_or(0) > limit {
+                return Ok(Whole {
+                    status,
+                    headers,
+                    body: Vec::new(),
+                    too_large: true,
+                });
+            }
+            let mut body = Vec::new();
+            let outcome = loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        body.extend_from_slice(&chunk);
+                        if body.len() as u64 > limit {
+                            break Ok(true);
+                        }
+                    }
+                    Ok(None) => break Ok(false),
+                    Err(e) => break Err(self.body_error(&url, e)),
+                }
+            };
+            match outcome {
+                Ok(too_large) => {
+                    return Ok(Whole {
+                        status,
+                        headers,
+                        body,
+                        too_large,
+                    })
+                }
+                Err(e) if e.is_retryable() && plan.retry && attempt < policy.attempts => {
+                    attempt += 1;
+                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Where the credentials came from, for messages.
+    fn credential_source(&self) -> String {
+        self.credentials
             .source()
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the docker config".to_string());
-        Error::Unauthorized {
-            host: plan.repo.host().to_string(),
-            repository: plan.repo.name().to_string(),
-            hint: if had_credential {
-                format!("the registry refused the credentials from {source}")
-            } else {
-                format!(
-                    "no credentials for this host in {source}; run `docker login {}`",
-                    plan.repo.host()
-                )
-            },
-        }
+            .unwrap_or_else(|| "the docker config".to_string())
+    }
+
+    fn unauthorized(&self, plan: &RequestPlan<'_>, had_credential: bool, by: &str) -> Error {
+        let source = self.credential_source();
+        refused(plan.repo, &source, had_credential, by)
+    }
+
+    fn not_allowed(&self, plan: &RequestPlan<'_>, scopes: &[String]) -> Error {
+        not_allowed(plan.repo, &self.credential_source(), scopes)
     }
 
     pub(crate) fn transport_error(&self, host: &str, url: &str, e: reqwest::Error) -> Error {
@@ -282,6 +386,9 @@ impl Transport {
                 source: e.without_url(),
             };
         }
+        if e.is_timeout() {
+            return self.body_error(url, e);
+        }
         if e.is_connect() {
             return Error::Connect {
                 host: host.to_string(),
@@ -292,6 +399,25 @@ impl Transport {
         Error::Transport {
             url: url.to_string(),
             source: e.without_url(),
+        }
+    }
+}
+
+impl Transport {
+    /// A body that broke in transit: timed out, or cut.
+    pub(crate) fn body_error(&self, url: &str, e: reqwest::Error) -> Error {
+        let url = strip_query(url);
+        if e.is_timeout() {
+            Error::Timeout {
+                url,
+                secs: self.config.read_timeout.as_secs().max(1),
+                source: e.without_url(),
+            }
+        } else {
+            Error::Transport {
+                url,
+                source: e.without_url(),
+            }
         }
     }
 }

@@ -24,16 +24,24 @@
 //! );
 //! ```
 //!
+//! A [`FaultProxy`] can sit in front of a registry and, on command, answer
+//! errors, cut bodies short, stall or drop credentials, to test how ferry
+//! survives a misbehaving registry.
+//!
 //! The `ferry-fixtures` binary pushes the same set into a running registry
 //! (`ferry-fixtures push HOST:PORT`) or serves one (`ferry-fixtures serve DIR`).
 
 #![deny(missing_docs)]
 
+mod bearer;
 mod bench;
 mod content;
 pub mod fixtures;
+mod http1;
+pub mod proxy;
 mod push;
 mod registry;
+pub mod token;
 
 pub use bench::{push_bench_workload, BenchBlob, BenchWorkload};
 pub use content::{BigLayerReader, XorShift};
@@ -41,5 +49,7 @@ pub use fixtures::{
     push_fixtures, push_fixtures_with, FixtureImage, FixtureKind, FixtureOptions, FixtureReferrer,
     FixtureSet, FixtureSignature,
 };
+pub use proxy::{Fault, FaultProxy, Match, FOREVER};
 pub use push::{push_blob, push_manifest, Pusher};
 pub use registry::{RegistryOptions, RegistryProcess, DEFAULT_REGISTRY_BIN};
+pub use token::{TokenAuth, TokenRequest, TokenServer, TokenServerOptions};

@@ -9,6 +9,9 @@ use reqwest::blocking::{Body, Client, RequestBuilder, Response};
 use reqwest::{StatusCode, Url};
 use sha2::{Digest as _, Sha256};
 
+use crate::bearer::BearerTokens;
+use crate::token::TokenAuth;
+
 /// Pushes blobs and manifests to one registry over the distribution API.
 ///
 /// Every failure panics with the request and the registry's answer: this is
@@ -18,6 +21,7 @@ pub struct Pusher {
     client: Client,
     base: String,
     credentials: Option<(String, String)>,
+    bearer: Option<Arc<BearerTokens>>,
 }
 
 impl Pusher {
@@ -28,7 +32,15 @@ impl Pusher {
             client: test_client(),
             base: base_url.trim_end_matches('/').to_string(),
             credentials: None,
+            bearer: None,
         }
+    }
+
+    /// Go through the bearer-token flow of `auth`: every request carries a
+    /// token for its repository, fetched once from the realm.
+    pub fn with_token_auth(mut self, auth: TokenAuth) -> Pusher {
+        self.bearer = Some(Arc::new(BearerTokens::new(auth)));
+        self
     }
 
     /// Send HTTP basic credentials with every request.
@@ -44,6 +56,9 @@ impl Pusher {
 
     fn request(&self, method: reqwest::Method, url: &str) -> RequestBuilder {
         let builder = self.client.request(method, url);
+        if let Some(bearer) = &self.bearer {
+            return builder.header("Authorization", bearer.header_for(url));
+        }
         match &self.credentials {
             Some((user, password)) => builder.basic_auth(user, Some(password)),
             None => builder,

@@ -12,8 +12,10 @@ use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::StatusCode;
 use tempfile::TempDir;
 
+use crate::bearer::BearerTokens;
 use crate::fixtures::{FixtureOptions, FixtureSet};
 use crate::push::{test_client, Pusher};
+use crate::token::TokenAuth;
 
 /// Where the registry binary is looked for, unless `FERRY_REGISTRY_BIN` says
 /// otherwise.
@@ -30,6 +32,9 @@ pub struct RegistryOptions {
     pub htpasswd: Option<(String, String)>,
     /// Serve HTTPS with this certificate and key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Require bearer tokens from this token server (`auth: token`); the
+    /// testkit's own helpers fetch tokens with its account.
+    pub token: Option<TokenAuth>,
     /// Keep the storage in this directory instead of a temporary one (it is
     /// not deleted on drop).
     pub storage_dir: Option<PathBuf>,
@@ -48,6 +53,7 @@ pub struct RegistryProcess {
     options: RegistryOptions,
     storage: PathBuf,
     client: Client,
+    bearer: Option<BearerTokens>,
     // Dropped last: holds the config, the log and the default storage.
     dir: TempDir,
 }
@@ -99,6 +105,7 @@ impl RegistryProcess {
                     return RegistryProcess {
                         child: Some(child),
                         port,
+                        bearer: options.token.clone().map(BearerTokens::new),
                         options,
                         storage,
                         client,
@@ -175,6 +182,9 @@ impl RegistryProcess {
     /// A [`Pusher`] for this registry, with its credentials if any.
     pub fn pusher(&self) -> Pusher {
         let pusher = Pusher::new(&self.url());
+        if let Some(token) = &self.options.token {
+            return pusher.with_token_auth(token.clone());
+        }
         match &self.options.htpasswd {
             Some((user, password)) => pusher.with_basic_auth(user, password),
             None => pusher,
@@ -207,6 +217,9 @@ impl RegistryProcess {
 
     fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
         let builder = self.client.request(method, format!("{}{path}", self.url()));
+        if let Some(bearer) = &self.bearer {
+            return builder.header("Authorization", bearer.header_for(path));
+        }
         match &self.options.htpasswd {
             Some((user, password)) => builder.basic_auth(user, Some(password)),
             None => builder,
@@ -449,6 +462,15 @@ http:
         config.push_str(&format!(
             "auth:\n  htpasswd:\n    realm: ferry-test\n    path: {}\n",
             yaml_str(&dir.join("htpasswd"))
+        ));
+    }
+    if let Some(token) = &options.token {
+        config.push_str(&format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            serde_json::to_string(&token.realm).expect("a JSON string"),
+            serde_json::to_string(&token.service).expect("a JSON string"),
+            serde_json::to_string(&token.issuer).expect("a JSON string"),
+            yaml_str(&token.rootcertbundle)
         ));
     }
     config

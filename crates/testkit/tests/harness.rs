@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::Command;
 
 use ferry_testkit::fixtures::EMPTY_JSON_DIGEST;
-use ferry_testkit::{FixtureKind, FixtureOptions, RegistryOptions, RegistryProcess};
+use ferry_testkit::{
+    FixtureKind, FixtureOptions, RegistryOptions, RegistryProcess, TokenServer, TokenServerOptions,
+};
 
 fn refuses_connections(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_err()
@@ -231,6 +233,48 @@ fn basic_auth_is_required_and_the_pusher_uses_it() {
         registry.manifest_digest("fixtures/app", "1"),
         Some(app.digest.clone())
     );
+}
+
+#[test]
+fn token_auth_is_required_and_the_pusher_goes_through_it() {
+    if !have("openssl") {
+        eprintln!("openssl not installed; skipping");
+        return;
+    }
+    let tokens = TokenServer::start(TokenServerOptions::user("ferry", "s3cret"));
+    let registry = RegistryProcess::start_with(RegistryOptions {
+        token: Some(tokens.auth()),
+        ..RegistryOptions::default()
+    });
+    let anonymous = reqwest::blocking::get(format!("{}/v2/", registry.url())).unwrap();
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let challenge = anonymous.headers()["WWW-Authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with(&format!("Bearer realm=\"{}\"", tokens.realm())),
+        "{challenge}"
+    );
+
+    let set = registry.push_fixtures();
+    let app = set.image("fixtures/app:1");
+    assert_eq!(
+        registry.manifest_digest("fixtures/app", "1"),
+        Some(app.digest.clone())
+    );
+    assert!(registry.catalog().contains(&"fixtures/app".to_string()));
+    let requests = tokens.requests();
+    assert!(!requests.is_empty());
+    assert!(requests
+        .iter()
+        .all(|r| r.status == 200 && r.account.as_deref() == Some("ferry") && !r.expired));
+
+    // A token issued dead is refused by the registry itself.
+    tokens.expire_next(1);
+    let dead = registry.pusher().with_token_auth(tokens.auth());
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        dead.blob_exists("fixtures/app", &app.digest)
+    }));
+    assert!(refused.is_err(), "an expired token must not be accepted");
+    assert!(tokens.requests().last().unwrap().expired);
 }
 
 #[test]

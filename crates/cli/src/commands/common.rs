@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ferry_oci::Reference;
@@ -20,6 +21,9 @@ pub fn client(args: &RegistryArgs) -> anyhow::Result<Client> {
     if args.retries == 0 {
         bail!("--retries must be at least 1 (1 means no retry)");
     }
+    if args.timeout == 0 || args.timeout > 3600 {
+        bail!("--timeout must be between 1 and 3600 seconds");
+    }
     let config = ClientConfig {
         plain_http: args.plain_http.clone(),
         insecure: args.insecure.clone(),
@@ -29,6 +33,7 @@ pub fn client(args: &RegistryArgs) -> anyhow::Result<Client> {
             attempts: args.retries,
             ..RetryPolicy::default()
         },
+        read_timeout: Duration::from_secs(args.timeout),
         ..ClientConfig::default()
     };
     Ok(Client::new(config)?)

@@ -52,13 +52,18 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
             summary.failed,
             summary.images.len() + summary.referrers.len()
         );
-        let errors = summary
-            .images
-            .iter()
-            .filter_map(|i| i.error.as_ref())
-            .chain(summary.referrers.iter().filter_map(|r| r.error.as_ref()));
-        for error in errors {
-            eprintln!("  {error}");
+        for image in &summary.images {
+            if let Some(error) = &image.error {
+                eprintln!("  {} (as {}): {error}", image.original, image.relocated);
+            }
+        }
+        for referrer in &summary.referrers {
+            if let Some(error) = &referrer.error {
+                eprintln!(
+                    "  referrer {} of {}: {error}",
+                    referrer.digest, referrer.subject
+                );
+            }
         }
         return Ok(ExitCode::FAILURE);
     }

@@ -1,0 +1,318 @@
+//! ferry against a registry that misbehaves: a [`FaultProxy`] sits between
+//! `ferry` and a real `docker-registry` and answers errors, cuts bodies
+//! short or stalls, on command.
+
+mod util;
+
+use std::time::Duration;
+
+use ferry_testkit::{
+    Fault, FaultProxy, FixtureOptions, FixtureSet, Match, RegistryProcess, FOREVER,
+};
+use util::Scratch;
+
+/// The big layer's size: large enough that a body cut in half is a real cut.
+const BIG: u64 = 1024 * 1024 + 5;
+
+/// A registry with the fixtures, and a proxy in front of it. References
+/// name the proxy, so every request of ferry goes through it.
+struct Source {
+    proxy: FaultProxy,
+    fixtures: FixtureSet,
+    // Dropped after the proxy.
+    _registry: RegistryProcess,
+}
+
+impl Source {
+    fn start() -> Source {
+        let registry = RegistryProcess::start();
+        let proxy = FaultProxy::start(&registry);
+        let fixtures = FixtureSet::generate(
+            &proxy.host(),
+            &FixtureOptions {
+                big_layer_bytes: Some(BIG),
+            },
+        );
+        fixtures.push(&registry.pusher());
+        Source {
+            proxy,
+            fixtures,
+            _registry: registry,
+        }
+    }
+
+    /// The big layer's digest.
+    fn big_layer(&self) -> String {
+        self.fixtures.image("fixtures/big:1").blobs[1].clone()
+    }
+
+    fn pack(&self, scratch: &Scratch, out: &str, extra: &[&str]) -> util::Run {
+        let mut args: Vec<String> = vec!["pack".into()];
+        args.extend(self.fixtures.references());
+        args.extend(["--plain-http".into(), self.proxy.host(), "-o".into()]);
+        args.push(out.into());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        scratch.ferry(args)
+    }
+}
+
+/// Every name in the scratch dir, hidden ones too (but not `.docker`).
+fn all_files(scratch: &Scratch) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(scratch.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".docker")
+        .collect();
+    names.sort();
+    names
+}
+
+fn status(code: u16, retry_after: Option<u64>) -> Fault {
+    Fault::Status { code, retry_after }
+}
+
+#[test]
+fn transient_faults_are_retried_and_the_bundle_is_byte_identical() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    source.pack(&scratch, "clean.tar", &["-q"]).ok();
+    let clean = std::fs::read(scratch.path("clean.tar")).unwrap();
+
+    let proxy = &source.proxy;
+    proxy.reset_log();
+    let big = format!("/blobs/{}", source.big_layer());
+    proxy.inject(
+        Fault::ResetMidBody,
+        Match::path_contains(&big).method("GET"),
+        2,
+    );
+    proxy.inject(
+        status(503, Some(1)),
+        Match::path_contains("/blobs/").method("GET"),
+        2,
+    );
+    proxy.inject(status(503, None), Match::path_contains("/manifests/"), 1);
+    proxy.inject(status(429, None), Match::path_contains("/manifests/"), 1);
+    proxy.inject(status(500, None), Match::path_contains("/referrers/"), 1);
+    proxy.inject(
+        Fault::ResetMidBody,
+        Match::path_contains("/manifests/").method("GET"),
+        1,
+    );
+    let run = source.pack(&scratch, "faulty.tar", &["-q"]).ok();
+    assert_eq!(proxy.faults_applied(), 8, "{:?}", proxy.log());
+    assert!(
+        proxy.count(&Match::path_contains(&big).method("GET")) >= 3,
+        "the big layer was fetched again after each cut"
+    );
+    let faulty = std::fs::read(scratch.path("faulty.tar")).unwrap();
+    assert!(faulty == clean, "a bundle packed through faults differs");
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn a_persistent_error_gives_up_after_bounded_tries_and_writes_nothing() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    std::fs::write(scratch.path("bundle.tar"), b"a good bundle from before").unwrap();
+    let big = format!("/blobs/{}", source.big_layer());
+    source.proxy.inject(
+        status(500, None),
+        Match::path_contains(&big).method("GET"),
+        FOREVER,
+    );
+    let run = source
+        .pack(&scratch, "bundle.tar", &["--retries", "3"])
+        .failed();
+    assert!(
+        run.stderr.contains("answered 500"),
+        "the message names the status: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&source.big_layer()), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no bundle was written"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("wrote"), "{}", run.stdout);
+    // Exactly the tries asked for, not tries times tries.
+    assert_eq!(
+        source
+            .proxy
+            .count(&Match::path_contains(&big).method("GET")),
+        3
+    );
+    assert_eq!(
+        std::fs::read(scratch.path("bundle.tar")).unwrap(),
+        b"a good bundle from before"
+    );
+    assert_eq!(all_files(&scratch), ["bundle.tar"]);
+}
+
+#[test]
+fn a_body_cut_on_every_try_is_never_reported_as_success() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let big = format!("/blobs/{}", source.big_layer());
+    source.proxy.inject(
+        Fault::ResetMidBody,
+        Match::path_contains(&big).method("GET"),
+        FOREVER,
+    );
+    let run = source
+        .pack(&scratch, "bundle.tar", &["--retries", "2"])
+        .failed();
+    assert!(run.stderr.contains(&source.big_layer()), "{}", run.stderr);
+    assert_eq!(all_files(&scratch), Vec::<String>::new());
+}
+
+#[test]
+fn a_stalled_registry_times_out_instead_of_hanging() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let big = format!("/blobs/{}", source.big_layer());
+    // Silent before answering, then silent in the middle of the body. The
+    // stalls end on their own, so a ferry that ignored --timeout would
+    // still finish, with another message.
+    source.proxy.inject(
+        Fault::Stall(Duration::from_secs(60)),
+        Match::path_contains(&big).method("GET"),
+        1,
+    );
+    source.proxy.inject(
+        Fault::StallMidBody(Duration::from_secs(60)),
+        Match::path_contains(&big).method("GET"),
+        FOREVER,
+    );
+    let run = source
+        .pack(
+            &scratch,
+            "bundle.tar",
+            &["--retries", "2", "--timeout", "1"],
+        )
+        .failed();
+    assert!(run.stderr.contains("timed out"), "{}", run.stderr);
+    assert!(run.stderr.contains("--timeout"), "{}", run.stderr);
+    assert_eq!(all_files(&scratch), Vec::<String>::new());
+}
+
+/// A bundle of every fixture, packed straight from the source (no faults).
+fn clean_bundle(source: &Source, scratch: &Scratch) -> String {
+    source.pack(scratch, "bundle.tar", &["-q"]).ok();
+    scratch.path("bundle.tar").to_string_lossy().into_owned()
+}
+
+/// A target registry behind its own proxy.
+fn target() -> (RegistryProcess, FaultProxy) {
+    let registry = RegistryProcess::start();
+    let proxy = FaultProxy::start(&registry);
+    (registry, proxy)
+}
+
+fn unpack(scratch: &Scratch, bundle: &str, proxy: &FaultProxy) -> util::Run {
+    let to = format!("{}/mirror", proxy.host());
+    scratch.ferry([
+        "unpack",
+        bundle,
+        "--to",
+        &to,
+        "--plain-http",
+        &proxy.host(),
+        "--json",
+        "--retries",
+        "3",
+    ])
+}
+
+/// Every mapping entry's relocated tag, looked up in the registry itself.
+fn tags_in(registry: &RegistryProcess, run: &util::Run) -> Vec<(String, Option<String>)> {
+    let summary = run.json();
+    let mapping = summary["mapping"].as_object().expect("a mapping");
+    mapping
+        .values()
+        .map(|v| {
+            let v = v.as_str().unwrap();
+            let r = ferry_oci::Reference::parse(v).unwrap();
+            let digest = r.digest().unwrap().to_string();
+            let found = registry.manifest_digest(r.repository(), r.tag().unwrap());
+            (digest, found)
+        })
+        .collect()
+}
+
+#[test]
+fn unpack_survives_transient_faults() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    let uploads = Match::path_contains("/blobs/uploads/");
+    proxy.inject(Fault::ResetMidBody, uploads.clone().method("PUT"), 2);
+    proxy.inject(status(503, Some(1)), uploads.clone().method("PUT"), 1);
+    proxy.inject(status(500, None), uploads.method("POST"), 2);
+    proxy.inject(
+        status(429, None),
+        Match::path_contains("/blobs/").method("HEAD"),
+        2,
+    );
+    proxy.inject(
+        status(502, None),
+        Match::path_contains("/manifests/").method("PUT"),
+        2,
+    );
+    let run = unpack(&scratch, &bundle, &proxy).ok();
+    assert_eq!(proxy.faults_applied(), 9, "{:?}", proxy.log());
+    assert_eq!(run.json()["failed"], 0);
+    let tags = tags_in(&registry, &run);
+    assert!(!tags.is_empty());
+    for (digest, found) in tags {
+        assert_eq!(found, Some(digest));
+    }
+}
+
+#[test]
+fn an_unpack_stopped_by_a_persistent_fault_completes_when_run_again() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    // Every upload into the big image's repository fails, for good.
+    proxy.inject(
+        status(500, None),
+        Match::path_contains("fixtures-big").method("POST"),
+        FOREVER,
+    );
+    let run = unpack(&scratch, &bundle, &proxy).failed();
+    assert!(proxy.faults_applied() > 0);
+    assert!(run.stderr.contains("answered 500"), "{}", run.stderr);
+    let big = source.fixtures.image("fixtures/big:1");
+    let summary = run.json();
+    let images = summary["images"].as_array().unwrap();
+    // Only the big image failed, and it has no tag: no tag points at
+    // content that is not all there.
+    let failed: Vec<&str> = images
+        .iter()
+        .filter(|i| !i["error"].is_null())
+        .map(|i| i["original"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, [big.reference.as_str()]);
+    for repo in registry.catalog() {
+        for tag in registry.tags(&repo) {
+            assert!(
+                !repo.contains("fixtures-big"),
+                "{repo}:{tag} was tagged although its content failed"
+            );
+        }
+    }
+
+    // The registry recovers; the same command finishes the job.
+    proxy.clear();
+    let run = unpack(&scratch, &bundle, &proxy).ok();
+    assert_eq!(run.json()["failed"], 0);
+    let tags = tags_in(&registry, &run);
+    assert_eq!(tags.len(), run.json()["mapping"].as_object().unwrap().len());
+    for (digest, found) in tags {
+        assert_eq!(found, Some(digest));
+    }
+}

@@ -1,0 +1,297 @@
+//! Damaged and hostile bundles at `ferry unpack` (issue 5): each is refused
+//! with a message naming the entry, nothing it cannot prove reaches the
+//! registry, and nothing is written outside where the user asked.
+
+mod util;
+
+use std::path::Path;
+
+use ferry_oci::Digest;
+use ferry_testkit::{FixtureSet, RegistryProcess};
+use util::Scratch;
+
+/// One entry of a tar being rebuilt.
+struct Entry {
+    name: String,
+    data: Vec<u8>,
+    kind: tar::EntryType,
+    link: Option<String>,
+}
+
+fn read_entries(path: &Path) -> Vec<Entry> {
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let kind = e.header().entry_type();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            Entry {
+                name,
+                data,
+                kind,
+                link: None,
+            }
+        })
+        .collect()
+}
+
+/// Write `entries` as a tar with raw names (no path sanitizing).
+fn write_entries(path: &Path, entries: &[Entry]) {
+    let mut out = Vec::new();
+    for e in entries {
+        let mut header = tar::Header::new_gnu();
+        let name = e.name.as_bytes();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_size(e.data.len() as u64);
+        header.set_entry_type(e.kind);
+        header.set_mode(0o644);
+        if let Some(link) = &e.link {
+            let l = link.as_bytes();
+            header.as_old_mut().linkname[..l.len()].copy_from_slice(l);
+        }
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&e.data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    std::fs::write(path, out).unwrap();
+}
+
+struct Setup {
+    scratch: Scratch,
+    fixtures: FixtureSet,
+    target: RegistryProcess,
+    entries: Vec<Entry>,
+}
+
+/// A bundle of base:1 and app:1 packed from a registry that is then stopped.
+fn setup() -> Setup {
+    let mut source = RegistryProcess::start();
+    let fixtures = source.push_fixtures();
+    let scratch = Scratch::new();
+    let base = &fixtures.image("fixtures/base:1").reference;
+    let app = &fixtures.image("fixtures/app:1").reference;
+    scratch
+        .ferry([
+            "pack",
+            base,
+            app,
+            "--no-referrers",
+            "--plain-http",
+            &source.host(),
+            "-o",
+            "good.tar",
+        ])
+        .ok();
+    source.stop();
+    let entries = read_entries(&scratch.path("good.tar"));
+    Setup {
+        scratch,
+        fixtures,
+        target: RegistryProcess::start(),
+        entries,
+    }
+}
+
+impl Setup {
+    fn unpack(&self, bundle: &str) -> util::Run {
+        let host = self.target.host();
+        self.scratch.ferry([
+            "unpack",
+            bundle,
+            "--to",
+            &format!("{host}/mirror"),
+            "--plain-http",
+            &host,
+            "--mapping",
+            "mapping.json",
+            "--retries",
+            "1",
+        ])
+    }
+
+    /// Write a damaged copy, unpack it, and check it was refused before
+    /// anything was pushed; returns stderr.
+    fn refused_before_push(&self, name: &str, damage: impl FnOnce(&mut Vec<Entry>)) -> String {
+        let mut entries: Vec<Entry> = self
+            .entries
+            .iter()
+            .map(|e| Entry {
+                name: e.name.clone(),
+                data: e.data.clone(),
+                kind: e.kind,
+                link: None,
+            })
+            .collect();
+        damage(&mut entries);
+        write_entries(&self.scratch.path(name), &entries);
+        let run = self.unpack(name).failed();
+        assert!(
+            self.target.catalog().is_empty(),
+            "{name}: pushed {:?}",
+            self.target.catalog()
+        );
+        assert!(
+            !self.scratch.path("mapping.json").exists(),
+            "{name}: mapping written"
+        );
+        run.stderr
+    }
+
+    fn blob_entry(&self, digest: &str) -> String {
+        digest.parse::<Digest>().unwrap().blob_path()
+    }
+}
+
+fn position(entries: &[Entry], name: &str) -> usize {
+    entries
+        .iter()
+        .position(|e| e.name == name)
+        .unwrap_or_else(|| panic!("{name} not in bundle"))
+}
+
+#[test]
+fn damaged_bundles_are_refused_before_anything_is_pushed() {
+    let s = setup();
+    let base = s.fixtures.image("fixtures/base:1").clone();
+    let layer = s.blob_entry(base.blobs.last().unwrap());
+    let manifest = s.blob_entry(&base.digest);
+
+    let err = s.refused_before_push("missing-blob.tar", |e| {
+        let i = position(e, &layer);
+        e.remove(i);
+    });
+    assert!(err.contains(base.blobs.last().unwrap()), "{err}");
+
+    let err = s.refused_before_push("missing-manifest.tar", |e| {
+        let i = position(e, &manifest);
+        e.remove(i);
+    });
+    assert!(err.contains(&base.digest), "{err}");
+
+    let err = s.refused_before_push("broken-index.tar", |e| {
+        let i = position(e, "index.json");
+        e[i].data = b"{\"manifests\": [".to_vec();
+    });
+    assert!(err.contains("index.json"), "{err}");
+
+    let err = s.refused_before_push("broken-manifest.tar", |e| {
+        let i = position(e, &manifest);
+        e[i].data[0] = b'[';
+    });
+    assert!(err.contains(&base.digest), "{err}");
+
+    let err = s.refused_before_push("wrong-size.tar", |e| {
+        let i = position(e, &layer);
+        e[i].data.push(0);
+    });
+    assert!(err.contains(base.blobs.last().unwrap()), "{err}");
+
+    let err = s.refused_before_push("climbing.tar", |e| {
+        e.push(Entry {
+            name: "../../evil".into(),
+            data: b"x".to_vec(),
+            kind: tar::EntryType::Regular,
+            link: None,
+        });
+    });
+    assert!(err.contains("../../evil"), "{err}");
+    assert!(!s.scratch.dir().parent().unwrap().join("evil").exists());
+
+    let err = s.refused_before_push("symlink-blob.tar", |e| {
+        let i = position(e, &layer);
+        e[i].data.clear();
+        e[i].kind = tar::EntryType::Symlink;
+        e[i].link = Some("/etc/passwd".into());
+    });
+    assert!(err.contains(base.blobs.last().unwrap()), "{err}");
+
+    let err = s.refused_before_push("duplicate.tar", |e| {
+        let i = position(e, &layer);
+        let mut twin = Entry {
+            name: e[i].name.clone(),
+            data: e[i].data.clone(),
+            kind: e[i].kind,
+            link: None,
+        };
+        twin.data.push(1);
+        e.push(twin);
+    });
+    assert!(err.contains(&layer), "{err}");
+
+    // Truncated in the middle of the last entry.
+    let good = std::fs::read(s.scratch.path("good.tar")).unwrap();
+    std::fs::write(s.scratch.path("truncated.tar"), &good[..good.len() - 2048]).unwrap();
+    let err = s.unpack("truncated.tar").failed().stderr;
+    assert!(err.contains("truncated"), "{err}");
+    assert!(s.target.catalog().is_empty());
+
+    // A header that declares terabytes.
+    let mut huge = good.clone();
+    let at = good.len() - 1024;
+    let mut header = tar::Header::new_gnu();
+    header.set_path("blobs/sha256/huge").unwrap();
+    header.set_size(40 << 40);
+    header.set_cksum();
+    huge.splice(at..at, header.as_bytes().iter().copied());
+    std::fs::write(s.scratch.path("huge.tar"), &huge).unwrap();
+    let err = s.unpack("huge.tar").failed().stderr;
+    assert!(err.contains("blobs/sha256/huge"), "{err}");
+    assert!(s.target.catalog().is_empty());
+}
+
+#[test]
+fn content_found_bad_while_pushing_gets_no_tag() {
+    let s = setup();
+    let base = s.fixtures.image("fixtures/base:1").clone();
+    let app = s.fixtures.image("fixtures/app:1").clone();
+    // The layer only app has, replaced by other bytes of the same size:
+    // the plan holds, the damage shows only when the bytes are hashed.
+    let own_layer = app.blobs.iter().find(|b| !base.blobs.contains(b)).unwrap();
+    let entries = s.entries.iter().map(|e| {
+        let mut data = e.data.clone();
+        if e.name == s.blob_entry(own_layer) {
+            data.iter_mut().for_each(|b| *b = b.wrapping_add(1));
+        }
+        Entry {
+            name: e.name.clone(),
+            data,
+            kind: e.kind,
+            link: None,
+        }
+    });
+    write_entries(
+        &s.scratch.path("bad-layer.tar"),
+        &entries.collect::<Vec<_>>(),
+    );
+    let err = s.unpack("bad-layer.tar").failed().stderr;
+    assert!(err.contains(own_layer), "{err}");
+    assert!(err.contains("fixtures/app:1"), "{err}");
+    // base arrived whole and is tagged; app has no tag and no bad layer.
+    let catalog = s.target.catalog();
+    let app_repo = catalog
+        .iter()
+        .find(|r| r.contains("fixtures-app-"))
+        .cloned();
+    if let Some(repo) = app_repo {
+        assert!(
+            s.target.tags(&repo).is_empty(),
+            "app was tagged: {:?}",
+            s.target.tags(&repo)
+        );
+        assert!(!s.target.blob_exists(&repo, own_layer));
+    }
+    let base_repo = catalog
+        .iter()
+        .find(|r| r.contains("fixtures-base-"))
+        .unwrap();
+    assert_eq!(
+        s.target.manifest_digest(base_repo, "1").as_deref(),
+        Some(base.digest.as_str())
+    );
+}

@@ -1,0 +1,464 @@
+//! A fault-injecting HTTP/1.1 reverse proxy for tests.
+//!
+//! [`FaultProxy`] listens on `127.0.0.1:<free port>` and forwards every
+//! request to a plain-HTTP upstream (usually a [`RegistryProcess`]), one
+//! fresh upstream connection per request, while keeping the client's
+//! connection alive. Bodies stream through in both directions, framed by
+//! `Content-Length`, `Transfer-Encoding: chunked` or end of stream.
+//!
+//! A test arms faults with [`FaultProxy::inject`]: the first rule whose
+//! [`Match`] fits a request and still has uses left decides what happens to
+//! it ([`Fault`]). Every request is logged, so a test can count how often a
+//! path was asked for ([`FaultProxy::count`]) and prove retries happened.
+//! Threads stop and sockets close when the proxy is dropped.
+//!
+//! The `Host` header is forwarded unchanged, so the registry writes upload
+//! `Location`s that point back at the proxy: uploads stream through it too.
+
+use std::io::{self, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::http1::{copy_body, read_head, BodyFraming, Head};
+use crate::RegistryProcess;
+
+/// Uses of a rule meaning "every matching request, forever".
+pub const FOREVER: usize = usize::MAX;
+
+/// What the proxy does to a request that a rule matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer this status (500, 503, 429, ...) with a registry-style JSON
+    /// error body, optionally with `Retry-After: SECS`. The request never
+    /// reaches the upstream.
+    Status {
+        /// The HTTP status code.
+        code: u16,
+        /// `Retry-After` in seconds, if any.
+        retry_after: Option<u64>,
+    },
+    /// Cut a body in the middle and close the connection: for a request
+    /// with a body (an upload), forward only its first half; otherwise
+    /// forward the request, then send the response headers and the first
+    /// half of the response body.
+    ResetMidBody,
+    /// Read the request, then say nothing for this long, then close the
+    /// connection without an answer.
+    Stall(Duration),
+    /// Forward the request, send the headers and half the body, then say
+    /// nothing for this long, then close.
+    StallMidBody(Duration),
+    /// Forward the request without its `Authorization` header, so the
+    /// upstream itself answers `401` with its challenge, as when a token
+    /// expires. (With an upstream that needs no auth this changes nothing.)
+    ExpireToken,
+}
+
+/// Which requests a rule applies to. Every condition set must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Match {
+    method: Option<String>,
+    path_contains: Option<String>,
+}
+
+impl Match {
+    /// Every request.
+    pub fn any() -> Match {
+        Match::default()
+    }
+
+    /// Requests whose path (query excluded) contains `needle`.
+    pub fn path_contains(needle: &str) -> Match {
+        Match {
+            path_contains: Some(needle.to_string()),
+            ..Match::default()
+        }
+    }
+
+    /// Also require this method (`GET`, `PUT`, ...).
+    pub fn method(mut self, method: &str) -> Match {
+        self.method = Some(method.to_ascii_uppercase());
+        self
+    }
+
+    /// Whether a request with `method` and `path` matches.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        let path = path.split('?').next().unwrap_or(path);
+        self.method.iter().all(|m| m == method)
+            && self.path_contains.iter().all(|n| path.contains(n.as_str()))
+    }
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// The method.
+    pub method: String,
+    /// The path and query.
+    pub path: String,
+    /// The fault applied to it, if any.
+    pub fault: Option<Fault>,
+}
+
+struct Rule {
+    fault: Fault,
+    matcher: Match,
+    remaining: usize,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    log: Vec<Seen>,
+}
+
+struct Shared {
+    upstream: SocketAddr,
+    state: Mutex<State>,
+    stop: AtomicBool,
+    sockets: Mutex<Vec<(u64, TcpStream)>>,
+    next_socket: AtomicU64,
+}
+
+/// A fault-injecting reverse proxy in front of a plain-HTTP upstream; see
+/// the [module docs](self). Stopped on `Drop`.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl FaultProxy {
+    /// A proxy in front of `registry` (which must speak plain HTTP).
+    pub fn start(registry: &RegistryProcess) -> FaultProxy {
+        assert!(
+            registry.options().tls.is_none(),
+            "FaultProxy forwards plain HTTP only"
+        );
+        let upstream = ([127, 0, 0, 1], registry.port()).into();
+        FaultProxy::start_to(upstream)
+    }
+
+    /// A proxy in front of any plain-HTTP server at `upstream`.
+    pub fn start_to(upstream: SocketAddr) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy to 127.0.0.1:0");
+        let addr = listener.local_addr().expect("proxy address");
+        let shared = Arc::new(Shared {
+            upstream,
+            state: Mutex::new(State::default()),
+            stop: AtomicBool::new(false),
+            sockets: Mutex::new(Vec::new()),
+            next_socket: AtomicU64::new(0),
+        });
+        let workers: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let accept = {
+            let shared = shared.clone();
+            let workers = workers.clone();
+            std::thread::Builder::new()
+                .name("fault-proxy-accept".into())
+                .spawn(move || accept_loop(listener, shared, workers))
+                .expect("spawning the proxy thread")
+        };
+        FaultProxy {
+            addr,
+            shared,
+            accept: Some(accept),
+            workers,
+        }
+    }
+
+    /// `127.0.0.1:PORT`, the registry part of references through the proxy.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Apply `fault` to the next `times` requests that `matcher` fits
+    /// ([`FOREVER`] for all of them). Rules are tried in the order added.
+    pub fn inject(&self, fault: Fault, matcher: Match, times: usize) {
+        self.state().rules.push(Rule {
+            fault,
+            matcher,
+            remaining: times,
+        });
+    }
+
+    /// Remove every rule; requests pass untouched from now on.
+    pub fn clear(&self) {
+        self.state().rules.clear();
+    }
+
+    /// Forget the request log.
+    pub fn reset_log(&self) {
+        self.state().log.clear();
+    }
+
+    /// Every request seen so far, in arrival order.
+    pub fn log(&self) -> Vec<Seen> {
+        self.state().log.clone()
+    }
+
+    /// How many requests `matcher` fits so far (faulted ones included).
+    pub fn count(&self, matcher: &Match) -> usize {
+        self.state()
+            .log
+            .iter()
+            .filter(|s| matcher.matches(&s.method, &s.path))
+            .count()
+    }
+
+    /// How many requests got a fault so far.
+    pub fn faults_applied(&self) -> usize {
+        self.state()
+            .log
+            .iter()
+            .filter(|s| s.fault.is_some())
+            .count()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().expect("proxy state poisoned")
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop, then every worker blocked on a socket.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+        for (_, socket) in self.shared.sockets.lock().expect("sockets").drain(..) {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        let workers: Vec<_> = self.workers.lock().expect("workers").drain(..).collect();
+        for worker in workers {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+) {
+    for stream in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fault-proxy-conn".into())
+            .spawn(move || {
+                let id = shared.track(&stream);
+                let _ = serve_connection(&shared, stream);
+                shared.untrack(id);
+            });
+        if let Ok(handle) = spawned {
+            let mut workers = workers.lock().expect("workers");
+            workers.retain(|h| !h.is_finished());
+            workers.push(handle);
+        }
+    }
+}
+
+impl Shared {
+    fn track(&self, stream: &TcpStream) -> Option<u64> {
+        let clone = stream.try_clone().ok()?;
+        let id = self.next_socket.fetch_add(1, Ordering::SeqCst);
+        self.sockets.lock().expect("sockets").push((id, clone));
+        if self.stop.load(Ordering::SeqCst) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        Some(id)
+    }
+
+    fn untrack(&self, id: Option<u64>) {
+        if let Some(id) = id {
+            self.sockets
+                .lock()
+                .expect("sockets")
+                .retain(|(i, _)| *i != id);
+        }
+    }
+
+    /// Log the request and pick the fault for it, using up one of its uses.
+    fn decide(&self, method: &str, path: &str) -> Option<Fault> {
+        let mut state = self.state.lock().expect("proxy state poisoned");
+        let fault = state
+            .rules
+            .iter_mut()
+            .find(|r| r.remaining > 0 && r.matcher.matches(method, path))
+            .map(|r| {
+                if r.remaining != FOREVER {
+                    r.remaining -= 1;
+                }
+                r.fault.clone()
+            });
+        state.log.push(Seen {
+            method: method.to_string(),
+            path: path.to_string(),
+            fault: fault.clone(),
+        });
+        fault
+    }
+
+    /// Sleep up to `d`, waking early when the proxy stops.
+    fn sleep(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while Instant::now() < until && !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
+        }
+    }
+}
+
+/// Serve one client connection: requests one after another (keep-alive).
+fn serve_connection(shared: &Shared, client: TcpStream) -> io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut writer = client;
+    loop {
+        let Some(request) = read_head(&mut reader)? else {
+            return Ok(());
+        };
+        let Some((method, path)) = request.request_line() else {
+            return Ok(());
+        };
+        let client_close = request.wants_close();
+        let fault = shared.decide(&method, &path);
+        let keep_alive = match fault {
+            Some(Fault::Status { code, retry_after }) => {
+                copy_body(&mut reader, &mut io::sink(), request.request_framing())?;
+                write_status(&mut writer, code, retry_after, client_close)?;
+                !client_close
+            }
+            Some(Fault::Stall(d)) => {
+                copy_body(&mut reader, &mut io::sink(), request.request_framing())?;
+                shared.sleep(d);
+                false
+            }
+            Some(Fault::ExpireToken) => {
+                let mut request = request;
+                request.remove("authorization");
+                forward(shared, &mut reader, &mut writer, &request, &method, None)?
+            }
+            Some(Fault::ResetMidBody) => forward(
+                shared,
+                &mut reader,
+                &mut writer,
+                &request,
+                &method,
+                Some(None),
+            )?,
+            Some(Fault::StallMidBody(d)) => forward(
+                shared,
+                &mut reader,
+                &mut writer,
+                &request,
+                &method,
+                Some(Some(d)),
+            )?,
+            None => forward(shared, &mut reader, &mut writer, &request, &method, None)?,
+        };
+        if !keep_alive {
+            let _ = writer.flush();
+            let _ = writer.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+    }
+}
+
+fn write_status(
+    out: &mut TcpStream,
+    code: u16,
+    retry_after: Option<u64>,
+    close: bool,
+) -> io::Result<()> {
+    let body = format!(
+        r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected fault: status {code}"}}]}}"#
+    );
+    let mut head = format!(
+        "HTTP/1.1 {code} Injected Fault\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(secs) = retry_after {
+        head.push_str(&format!("Retry-After: {secs}\r\n"));
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    out.write_all(body.as_bytes())?;
+    out.flush()
+}
+
+/// Forward one request and its answer. `cut`: `Some(stall)` sends only
+/// half the response body, then stalls for `stall` (if any) and closes.
+/// Returns whether the client connection stays open.
+fn forward(
+    shared: &Shared,
+    client_in: &mut BufReader<TcpStream>,
+    client_out: &mut TcpStream,
+    request: &Head,
+    method: &str,
+    cut: Option<Option<Duration>>,
+) -> io::Result<bool> {
+    let upstream = TcpStream::connect(shared.upstream)?;
+    let id = shared.track(&upstream);
+    let result = (|| {
+        let mut up_out = upstream.try_clone()?;
+        let mut up_in = BufReader::new(upstream.try_clone()?);
+        let mut head = request.clone();
+        head.remove("connection");
+        head.remove("keep-alive");
+        head.push("Connection", "close");
+        up_out.write_all(&head.to_bytes())?;
+        if let (Some(None), BodyFraming::Length(n)) = (cut, request.request_framing()) {
+            // An upload: cut it in the middle, as a dropped connection would.
+            io::copy(&mut (&mut *client_in).take(n / 2), &mut up_out)?;
+            up_out.flush()?;
+            return Ok(false);
+        }
+        copy_body(client_in, &mut up_out, request.request_framing())?;
+        up_out.flush()?;
+        let Some(mut response) = read_head(&mut up_in)? else {
+            return Ok(false);
+        };
+        let framing = response.response_framing(method);
+        response.remove("connection");
+        response.remove("keep-alive");
+        let keep_alive = !request.wants_close() && framing != BodyFraming::UntilClose;
+        if !keep_alive {
+            response.push("Connection", "close");
+        }
+        client_out.write_all(&response.to_bytes())?;
+        match cut {
+            None => {
+                copy_body(&mut up_in, client_out, framing)?;
+                client_out.flush()?;
+                Ok(keep_alive)
+            }
+            Some(stall) => {
+                let half = match framing {
+                    BodyFraming::Length(n) => n / 2,
+                    _ => 0,
+                };
+                io::copy(&mut (&mut up_in).take(half), client_out)?;
+                client_out.flush()?;
+                if let Some(d) = stall {
+                    shared.sleep(d);
+                }
+                Ok(false)
+            }
+        }
+    })();
+    shared.untrack(id);
+    let _ = upstream.shutdown(Shutdown::Both);
+    result
+}
