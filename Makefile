@@ -28,5 +28,11 @@ build:
 deps:
 	scripts/install-deps.sh
 
+## bench: ferry vs skopeo vs the raw HTTP floor on ~1 GB (docs/benchmarks.md);
+## BENCH_ARGS passes options to scripts/bench.sh, e.g. BENCH_ARGS="--scale 0.2"
+bench: deps
+	$(CARGO) build --release -p ferry-cli -p ferry-testkit
+	scripts/bench.sh --no-build --bin target/release $(BENCH_ARGS)
+
 clean:
 	$(CARGO) clean

@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+mod archive_hash;
 mod error;
 mod graph;
 mod write;
@@ -134,7 +135,7 @@ pub async fn pack(
             ),
     )
     .map_err(|source| Error::Plan { source })?;
-    let bundle = PendingBundle::create(&options.output, &plan)?;
+    let mut bundle = PendingBundle::create(&options.output, &plan)?;
     let mut jobs = Vec::new();
     for planned in plan.blobs() {
         if let Some(bytes) = content.manifests.get(&planned.digest) {

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use ferry_oci::layout::LayoutPlan;
 use ferry_oci::{Digest, DigestHasher, Progress};
 use ferry_registry::{Client, Repository};
-use sha2::Digest as _;
 use tokio::task::JoinSet;
 
+use crate::archive_hash::ArchiveHasher;
 use crate::{Error, Result};
 
 /// One blob to fetch: where from, where to.
@@ -30,6 +30,10 @@ pub(crate) struct PendingBundle {
     temp: tempfile::NamedTempFile,
     file: Arc<File>,
     output: PathBuf,
+    /// The archive's planned length.
+    len: u64,
+    /// Hashes the archive while blobs arrive (started by `fetch_all`).
+    hasher: Option<Arc<ArchiveHasher>>,
 }
 
 impl PendingBundle {
@@ -73,6 +77,8 @@ impl PendingBundle {
             temp,
             file,
             output: output.to_path_buf(),
+            len: plan.total_size(),
+            hasher: None,
         })
     }
 
@@ -92,25 +98,39 @@ impl PendingBundle {
     }
 
     /// Fetch every job, `jobs` at a time. The first failure stops the rest.
+    /// Everything else must be written already: the archive's sha256 is
+    /// computed from here on, following the blobs as they land.
     pub async fn fetch_all(
-        &self,
+        &mut self,
         client: &Client,
         mut queue: Vec<BlobJob>,
         jobs: usize,
         progress: Arc<dyn Progress>,
     ) -> Result<()> {
+        queue.sort_by_key(|j| j.offset);
+        let regions: Vec<(u64, u64)> = queue.iter().map(|j| (j.offset, j.size)).collect();
+        let hasher = Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &regions));
+        self.hasher = Some(hasher.clone());
+        let mut queue: Vec<(usize, BlobJob)> = queue.into_iter().enumerate().collect();
         // Biggest first keeps every worker busy until the end.
-        queue.sort_by(|a, b| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
+        queue.sort_by(|(_, a), (_, b)| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
         let mut queue = queue.into_iter();
         let mut running = JoinSet::new();
         loop {
             while running.len() < jobs.max(1) {
-                let Some(job) = queue.next() else { break };
+                let Some((slot, job)) = queue.next() else {
+                    break;
+                };
                 let client = client.clone();
                 let file = self.file.clone();
                 let progress = progress.clone();
+                let place = Placement {
+                    file,
+                    hasher: hasher.clone(),
+                    slot,
+                };
                 running.spawn(
-                    async move { fetch_blob(&client, &job, &file, progress.as_ref()).await },
+                    async move { fetch_blob(&client, &job, &place, progress.as_ref()).await },
                 );
             }
             match running.join_next().await {
@@ -122,38 +142,33 @@ impl PendingBundle {
         }
     }
 
-    /// Flush to disk, hash the whole archive, rename it into place and write
-    /// `OUT.sha256`. Returns the archive's sha256 hex and size.
-    pub async fn commit(self, progress: Arc<dyn Progress>) -> Result<(String, u64)> {
-        let file = self.file.clone();
+    /// Flush to disk while the archive's hash finishes, rename it into
+    /// place and write `OUT.sha256`. Returns the archive's sha256 hex and
+    /// size.
+    pub async fn commit(mut self, progress: Arc<dyn Progress>) -> Result<(String, u64)> {
         let path = self.temp.path().to_path_buf();
-        let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
-            file.sync_all()?;
-            progress.start("sha256", 1, file.metadata()?.len());
-            let mut hasher = sha2::Sha256::new();
-            let mut buf = vec![0u8; 1 << 20];
-            let mut total = 0u64;
-            let mut offset = 0u64;
-            loop {
-                let n = file.read_at(&mut buf, offset)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                progress.bytes(n as u64);
-                offset += n as u64;
-                total += n as u64;
+        let hasher = match self.hasher.take() {
+            Some(h) => h,
+            None => Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &[])),
+        };
+        let file = self.file.clone();
+        let synced = tokio::task::spawn_blocking(move || file.sync_all());
+        let hashed = tokio::task::spawn_blocking(move || hasher.finish(progress.as_ref()));
+        let (synced, hashed) = tokio::join!(synced, hashed);
+        let io = |action: &'static str| {
+            let path = path.clone();
+            move |source| Error::Io {
+                action,
+                path,
+                source,
             }
-            progress.finish();
-            Ok((hex::encode(hasher.finalize()), total))
-        })
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?
-        .map_err(|source| Error::Io {
-            action: "cannot read back",
-            path: path.clone(),
-            source,
-        })?;
+        };
+        synced
+            .map_err(|e| Error::Task(e.to_string()))?
+            .map_err(io("cannot flush"))?;
+        let hashed = hashed
+            .map_err(|e| Error::Task(e.to_string()))?
+            .map_err(io("cannot read back"))?;
         let output = self.output.clone();
         // Temporary files are private (0600); a bundle is meant to be shared.
         set_readable(self.temp.path()).map_err(|source| Error::Io {
@@ -204,16 +219,26 @@ fn set_readable(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
 }
 
+/// Where a blob's bytes go: the archive, and the hasher's slot for it.
+struct Placement {
+    file: Arc<File>,
+    hasher: Arc<ArchiveHasher>,
+    slot: usize,
+}
+
 async fn fetch_blob(
     client: &Client,
     job: &BlobJob,
-    file: &File,
+    place: &Placement,
     progress: &dyn Progress,
 ) -> Result<()> {
     let policy = client.config().retry;
     let mut attempt = 1;
     loop {
-        match fetch_once(client, job, file, progress).await {
+        if attempt > 1 {
+            place.hasher.restarted();
+        }
+        match fetch_once(client, job, place, progress).await {
             Ok(()) => return Ok(()),
             // Only a body broken in transit is tried again here: a request
             // that failed was already retried by the client, and trying it
@@ -244,7 +269,7 @@ enum Failed {
 async fn fetch_once(
     client: &Client,
     job: &BlobJob,
-    file: &File,
+    place: &Placement,
     progress: &dyn Progress,
 ) -> Result<(), Failed> {
     let mut last_error = None;
@@ -283,7 +308,9 @@ async fn fetch_once(
                 }));
             }
             hasher.update(&chunk);
-            file.write_all_at(&chunk, job.offset + written)
+            place
+                .file
+                .write_all_at(&chunk, job.offset + written)
                 .map_err(|source| {
                     Failed::Final(Error::Io {
                         action: "cannot write blob data to the bundle",
@@ -292,6 +319,7 @@ async fn fetch_once(
                     })
                 })?;
             written += len;
+            place.hasher.written(place.slot, written);
             progress.bytes(len);
         }
         if written != job.size {

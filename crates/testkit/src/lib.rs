@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 mod bearer;
+mod bench;
 mod content;
 pub mod fixtures;
 mod http1;
@@ -42,6 +43,7 @@ mod push;
 mod registry;
 pub mod token;
 
+pub use bench::{push_bench_workload, BenchBlob, BenchWorkload};
 pub use content::{BigLayerReader, XorShift};
 pub use fixtures::{
     push_fixtures, push_fixtures_with, FixtureImage, FixtureKind, FixtureOptions, FixtureReferrer,

@@ -1,5 +1,6 @@
 //! `ferry-fixtures`: push ferry's fixture images into a registry, or serve a
-//! registry holding them (for `make demo` and manual testing).
+//! registry holding them (for `make demo` and manual testing), or push the
+//! benchmark workload (for `make bench`).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -12,16 +13,27 @@ const USAGE: &str = "usage:
       push the fixtures into a running plain-HTTP registry; print their references
   ferry-fixtures serve DIR [--big-layer-bytes N]
       start docker-registry on 127.0.0.1:<free port> with storage in DIR, push the
-      fixtures, print the registry's host, then become the registry until killed";
+      fixtures, print the registry's host, then become the registry until killed
+  ferry-fixtures bench-workload HOST[:PORT] [--scale F] [--blobs FILE]
+      push the benchmark workload (about F GB, default 1) into a running plain-HTTP
+      registry, streaming; print its references; with --blobs, write every unique
+      config and layer to FILE as `repository digest size` lines";
 
 enum Command {
     Push(String),
     Serve(PathBuf),
+    BenchWorkload {
+        host: String,
+        scale: f64,
+        blobs: Option<PathBuf>,
+    },
 }
 
 fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
     let mut options = FixtureOptions::default();
     let mut positional = Vec::new();
+    let mut scale = None;
+    let mut blobs = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -32,6 +44,20 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
                     .map_err(|e| format!("--big-layer-bytes {value:?}: {e}"))?;
                 options.big_layer_bytes = Some(bytes);
             }
+            "--scale" => {
+                let value = rest.next().ok_or("--scale needs a value")?;
+                let f: f64 = value
+                    .parse()
+                    .map_err(|e| format!("--scale {value:?}: {e}"))?;
+                if !(f > 0.0 && f.is_finite()) {
+                    return Err(format!("--scale {value:?}: must be a positive number"));
+                }
+                scale = Some(f);
+            }
+            "--blobs" => {
+                let value = rest.next().ok_or("--blobs needs a file")?;
+                blobs = Some(PathBuf::from(value));
+            }
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             _ => positional.push(arg.clone()),
@@ -40,8 +66,21 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
     let command = match positional.as_slice() {
         [cmd, host] if cmd == "push" => Command::Push(host.clone()),
         [cmd, dir] if cmd == "serve" => Command::Serve(PathBuf::from(dir)),
-        _ => return Err("expected `push HOST[:PORT]` or `serve DIR`".to_string()),
+        [cmd, host] if cmd == "bench-workload" => Command::BenchWorkload {
+            host: host.clone(),
+            scale: scale.unwrap_or(1.0),
+            blobs: blobs.take(),
+        },
+        _ => {
+            return Err(
+                "expected `push HOST[:PORT]`, `serve DIR` or `bench-workload HOST[:PORT]`"
+                    .to_string(),
+            )
+        }
     };
+    if scale.is_some() && !matches!(command, Command::BenchWorkload { .. }) {
+        return Err("--scale is for bench-workload".to_string());
+    }
     Ok((command, options))
 }
 
@@ -68,6 +107,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::BenchWorkload { host, scale, blobs } => bench_workload(&host, scale, blobs),
         Command::Serve(dir) => {
             let registry = RegistryProcess::start_with(RegistryOptions {
                 storage_dir: Some(dir),
@@ -81,4 +121,33 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn bench_workload(host: &str, scale: f64, blobs: Option<PathBuf>) -> ExitCode {
+    let workload = ferry_testkit::push_bench_workload(host, scale);
+    if let Some(path) = blobs {
+        let lines: String = workload
+            .blobs
+            .iter()
+            .map(|b| format!("{} {} {}\n", b.repository, b.digest, b.size))
+            .collect();
+        if let Err(e) = std::fs::write(&path, lines) {
+            eprintln!("ferry-fixtures: writing {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    eprintln!(
+        "ferry-fixtures: pushed {} reference(s), {} manifest(s), {} unique blob(s), {} bytes of blobs",
+        workload.references.len(),
+        workload.manifests,
+        workload.blobs.len(),
+        workload.blob_bytes()
+    );
+    let mut out = std::io::stdout().lock();
+    for reference in &workload.references {
+        if writeln!(out, "{reference}").is_err() {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
 }

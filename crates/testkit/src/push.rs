@@ -82,6 +82,22 @@ impl Pusher {
         }
     }
 
+    /// Ask the registry to mount blob `digest` from repository `from` into
+    /// `repo` (same registry). Returns whether it did (`201`); on `202` the
+    /// registry opened an upload session instead, which is left to expire.
+    pub fn mount_blob(&self, repo: &str, from: &str, digest: &str) -> bool {
+        let url = format!(
+            "{}/v2/{repo}/blobs/uploads/?mount={digest}&from={from}",
+            self.base
+        );
+        let response = self.send("mounting a blob", self.request(reqwest::Method::POST, &url));
+        match response.status() {
+            StatusCode::CREATED => true,
+            StatusCode::ACCEPTED => false,
+            other => panic!("POST {url}: unexpected status {other}"),
+        }
+    }
+
     /// Start an upload session in `repo`; returns the upload URL.
     fn start_upload(&self, repo: &str) -> Url {
         let url = format!("{}/v2/{repo}/blobs/uploads/", self.base);

@@ -20,7 +20,7 @@ use crate::{Error, Result};
 
 /// Bytes per chunk of an upload body; with the bounded channel, about the
 /// most memory one upload holds.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 /// Chunks buffered between the reading thread and the upload.
 pub(crate) const CHUNKS_IN_FLIGHT: usize = 4;
 

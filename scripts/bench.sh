@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# `make bench`: ferry against the scripted skopeo round trip and against the
+# raw HTTP transfer floor, on this machine, in one run. See docs/benchmarks.md.
+#
+#   scripts/bench.sh [--bin DIR] [--scale F] [--jobs N] [--runs N] [--json FILE] [--no-build]
+#
+# Starts four fresh docker-registry processes on loopback (source, ferry
+# target, skopeo target, floor target) with storage in one temporary
+# directory, pushes the workload (about F GB, default 1) into the source
+# once, then times, one after the other:
+#   ferry pack, ferry unpack (fresh target), ferry unpack again (everything
+#   already there);
+#   skopeo: per image `skopeo copy --all docker://... oci:DIR:...`, `tar -cf`;
+#   then `tar -xf` and per image `skopeo copy --all oci:DIR:... docker://...`;
+#   the floor: every unique blob fetched once (curl, N at a time) and pushed
+#   once (curl POST + monolithic PUT, N at a time); and the fetch again with
+#   one sha256 pass per blob (openssl), the least a verifying tool must do.
+# With --runs N every step runs N times (targets emptied before each run)
+# and the best wall time is reported: other processes on the machine only
+# ever make a run slower. Prints a table and the ratios, and one
+# machine-readable `BENCH {...}` line.
+# Everything it started or wrote is removed on exit.
+set -euo pipefail
+
+bin=target/release
+scale=1
+jobs=8
+runs=1
+json_out=
+build=yes
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --bin) bin=$2; shift 2 ;;
+    --scale) scale=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --json) json_out=$2; shift 2 ;;
+    --no-build) build=no; shift ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+for tool in docker-registry skopeo curl tar python3 /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bench.sh: $tool is missing (run scripts/install-deps.sh)" >&2; exit 1; }
+done
+
+if [[ $build == yes ]]; then
+  echo "building release binaries..." >&2
+  cargo build --release -p ferry-cli -p ferry-testkit >&2
+fi
+bin=$(cd "$bin" && pwd)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench.XXXXXX")
+declare -A reg_pid reg_port
+cleanup() {
+  for p in "${reg_pid[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_registry() { # name [port] -> sets $registry to host:port
+  local name=$1 port=${2:-$(free_port)}
+  mkdir -p "$work/$name"
+  cat > "$work/$name/config.yml" <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage:
+  filesystem: {rootdirectory: $work/$name/data}
+  delete: {enabled: true}
+http: {addr: 127.0.0.1:$port}
+YAML
+  docker-registry serve "$work/$name/config.yml" >"$work/$name/log" 2>&1 &
+  reg_pid[$name]=$!
+  reg_port[$name]=$port
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+  curl -fs "http://127.0.0.1:$port/v2/" >/dev/null || { echo "bench.sh: registry $name did not start" >&2; cat "$work/$name/log" >&2; exit 1; }
+  registry=127.0.0.1:$port
+}
+
+# reset_registry NAME: stop it, drop its storage, start it again empty on
+# the same port.
+reset_registry() {
+  local name=$1
+  kill "${reg_pid[$name]}" 2>/dev/null || true
+  wait "${reg_pid[$name]}" 2>/dev/null || true
+  rm -rf "$work/$name/data"
+  start_registry "$name" "${reg_port[$name]}"
+}
+
+note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+# measure NAME BEFORE CMD...: $runs times, run BEFORE (untimed: a reset),
+# then CMD under /usr/bin/time -v. Records the best wall seconds in
+# wall[NAME], every run's in walls[NAME], and the highest peak RSS (KiB,
+# largest process of the tree) in rss[NAME].
+declare -A wall walls rss
+measure() {
+  local name=$1 before=$2; shift 2
+  local run t0 t1 w r
+  for ((run = 1; run <= runs; run++)); do
+    $before
+    sync # earlier steps' dirty pages and deletions are not this step's cost
+    t0=$(date +%s.%N)
+    if ! /usr/bin/time -v -o "$work/time.$name" "$@" >"$work/out.$name" 2>"$work/err.$name"; then
+      echo "bench.sh: step $name failed:" >&2
+      tail -n 30 "$work/err.$name" >&2
+      exit 1
+    fi
+    t1=$(date +%s.%N)
+    w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    r=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/time.$name")
+    walls[$name]="${walls[$name]:-}${walls[$name]:+ }$w"
+    if [[ -z ${wall[$name]:-} ]] || awk -v a="$w" -v b="${wall[$name]}" 'BEGIN { exit !(a < b) }'; then
+      wall[$name]=$w
+    fi
+    if [[ -z ${rss[$name]:-} ]] || ((r > rss[$name])); then rss[$name]=$r; fi
+    note "$name run $run/$runs: $w s, peak RSS $((r / 1024)) MiB"
+  done
+}
+
+# The skopeo steps and the floor steps, run as `bash -c` children so one
+# /usr/bin/time covers each whole step.
+skopeo_pack() { # src images-file oci-dir tarball
+  local src=$1 images=$2 dir=$3 tarball=$4 ref name
+  while read -r ref; do
+    name=${ref#"$src/"}
+    skopeo copy --quiet --all --src-tls-verify=false "docker://$ref" "oci:$dir:$name"
+  done <"$images"
+  tar -cf "$tarball" -C "$dir" .
+}
+skopeo_unpack() { # tarball dir src images-file dst
+  local tarball=$1 dir=$2 src=$3 images=$4 dst=$5 ref name
+  mkdir -p "$dir"
+  tar -xf "$tarball" -C "$dir"
+  while read -r ref; do
+    name=${ref#"$src/"}
+    skopeo copy --quiet --all --dest-tls-verify=false "oci:$dir:$name" "docker://$dst/mirror/$name"
+  done <"$images"
+}
+floor_fetch() { # src blobs-file dir jobs
+  local src=$1 blobs=$2 dir=$3 jobs=$4
+  mkdir -p "$dir"
+  # shellcheck disable=SC2016
+  xargs -P "$jobs" -L 1 sh -c 'curl -fsS -o "$0/$3" "http://$1/v2/$2/blobs/$3"' "$dir" "$src" <"$blobs"
+}
+floor_fetch_verified() { # src blobs-file dir jobs: the floor plus one sha256 pass
+  local src=$1 blobs=$2 dir=$3 jobs=$4
+  mkdir -p "$dir"
+  # shellcheck disable=SC2016
+  xargs -P "$jobs" -L 1 sh -c '
+    sum=$(curl -fsS "http://$1/v2/$2/blobs/$3" | tee "$0/$3" | openssl dgst -sha256 -r | cut -c1-64)
+    [ "sha256:$sum" = "$3" ] || { echo "digest mismatch for $3" >&2; exit 1; }' "$dir" "$src" <"$blobs"
+}
+floor_push() { # dst blobs-file dir jobs
+  local dst=$1 blobs=$2 dir=$3 jobs=$4
+  # shellcheck disable=SC2016
+  xargs -P "$jobs" -L 1 sh -c '
+    loc=$(curl -fsS -X POST -o /dev/null -D - "http://$1/v2/floor/blobs/uploads/" | tr -d "\r" | sed -n "s/^[Ll]ocation: //p")
+    case $loc in http*) ;; *) loc="http://$1$loc" ;; esac
+    case $loc in *\?*) sep="&" ;; *) sep="?" ;; esac
+    curl -fsS -o /dev/null -X PUT -H "Expect:" -H "Content-Type: application/octet-stream" \
+      -T "$0/$3" "$loc${sep}digest=$3"' "$dir" "$dst" <"$blobs"
+}
+export -f skopeo_pack skopeo_unpack floor_fetch floor_fetch_verified floor_push
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+note "starting registries"
+start_registry source; src=$registry
+start_registry ferry-target; ferry_dst=$registry
+start_registry skopeo-target; skopeo_dst=$registry
+start_registry floor-target; floor_dst=$registry
+
+note "pushing the workload (scale $scale) into $src"
+"$bin/ferry-fixtures" bench-workload "$src" --scale "$scale" --blobs "$work/blobs.txt" >"$work/images.txt"
+cat "$work/images.txt" >&2
+blob_count=$(wc -l <"$work/blobs.txt")
+blob_bytes=$(awk '{ s += $3 } END { print s }' "$work/blobs.txt")
+image_count=$(wc -l <"$work/images.txt")
+
+have_unpack=yes
+probe=$("$bin/ferry" unpack "$work/none.tar" --to 127.0.0.1:1/x --dry-run 2>&1 || true)
+if [[ $probe == *"not available"* ]]; then
+  have_unpack=no
+  note "this ferry build has no unpack yet: its steps are skipped"
+fi
+
+mkdir -p "$work/ferry" "$work/skopeo" "$work/floor"
+note "ferry pack"
+measure ferry_pack : "$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" \
+  -o "$work/ferry/bundle.tar" --jobs "$jobs" --quiet
+bundle_bytes=$(stat -c %s "$work/ferry/bundle.tar")
+if [[ $have_unpack == yes ]]; then
+  note "ferry unpack into an empty registry"
+  measure ferry_unpack "reset_registry ferry-target" "$bin/ferry" unpack "$work/ferry/bundle.tar" --to "$ferry_dst/mirror" \
+    --plain-http "$ferry_dst" --mapping "$work/ferry/mapping.json" --jobs "$jobs" --quiet
+  note "ferry unpack again (everything is already there)"
+  measure ferry_unpack_again : "$bin/ferry" unpack "$work/ferry/bundle.tar" --to "$ferry_dst/mirror" \
+    --plain-http "$ferry_dst" --mapping "$work/ferry/mapping-again.json" --jobs "$jobs" --quiet
+fi
+
+note "skopeo: copy to oci: + tar"
+skopeo_fresh() { rm -rf "$work/skopeo"; mkdir -p "$work/skopeo"; }
+measure skopeo_pack skopeo_fresh bash -c 'skopeo_pack "$@"' _ "$src" "$work/images.txt" "$work/skopeo/oci" "$work/skopeo/bundle.tar"
+rm -rf "$work/skopeo/oci"
+note "skopeo: untar + copy to the registry"
+skopeo_reset() { rm -rf "$work/skopeo/extracted"; reset_registry skopeo-target; }
+measure skopeo_unpack skopeo_reset bash -c 'skopeo_unpack "$@"' _ "$work/skopeo/bundle.tar" "$work/skopeo/extracted" \
+  "$src" "$work/images.txt" "$skopeo_dst"
+rm -rf "$work/skopeo"
+
+note "floor: fetch every unique blob once ($jobs at a time)"
+floor_fresh() { rm -rf "$work/floor/blobs"; }
+measure floor_fetch floor_fresh bash -c 'floor_fetch "$@"' _ "$src" "$work/blobs.txt" "$work/floor/blobs" "$jobs"
+note "floor: fetch every unique blob once, hashing it (sha256, openssl)"
+measure floor_fetch_verified floor_fresh bash -c 'floor_fetch_verified "$@"' _ "$src" "$work/blobs.txt" "$work/floor/blobs" "$jobs"
+note "floor: push every unique blob once ($jobs at a time)"
+measure floor_push "reset_registry floor-target" bash -c 'floor_push "$@"' _ "$floor_dst" "$work/blobs.txt" "$work/floor/blobs" "$jobs"
+
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# The report.
+for name in "${!walls[@]}"; do echo "$name ${walls[$name]}"; done >"$work/walls.txt"
+get() { local v=${wall[$1]:-}; echo "${v:-null}"; }
+mib() { local v=${rss[$1]:-}; if [[ -n $v ]]; then echo $((v / 1024)); else echo null; fi; }
+python3 - "$json_out" "$work/walls.txt" <<PY
+import json, sys
+w = {k: (None if v == "null" else float(v)) for k, v in {
+    "ferry_pack": "$(get ferry_pack)", "ferry_unpack": "$(get ferry_unpack)",
+    "ferry_unpack_again": "$(get ferry_unpack_again)",
+    "skopeo_pack": "$(get skopeo_pack)", "skopeo_unpack": "$(get skopeo_unpack)",
+    "floor_fetch": "$(get floor_fetch)", "floor_fetch_verified": "$(get floor_fetch_verified)",
+    "floor_push": "$(get floor_push)"}.items()}
+m = {k: (None if v == "null" else int(v)) for k, v in {
+    "ferry_pack": "$(mib ferry_pack)", "ferry_unpack": "$(mib ferry_unpack)",
+    "ferry_unpack_again": "$(mib ferry_unpack_again)",
+    "skopeo_pack": "$(mib skopeo_pack)", "skopeo_unpack": "$(mib skopeo_unpack)",
+    "floor_fetch": "$(mib floor_fetch)", "floor_fetch_verified": "$(mib floor_fetch_verified)",
+    "floor_push": "$(mib floor_push)"}.items()}
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else round(a / b, 2)
+ferry = None if w["ferry_unpack"] is None else round(w["ferry_pack"] + w["ferry_unpack"], 2)
+skopeo = round(w["skopeo_pack"] + w["skopeo_unpack"], 2)
+floor = round(w["floor_fetch"] + w["floor_push"], 2)
+peaks = [v for k, v in m.items() if k.startswith("ferry") and v is not None]
+result = {
+    "workload": {"scale": float("$scale"), "images": $image_count, "unique_blobs": $blob_count,
+                 "blob_bytes": $blob_bytes, "bundle_bytes": $bundle_bytes},
+    "jobs": $jobs, "runs": $runs,
+    "all_runs_wall_seconds": {l.split()[0]: [float(x) for x in l.split()[1:]]
+                              for l in open(sys.argv[2]) if l.strip()},
+    "wall_seconds": w, "peak_rss_mib": m,
+    "ferry_round_trip": ferry, "skopeo_round_trip": skopeo, "floor_round_trip": floor,
+    "ratios": {
+        "ferry_over_skopeo": ratio(ferry, skopeo),
+        "pack_over_floor_fetch": ratio(w["ferry_pack"], w["floor_fetch"]),
+        "pack_over_verified_fetch": ratio(w["ferry_pack"], w["floor_fetch_verified"]),
+        "unpack_over_floor_push": ratio(w["ferry_unpack"], w["floor_push"]),
+    },
+    "ferry_peak_rss_mib": max(peaks) if peaks else None,
+    "loadavg_before": "$load_before", "loadavg_after": "$load_after",
+}
+def s(v, unit=""):
+    return "n/a" if v is None else f"{v}{unit}"
+rows = [
+    ("ferry pack", "ferry_pack"), ("ferry unpack", "ferry_unpack"),
+    ("ferry unpack again (all present)", "ferry_unpack_again"),
+    ("skopeo copy x images + tar -c", "skopeo_pack"),
+    ("tar -x + skopeo copy x images", "skopeo_unpack"),
+    ("floor: curl GET every blob", "floor_fetch"),
+    ("floor: curl GET | sha256 every blob", "floor_fetch_verified"),
+    ("floor: curl POST+PUT every blob", "floor_push"),
+]
+r = result["ratios"]
+print()
+print(f"workload: {$image_count} images, {$blob_count} unique blobs, {$blob_bytes / 1e9:.2f} GB; "
+      f"bundle {$bundle_bytes / 1e9:.2f} GB; --jobs {$jobs}; best of {$runs} run(s); load average before {result['loadavg_before']}, after {result['loadavg_after']}")
+print()
+print(f"{'step':<38}{'wall s':>9}{'peak RSS MiB':>14}")
+for label, key in rows:
+    print(f"{label:<38}{s(w[key]):>9}{s(m[key]):>14}")
+print()
+print(f"{'ferry pack + unpack':<38}{s(None if ferry is None else round(ferry, 2)):>9}")
+print(f"{'skopeo round trip':<38}{round(skopeo, 2):>9}")
+print(f"{'floor fetch + push':<38}{round(floor, 2):>9}")
+print()
+print(f"ferry / skopeo (round trip)    {s(r['ferry_over_skopeo'])}   target <= 0.5")
+print(f"ferry pack / floor fetch       {s(r['pack_over_floor_fetch'])}   target <= 1.25")
+print(f"ferry pack / verified fetch    {s(r['pack_over_verified_fetch'])}   (the floor plus one sha256 pass)")
+print(f"ferry unpack / floor push      {s(r['unpack_over_floor_push'])}   target <= 1.25")
+print(f"ferry peak RSS                 {s(result['ferry_peak_rss_mib'], ' MiB')}   target < 64 MiB")
+print(f"ferry unpack again             {s(w['ferry_unpack_again'], ' s')}   target < 1 s")
+line = json.dumps(result, sort_keys=True)
+print()
+print("BENCH " + line)
+if sys.argv[1]:
+    with open(sys.argv[1], "w") as f:
+        f.write(line + "\n")
+PY
