@@ -5,6 +5,10 @@
 //! messages. The work lives in `ferry-pack`, `ferry-unpack`, `ferry-audit`
 //! and their shared `ferry-oci` and `ferry-registry` crates.
 
+// The doc comments in `args` are the command's help text, written for
+// people at a terminal (`HOST[:PORT][/PREFIX]`), not rustdoc links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 mod args;
 mod commands;
 mod progress;
