@@ -100,11 +100,23 @@ impl Reference {
         if name.is_empty() {
             return Err(invalid("empty repository name".into()));
         }
-
         let (registry, path) = split_docker_domain(name);
-        let (registry, repository) = normalize(registry, path);
-        validate_name(&registry, &repository).map_err(invalid)?;
+        Reference::assemble(registry, path, tag, digest, invalid)
+    }
 
+    /// Normalize and validate parts already split (the tag checked by the
+    /// caller): registry and repository (`index.docker.io` -> `docker.io`, `library/` for
+    /// one-component Docker Hub names), and `latest` when there is neither
+    /// tag nor digest.
+    fn assemble(
+        registry: &str,
+        repository: &str,
+        tag: Option<&str>,
+        digest: Option<Digest>,
+        invalid: impl Fn(String) -> Error,
+    ) -> Result<Reference> {
+        let (registry, repository) = normalize(registry, repository);
+        validate_name(&registry, &repository).map_err(&invalid)?;
         let tag = match (tag, &digest) {
             (None, None) => Some(DEFAULT_TAG.to_string()),
             (tag, _) => tag.map(str::to_string),
@@ -130,18 +142,15 @@ impl Reference {
         tag: Option<&str>,
         digest: Option<Digest>,
     ) -> Result<Reference> {
-        let input = || {
-            let mut s = format!("{registry}/{repository}");
-            if let Some(tag) = tag {
-                s = format!("{s}:{tag}");
-            }
-            if let Some(digest) = &digest {
-                s = format!("{s}@{digest}");
-            }
-            s
-        };
+        let mut input = format!("{registry}/{repository}");
+        if let Some(tag) = tag {
+            input = format!("{input}:{tag}");
+        }
+        if let Some(digest) = &digest {
+            input = format!("{input}@{digest}");
+        }
         let invalid = |reason: String| Error::InvalidReference {
-            input: input(),
+            input: input.clone(),
             reason,
         };
         if let Some(tag) = tag {
@@ -150,18 +159,7 @@ impl Reference {
         if repository.is_empty() {
             return Err(invalid("empty repository name".into()));
         }
-        let (registry, repository) = normalize(registry, repository);
-        validate_name(&registry, &repository).map_err(invalid)?;
-        let tag = match (tag, &digest) {
-            (None, None) => Some(DEFAULT_TAG.to_string()),
-            (tag, _) => tag.map(str::to_string),
-        };
-        Ok(Reference {
-            registry,
-            repository,
-            tag,
-            digest,
-        })
+        Reference::assemble(registry, repository, tag, digest, invalid)
     }
 
     /// The registry host, with its port if any: `docker.io`,

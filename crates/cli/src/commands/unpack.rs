@@ -54,7 +54,7 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         );
         for image in &summary.images {
             if let Some(error) = &image.error {
-                eprintln!("  {} (as {}): {error}", image.original, image.relocated);
+                eprintln!("  {}: {error}", image.original);
             }
         }
         for referrer in &summary.referrers {

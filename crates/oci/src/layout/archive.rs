@@ -323,26 +323,23 @@ impl LayoutArchive {
 
     /// A reader over one blob's bytes, unchecked.
     pub fn blob_reader(&self, digest: &Digest) -> Result<BlobReader> {
-        let e = self.entry(digest)?;
-        Ok(BlobReader::new(
-            self.file.clone(),
-            digest.clone(),
-            e.data_offset,
-            e.size,
-            false,
-        ))
+        self.reader(digest, false)
     }
 
     /// A reader over one blob's bytes that hashes them and fails at the end
     /// if they do not match the digest.
     pub fn verifying_blob_reader(&self, digest: &Digest) -> Result<BlobReader> {
+        self.reader(digest, true)
+    }
+
+    fn reader(&self, digest: &Digest, verify: bool) -> Result<BlobReader> {
         let e = self.entry(digest)?;
         Ok(BlobReader::new(
             self.file.clone(),
             digest.clone(),
             e.data_offset,
             e.size,
-            true,
+            verify,
         ))
     }
 }
