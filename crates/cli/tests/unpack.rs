@@ -109,6 +109,22 @@ fn issue_3_round_trip_offline_into_another_registry() {
     ]);
     let summary = json(&out);
     assert_eq!(summary["failed"], 0);
+    // Repositories fill side by side, yet a blob several of them need is
+    // uploaded once and mounted into the others.
+    let unique = ferry_oci::LayoutArchive::open(&bundle)
+        .unwrap()
+        .blobs()
+        .filter(|b| !set.all_manifest_digests().contains(&b.digest.to_string()))
+        .count() as u64;
+    assert_eq!(
+        summary["blobs_uploaded"].as_u64(),
+        Some(unique),
+        "{summary:#}"
+    );
+    assert!(
+        summary["blobs_mounted"].as_u64().unwrap() > 0,
+        "{summary:#}"
+    );
 
     // Every original tag, Docker list and schema2 included, is served under
     // its relocated name with the same digest.

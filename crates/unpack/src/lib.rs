@@ -29,6 +29,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::{StreamExt, TryStreamExt};
+
 use ferry_oci::{LayoutArchive, Naming, Progress, RelocationTarget};
 use ferry_registry::{Client, Repository};
 
@@ -125,14 +127,27 @@ pub async fn unpack(
 
     let repos = RepoPlan::all(&plan);
     progress.start("pushing", RepoPlan::items(&repos), RepoPlan::bytes(&repos));
+    // Repositories fill side by side; the pusher bounds the transfers in
+    // flight and lets a blob shared between repositories be uploaded once.
+    let per_repo = futures_util::stream::iter(&repos)
+        .map(|repo_plan| {
+            let (pusher, archive, plan) = (&pusher, &archive, &plan);
+            let repo = Repository::new(host.clone(), repo_plan.path.clone());
+            async move {
+                let blobs = repo_plan.blobs.clone();
+                let blob_results = pusher.push_blobs(archive, &repo, blobs).await?;
+                let mut outcome = Outcome::new(plan);
+                repo_plan
+                    .finish(pusher, &repo, plan, &blob_results, &mut outcome)
+                    .await;
+                Ok::<_, Error>(outcome)
+            }
+        })
+        .buffer_unordered(options.jobs.max(1));
     let mut outcome = Outcome::new(&plan);
-    for repo_plan in &repos {
-        let repo = Repository::new(host.clone(), repo_plan.path.clone());
-        let blobs = repo_plan.blobs.clone();
-        let blob_results = pusher.push_blobs(&archive, &repo, blobs).await?;
-        repo_plan
-            .finish(&pusher, &repo, &plan, &blob_results, &mut outcome)
-            .await;
+    let outcomes: Vec<Outcome> = per_repo.try_collect().await?;
+    for other in outcomes {
+        outcome.merge(other);
     }
     progress.finish();
     finish(options, &plan, &pusher, outcome, started)

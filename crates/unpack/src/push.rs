@@ -47,41 +47,45 @@ pub(crate) type BodyChunks = tokio::sync::mpsc::Receiver<io::Result<Bytes>>;
 /// Pushes into one target registry.
 pub(crate) struct Pusher {
     pub client: Client,
-    pub jobs: usize,
     pub progress: Arc<dyn Progress>,
     pub stats: Stats,
     /// Blobs known to be in a repository of the target: digest -> path.
     located: Mutex<HashMap<Digest, String>>,
+    /// Bounds the registry requests for blobs in flight, over every
+    /// repository being filled at once.
+    transfers: Semaphore,
+    /// One lock per blob: repositories needing the same blob take turns, so
+    /// it is uploaded once and mounted into the others.
+    per_blob: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Pusher {
     pub fn new(client: Client, jobs: usize, progress: Arc<dyn Progress>) -> Pusher {
         Pusher {
             client,
-            jobs: jobs.max(1),
             progress,
             stats: Stats::default(),
             located: Mutex::new(HashMap::new()),
+            transfers: Semaphore::new(jobs.max(1)),
+            per_blob: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Push `blobs` into `repo` from `archive`, `jobs` at a time. Each
-    /// blob's outcome: `None` when it is in place, else what went wrong.
+    /// Push `blobs` into `repo` from `archive`; at most `jobs` transfers run
+    /// at once over all repositories. Each blob's outcome: `None` when it is
+    /// in place, else what went wrong.
     pub async fn push_blobs(
         self: &Arc<Self>,
         archive: &Arc<LayoutArchive>,
         repo: &Repository,
         blobs: BTreeMap<Digest, u64>,
     ) -> Result<BTreeMap<Digest, Option<String>>> {
-        let semaphore = Arc::new(Semaphore::new(self.jobs));
         let mut tasks = JoinSet::new();
         for (digest, size) in blobs {
             let this = self.clone();
             let repo = repo.clone();
-            let semaphore = semaphore.clone();
             let archive = archive.clone();
             tasks.spawn(async move {
-                let _permit = semaphore.acquire_owned().await;
                 let corrupt = Arc::new(AtomicBool::new(false));
                 let open = || {
                     let reader = archive.verifying_blob_reader(&digest);
@@ -122,6 +126,17 @@ impl Pusher {
             what: format!("pushing blob {digest} into {repo}"),
             source,
         };
+        let turn = self
+            .per_blob
+            .lock()
+            .expect("lock")
+            .entry(digest.clone())
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
+        let _permit = self.transfers.acquire().await.map_err(|e| Error::Task {
+            reason: e.to_string(),
+        })?;
         if self
             .client
             .blob_exists(repo, digest)

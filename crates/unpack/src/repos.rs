@@ -36,6 +36,21 @@ impl Outcome {
             referrer_errors: vec![None; plan.referrers.len()],
         }
     }
+
+    /// Take in the failures of another repository's run (the first error
+    /// of a referrer pushed into several repositories is kept).
+    pub fn merge(&mut self, other: Outcome) {
+        let pairs = self
+            .image_errors
+            .iter_mut()
+            .zip(other.image_errors)
+            .chain(self.referrer_errors.iter_mut().zip(other.referrer_errors));
+        for (mine, theirs) in pairs {
+            if mine.is_none() {
+                *mine = theirs;
+            }
+        }
+    }
 }
 
 impl RepoPlan {
