@@ -17,6 +17,16 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The registry's host name does not resolve. Final: trying again
+    /// will not make a mistyped or unknown name resolve.
+    #[error("cannot reach registry {host}: its name does not resolve; check the reference, or the DNS of this machine")]
+    UnknownHost {
+        /// Registry host as named by the user.
+        host: String,
+        /// The resolver error.
+        #[source]
+        source: reqwest::Error,
+    },
     /// A request failed in transit (reset, timeout, broken body).
     #[error("request to {url} failed")]
     Transport {

@@ -389,6 +389,12 @@ impl Transport {
         if e.is_timeout() {
             return self.body_error(url, e);
         }
+        if e.is_connect() && chain.contains("dns error") {
+            return Error::UnknownHost {
+                host: host.to_string(),
+                source: e.without_url(),
+            };
+        }
         if e.is_connect() {
             return Error::Connect {
                 host: host.to_string(),
