@@ -8,6 +8,8 @@ command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v python3 >/dev/null 2>&1 || need+=(python3)   # demo and bench helpers
+[ -x /usr/bin/time ] || need+=(time)                      # bench: peak memory
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
