@@ -106,14 +106,7 @@ fn print_plan(plan: &Plan) -> anyhow::Result<()> {
         if let Some(old) = &image.bundle_digest {
             write!(out, " (rewritten from {old})")?;
         }
-        if !image.platforms_missing.is_empty() {
-            write!(
-                out,
-                " (not carried: {})",
-                image.platforms_missing.join(", ")
-            )?;
-        }
-        writeln!(out)?;
+        end_image_line(&mut out, &image.platforms_missing)?;
     }
     for referrer in &plan.referrers {
         writeln!(
@@ -139,6 +132,14 @@ fn print_plan(plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The platforms a sparse image did not carry, and the end of its line.
+fn end_image_line(out: &mut impl Write, platforms_missing: &[String]) -> std::io::Result<()> {
+    if !platforms_missing.is_empty() {
+        write!(out, " (not carried: {})", platforms_missing.join(", "))?;
+    }
+    writeln!(out)
+}
+
 fn print_summary(s: &UnpackSummary) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for image in &s.images {
@@ -151,14 +152,7 @@ fn print_summary(s: &UnpackSummary) -> anyhow::Result<()> {
         if let Some(old) = &image.bundle_digest {
             write!(out, " (index rewritten: was {old}, now {})", image.digest)?;
         }
-        if !image.platforms_missing.is_empty() {
-            write!(
-                out,
-                " (not carried: {})",
-                image.platforms_missing.join(", ")
-            )?;
-        }
-        writeln!(out)?;
+        end_image_line(&mut out, &image.platforms_missing)?;
     }
     for r in &s.referrers {
         let status = if r.error.is_some() {
