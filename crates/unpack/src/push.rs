@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use ferry_oci::layout::read_full;
 use ferry_oci::{media_type, Descriptor, Digest, LayoutArchive, Manifest, Progress};
 use ferry_registry::{Client, MountOutcome, Repository};
 
@@ -316,7 +317,7 @@ pub(crate) fn pump(
     let mut pending: Option<Bytes> = None;
     loop {
         let mut buf = vec![0u8; CHUNK];
-        match fill(&mut reader, &mut buf) {
+        match read_full(&mut reader, &mut buf) {
             Ok(0) => {
                 if let Some(last) = pending.take() {
                     progress.bytes(last.len() as u64);
@@ -342,18 +343,4 @@ pub(crate) fn pump(
             }
         }
     }
-}
-
-/// Read until `buf` is full or the reader ends; 0 only at the end.
-fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

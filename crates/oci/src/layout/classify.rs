@@ -169,7 +169,8 @@ pub(crate) fn check_small(entry: &RawEntry, max: u64) -> Result<()> {
     Ok(())
 }
 
-fn duplicate_conflict(entry: &RawEntry) -> Error {
+/// The error for a file that appears twice with different content.
+pub(crate) fn duplicate_conflict(entry: &RawEntry) -> Error {
     Error::Layout {
         entry: entry.display_name(),
         reason: "appears twice with different content".into(),

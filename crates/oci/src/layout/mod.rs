@@ -20,7 +20,7 @@ pub use archive::{
 };
 pub use plan::{BlobClass, LayoutPlan, PlannedBlob};
 pub use problem::{LayoutProblem, LayoutProblemKind};
-pub use reader::{BlobReader, VerifyingReader};
+pub use reader::{read_full, BlobReader, VerifyingReader};
 pub use stream::{LayoutStream, StreamBlob};
 
 /// The name of the layout marker file.

@@ -146,3 +146,18 @@ impl<R: Read> Read for VerifyingReader<R> {
         Ok(n)
     }
 }
+
+/// Read until `buf` is full or the reader ends; the number of bytes read.
+/// Unlike `read_exact`, a short read at the end is not an error.
+pub fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

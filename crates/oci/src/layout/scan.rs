@@ -79,15 +79,7 @@ pub(crate) struct StreamSource<R> {
 impl<R: Read> StreamSource<R> {
     /// Read into `buf` until it is full or the stream ends.
     pub fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut n = 0;
-        while n < buf.len() {
-            match self.reader.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let n = super::reader::read_full(&mut self.reader, buf)?;
         self.pos += n as u64;
         Ok(n)
     }

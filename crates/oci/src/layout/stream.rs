@@ -3,7 +3,9 @@
 use std::io::{self, Read};
 
 use super::archive::{check_oci_layout, missing, parse_index, Compression};
-use super::classify::{check_small, classify, Classified, MAX_INDEX_JSON, MAX_OCI_LAYOUT};
+use super::classify::{
+    check_small, classify, duplicate_conflict, Classified, MAX_INDEX_JSON, MAX_OCI_LAYOUT,
+};
 use super::problem::{LayoutProblem, LayoutProblemKind};
 use super::scan::{truncated, RawEntry, Scanner, StreamSource};
 use super::{INDEX_JSON, OCI_LAYOUT};
@@ -237,10 +239,7 @@ fn keep(
     problems: &mut Vec<LayoutProblem>,
 ) -> Result<()> {
     match slot {
-        Some(old) if *old != bytes => Err(Error::Layout {
-            entry: entry.display_name(),
-            reason: "appears twice with different content".into(),
-        }),
+        Some(old) if *old != bytes => Err(duplicate_conflict(entry)),
         Some(_) => {
             note(problems, entry, LayoutProblemKind::Duplicate);
             Ok(())
