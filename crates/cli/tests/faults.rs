@@ -287,6 +287,9 @@ fn an_unpack_stopped_by_a_persistent_fault_completes_when_run_again() {
     assert!(proxy.faults_applied() > 0);
     assert!(run.stderr.contains("answered 500"), "{}", run.stderr);
     let big = source.fixtures.image("fixtures/big:1");
+    // Exactly the tries asked for (--retries 3) per blob, not tries times tries.
+    let posts = proxy.count(&Match::path_contains("fixtures-big").method("POST"));
+    assert_eq!(posts, 3 * big.blobs.len(), "{:?}", proxy.log());
     let summary = run.json();
     let images = summary["images"].as_array().unwrap();
     // Only the big image failed, and it has no tag: no tag points at

@@ -299,7 +299,11 @@ impl Client {
         let policy = self.config().retry;
         let mut attempt = 1;
         loop {
-            match self.push_blob_once(repo, digest, size, &open).await {
+            // Opening a session is retried by the transport itself; only a
+            // PUT that failed (and spoiled its session) starts over here, so
+            // no request is tried more than `attempts` times.
+            let url = self.start_upload(repo, digest).await?;
+            match self.put_upload(repo, digest, size, &open, url).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_retryable() && attempt < policy.attempts => {
                     attempt += 1;
@@ -310,17 +314,8 @@ impl Client {
         }
     }
 
-    async fn push_blob_once<F, S>(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        size: u64,
-        open: &F,
-    ) -> Result<()>
-    where
-        F: Fn() -> std::io::Result<S>,
-        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-    {
+    /// Open an upload session; the URL to `PUT` the blob to.
+    async fn start_upload(&self, repo: &Repository, digest: &Digest) -> Result<String> {
         let target = format!("/v2/{}/blobs/uploads/", repo.name());
         let plan = Self::plan(Method::POST, repo, Access::Push, target, &[]);
         let response = self
@@ -340,6 +335,22 @@ impl Client {
         };
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&format!("digest={digest}"));
+        Ok(url)
+    }
+
+    /// Stream the blob into the session at `url` in one monolithic `PUT`.
+    async fn put_upload<F, S>(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        open: &F,
+        url: String,
+    ) -> Result<()>
+    where
+        F: Fn() -> std::io::Result<S>,
+        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
         // A failed PUT spoils its session: push_blob retries from a new POST.
         let mut put = Self::plan(Method::PUT, repo, Access::Push, url, &[]);
         put.retry = false;
