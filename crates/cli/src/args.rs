@@ -84,6 +84,12 @@ pub struct PackArgs {
     /// How many blobs to fetch at once.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 8)]
     pub jobs: usize,
+    /// Cut the bundle into parts of SIZE bytes (OUT.tar.000, .001, ...; the last may be
+    /// shorter), for media with size limits. SIZE is bytes or a number with a unit:
+    /// K, M, G, T are powers of 1000 (4.7G, 25G, 650M, as media are sold), Ki, Mi, Gi, Ti
+    /// powers of 1024; `fat32` is 4GiB - 1 byte.
+    #[arg(long, value_name = "SIZE")]
+    pub split: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -93,10 +99,11 @@ pub struct PackArgs {
 /// `ferry unpack`.
 #[derive(Debug, Args)]
 pub struct UnpackArgs {
-    /// The bundle (an OCI image layout tarball, plain, gzip or zstd); `-` reads it from
-    /// standard input when manifests come before layers, as `ferry pack` writes them.
-    #[arg(value_name = "BUNDLE")]
-    pub bundle: PathBuf,
+    /// The bundle (an OCI image layout tarball, plain, gzip or zstd), or a split bundle's
+    /// first part (OUT.tar.000) or all its parts; `-` reads it from standard input when
+    /// manifests come before layers, as `ferry pack` writes them (`cat OUT.tar.[0-9]* |`).
+    #[arg(value_name = "BUNDLE", required = true, num_args = 1..)]
+    pub bundle: Vec<PathBuf>,
     /// Target registry and optional prefix: HOST[:PORT][/PREFIX].
     #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
     pub to: String,
@@ -124,9 +131,9 @@ pub struct UnpackArgs {
 /// `ferry inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The bundle.
-    #[arg(value_name = "BUNDLE")]
-    pub bundle: PathBuf,
+    /// The bundle, or a split bundle's first part (OUT.tar.000) or all its parts.
+    #[arg(value_name = "BUNDLE", required = true, num_args = 1..)]
+    pub bundle: Vec<PathBuf>,
     #[command(flatten)]
     pub output_format: OutputArgs,
 }
@@ -134,9 +141,10 @@ pub struct InspectArgs {
 /// `ferry verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The bundle to check offline.
-    #[arg(value_name = "BUNDLE")]
-    pub bundle: Option<PathBuf>,
+    /// The bundle to check offline, or a split bundle's first part (OUT.tar.000) or all
+    /// its parts: each part is checked against OUT.tar.sha256.
+    #[arg(value_name = "BUNDLE", num_args = 0..)]
+    pub bundle: Vec<PathBuf>,
     /// Check a relocation: every reference in this mapping resolves in its registry.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,

@@ -1,12 +1,12 @@
 //! Writing the bundle: plan the whole tar, write the small entries, then
 //! fetch blobs in parallel straight to their offsets, hashing as they land.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_oci::layout::LayoutPlan;
+use ferry_oci::layout::{
+    checksum_path, parity_path, part_path, ChecksumFile, LayoutPlan, PartSet, MAX_PARTS,
+};
 use ferry_oci::{Digest, DigestHasher, Progress};
 use ferry_registry::{Client, Repository};
 use tokio::task::JoinSet;
@@ -24,21 +24,44 @@ pub(crate) struct BlobJob {
     pub sources: Vec<(Repository, String)>,
 }
 
-/// A bundle being written: a temporary file beside the output, removed
-/// unless [`PendingBundle::commit`] renames it into place.
+/// A bundle being written: temporary files beside the output (one, or one
+/// per part with `--split`), removed unless [`PendingBundle::commit`]
+/// renames them into place.
 pub(crate) struct PendingBundle {
-    temp: tempfile::NamedTempFile,
-    file: Arc<File>,
+    temps: Vec<tempfile::NamedTempFile>,
+    file: Arc<PartSet>,
     output: PathBuf,
+    split: bool,
     /// The archive's planned length.
     len: u64,
     /// Hashes the archive while blobs arrive (started by `fetch_all`).
     hasher: Option<Arc<ArchiveHasher>>,
 }
 
+/// One part of a split bundle, as written.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WrittenPart {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its sha256 hex (also in `OUT.sha256`).
+    pub sha256: String,
+}
+
+/// What [`PendingBundle::commit`] wrote.
+pub(crate) struct Committed {
+    pub sha256: String,
+    pub len: u64,
+    pub parts: Vec<WrittenPart>,
+    /// Files of an earlier pack to the same name, removed.
+    pub removed: Vec<PathBuf>,
+}
+
 impl PendingBundle {
-    /// Create the temporary file and write the planned skeleton into it.
-    pub fn create(output: &Path, plan: &LayoutPlan) -> Result<PendingBundle> {
+    /// Create the temporary file(s) and write the planned skeleton into
+    /// them: one file, or parts of `split` bytes.
+    pub fn create(output: &Path, plan: &LayoutPlan, split: Option<u64>) -> Result<PendingBundle> {
         let dir = match output.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -54,30 +77,52 @@ impl PendingBundle {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "bundle.tar".to_string());
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".partial")
-            .tempfile_in(&dir)
-            .map_err(|source| Error::Io {
-                action: "cannot create a temporary file in",
-                path: dir.clone(),
+        let len = plan.total_size();
+        let part_size = split.unwrap_or(len);
+        let count = PartSet::parts_needed(len, part_size);
+        if count > MAX_PARTS {
+            return Err(Error::TooManyParts {
+                size: len,
+                part_size,
+                parts: count,
+            });
+        }
+        let mut temps = Vec::with_capacity(count);
+        let mut files = Vec::with_capacity(count);
+        for i in 0..count {
+            let prefix = match split {
+                Some(_) => format!(".{name}.{i:03}."),
+                None => format!(".{name}."),
+            };
+            let temp = tempfile::Builder::new()
+                .prefix(&prefix)
+                .suffix(".partial")
+                .tempfile_in(&dir)
+                .map_err(|source| Error::Io {
+                    action: "cannot create a temporary file in",
+                    path: dir.clone(),
+                    source,
+                })?;
+            let file = temp.as_file().try_clone().map_err(|source| Error::Io {
+                action: "cannot open",
+                path: temp.path().to_path_buf(),
                 source,
             })?;
-        let file = Arc::new(temp.as_file().try_clone().map_err(|source| Error::Io {
-            action: "cannot open",
-            path: temp.path().to_path_buf(),
-            source,
-        })?);
-        plan.write_skeleton(&file).map_err(|source| Error::Io {
+            files.push((temp.path().to_path_buf(), file));
+            temps.push(temp);
+        }
+        let file = Arc::new(PartSet::for_writing(files, part_size.max(1), len));
+        plan.write_skeleton(&*file).map_err(|source| Error::Io {
             action: "cannot write",
-            path: temp.path().to_path_buf(),
+            path: temps[0].path().to_path_buf(),
             source,
         })?;
         Ok(PendingBundle {
-            temp,
+            temps,
             file,
             output: output.to_path_buf(),
-            len: plan.total_size(),
+            split: split.is_some(),
+            len,
             hasher: None,
         })
     }
@@ -92,7 +137,7 @@ impl PendingBundle {
     fn io_error(&self, source: std::io::Error) -> Error {
         Error::Io {
             action: "cannot write",
-            path: self.temp.path().to_path_buf(),
+            path: self.temps[0].path().to_path_buf(),
             source,
         }
     }
@@ -142,11 +187,11 @@ impl PendingBundle {
         }
     }
 
-    /// Flush to disk while the archive's hash finishes, rename it into
-    /// place and write `OUT.sha256`. Returns the archive's sha256 hex and
-    /// size.
-    pub async fn commit(mut self, progress: Arc<dyn Progress>) -> Result<(String, u64)> {
-        let path = self.temp.path().to_path_buf();
+    /// Flush to disk while the archive's hash finishes, rename the file
+    /// (or every part) into place, remove what an earlier pack to the same
+    /// name left (`OUT.tar`, parts, parity parts) and write `OUT.sha256`.
+    pub async fn commit(mut self, progress: Arc<dyn Progress>) -> Result<Committed> {
+        let path = self.temps[0].path().to_path_buf();
         let hasher = match self.hasher.take() {
             Some(h) => h,
             None => Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &[])),
@@ -169,32 +214,83 @@ impl PendingBundle {
         let hashed = hashed
             .map_err(|e| Error::Task(e.to_string()))?
             .map_err(io("cannot read back"))?;
-        let output = self.output.clone();
-        // Temporary files are private (0600); a bundle is meant to be shared.
-        set_readable(self.temp.path()).map_err(|source| Error::Io {
-            action: "cannot set permissions of",
-            path: path.clone(),
-            source,
-        })?;
-        self.temp.persist(&output).map_err(|e| Error::Io {
-            action: "cannot move the finished bundle to",
-            path: output.clone(),
-            source: e.error,
-        })?;
-        write_checksum_file(&output, &hashed.0)?;
-        Ok(hashed)
+        let finals: Vec<PathBuf> = match self.split {
+            true => (0..self.temps.len())
+                .map(|i| part_path(&self.output, i))
+                .collect(),
+            false => vec![self.output.clone()],
+        };
+        let mut parts = Vec::new();
+        for (i, (temp, target)) in self.temps.into_iter().zip(&finals).enumerate() {
+            // Temporary files are private (0600); a bundle is meant to be shared.
+            set_readable(temp.path()).map_err(|source| Error::Io {
+                action: "cannot set permissions of",
+                path: temp.path().to_path_buf(),
+                source,
+            })?;
+            temp.persist(target).map_err(|e| Error::Io {
+                action: "cannot move the finished bundle to",
+                path: target.clone(),
+                source: e.error,
+            })?;
+            if self.split {
+                let size = self.file.parts().nth(i).map_or(0, |(_, _, len)| len);
+                parts.push(WrittenPart {
+                    path: target.clone(),
+                    size,
+                    sha256: hashed.parts[i].clone(),
+                });
+            }
+        }
+        let removed = remove_stale(&self.output, &finals)?;
+        let name = file_name(&self.output);
+        let mut sums = ChecksumFile::new();
+        for part in &parts {
+            sums.push(part.sha256.clone(), file_name(&part.path));
+        }
+        sums.push(hashed.sha256.clone(), name);
+        write_checksum_file(&self.output, &sums)?;
+        Ok(Committed {
+            sha256: hashed.sha256,
+            len: hashed.len,
+            parts,
+            removed,
+        })
     }
 }
 
-/// Write `OUT.sha256` in `sha256sum` format, atomically.
-fn write_checksum_file(output: &Path, hex: &str) -> Result<()> {
-    let name = output
-        .file_name()
+fn file_name(path: &Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut sum_path = output.as_os_str().to_owned();
-    sum_path.push(".sha256");
-    let sum_path = PathBuf::from(sum_path);
+        .unwrap_or_default()
+}
+
+/// Remove what an earlier pack to `output` left that this one did not
+/// write: the unsplit file, data parts, parity parts. `ferry pack -o OUT`
+/// owns `OUT`, `OUT.NNN`, `OUT.pNN` and `OUT.sha256`; after it only what it
+/// wrote is there, so a stale part can never be read as part of the set.
+fn remove_stale(output: &Path, written: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut candidates = vec![output.to_path_buf()];
+    candidates.extend((0..MAX_PARTS).map(|i| part_path(output, i)));
+    candidates.extend((0..100).map(|i| parity_path(output, i)));
+    let mut removed = Vec::new();
+    for path in candidates {
+        if written.contains(&path) || !path.is_file() {
+            continue;
+        }
+        std::fs::remove_file(&path).map_err(|source| Error::Io {
+            action: "cannot remove a stale file of an earlier pack",
+            path: path.clone(),
+            source,
+        })?;
+        removed.push(path);
+    }
+    Ok(removed)
+}
+
+/// Write `OUT.sha256` in `sha256sum` format, atomically.
+fn write_checksum_file(output: &Path, sums: &ChecksumFile) -> Result<()> {
+    let sum_path = checksum_path(output);
     let dir = sum_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -208,7 +304,7 @@ fn write_checksum_file(output: &Path, hex: &str) -> Result<()> {
         .prefix(".ferry-sha256.")
         .tempfile_in(dir)
         .map_err(io)?;
-    std::io::Write::write_all(&mut temp, format!("{hex}  {name}\n").as_bytes()).map_err(io)?;
+    std::io::Write::write_all(&mut temp, sums.render().as_bytes()).map_err(io)?;
     set_readable(temp.path()).map_err(io)?;
     temp.persist(&sum_path).map_err(|e| io(e.error))?;
     Ok(())
@@ -221,7 +317,7 @@ fn set_readable(path: &Path) -> std::io::Result<()> {
 
 /// Where a blob's bytes go: the archive, and the hasher's slot for it.
 struct Placement {
-    file: Arc<File>,
+    file: Arc<PartSet>,
     hasher: Arc<ArchiveHasher>,
     slot: usize,
 }
