@@ -233,3 +233,96 @@ fn issue_11_a_bad_part_set_is_refused_naming_the_part() {
     std::fs::write(part_path(&scratch.path("b.tar"), files.len()), b"old").unwrap();
     expect(&["inspect", &name(0)], "is not listed in");
 }
+
+#[test]
+fn issue_11_verify_names_a_bad_part_and_the_images_it_holds() {
+    let source = RegistryProcess::start();
+    let set = source.push_fixtures();
+    let scratch = Scratch::new();
+    pack(
+        &scratch,
+        &source.host(),
+        &set,
+        "b.tar",
+        &["--split", "10k", "--quiet"],
+    )
+    .ok();
+    let files = parts(scratch.dir(), "b.tar");
+    let run = scratch.ferry(["verify", "b.tar.000"]).ok();
+    assert!(
+        run.stdout.contains(&format!(
+            "parts: {} checked against b.tar.sha256: all match",
+            files.len()
+        )),
+        "{}",
+        run.stdout
+    );
+    // One byte flipped inside the biggest blob (a header flipped would
+    // stop the archive from opening: then only the part is named).
+    let archive = ferry_oci::LayoutArchive::open(&files[0]).unwrap();
+    let blob = archive.blobs().max_by_key(|b| b.size).unwrap();
+    let offset = blob.data_offset + blob.size / 2;
+    let victim = &files[(offset / 10_000) as usize];
+    let original = std::fs::read(victim).unwrap();
+    let mut bytes = original.clone();
+    bytes[(offset % 10_000) as usize] ^= 0x55;
+    std::fs::write(victim, &bytes).unwrap();
+    let run = scratch.ferry(["verify", "b.tar.000", "--json"]).failed();
+    let report = run.json();
+    let bad: Vec<&serde_json::Value> = report["archive"]["parts"]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"] != "ok")
+        .collect();
+    assert_eq!(bad.len(), 1, "{report:#}");
+    assert_eq!(bad[0]["status"], "damaged");
+    assert!(bad[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with(victim.file_name().unwrap().to_str().unwrap()));
+    let problems = report["archive"]["problems"].as_array().unwrap();
+    let named = problems
+        .iter()
+        .find(|p| {
+            p["entry"]
+                .as_str()
+                .unwrap()
+                .ends_with(victim.file_name().unwrap().to_str().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no problem names the part: {report:#}"));
+    let message = named["message"].as_str().unwrap();
+    assert!(
+        message.contains("is damaged")
+            && message.contains("affects")
+            && message.contains("fixtures/"),
+        "{message}"
+    );
+    std::fs::write(victim, &original).unwrap();
+    // Two parts swapped: each holds the other's content.
+    let (a, b) = (
+        std::fs::read(&files[1]).unwrap(),
+        std::fs::read(&files[2]).unwrap(),
+    );
+    std::fs::write(&files[1], &b).unwrap();
+    std::fs::write(&files[2], &a).unwrap();
+    let run = scratch.ferry(["verify", "b.tar.000"]).failed();
+    assert!(
+        run.stdout.contains("b.tar.001: holds the content of")
+            && run.stdout.contains("b.tar.002: holds the content of"),
+        "{}",
+        run.stdout
+    );
+    std::fs::write(&files[1], &a).unwrap();
+    std::fs::write(&files[2], &b).unwrap();
+    // The last part lost.
+    let last = files.last().unwrap();
+    std::fs::remove_file(last).unwrap();
+    let run = scratch.ferry(["verify", "b.tar.000"]).failed();
+    let name = last.file_name().unwrap().to_str().unwrap();
+    assert!(
+        run.stdout.contains(&format!("{name}: is missing")),
+        "{}",
+        run.stdout
+    );
+}

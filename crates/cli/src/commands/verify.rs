@@ -109,6 +109,20 @@ fn print_archive(
         writeln!(out)?;
     }
     print_problems(out, &a.problems)?;
+    if let Some(parts) = &a.parts {
+        let bad = parts.bad().count();
+        writeln!(
+            out,
+            "parts: {} checked against {}: {}",
+            parts.parts.len(),
+            parts.checksums.display(),
+            if bad == 0 {
+                "all match".to_string()
+            } else {
+                format!("{bad} bad")
+            }
+        )?;
+    }
     if a.problems_omitted > 0 {
         writeln!(out, "... and {} more problem(s)", a.problems_omitted)?;
     }
