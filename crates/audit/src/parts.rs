@@ -2,14 +2,14 @@
 //! so a bad part is named (and the images it holds bytes of), not just
 //! found somewhere in the whole.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use ferry_oci::layout::{checksum_path, part_path, split_part_path, ChecksumFile};
-use ferry_oci::{Algorithm, DigestHasher, LayoutArchive, Progress};
+use ferry_oci::layout::{
+    checksum_path, parity_path, part_path, sha256_file, split_part_path, ChecksumFile,
+};
+use ferry_oci::{LayoutArchive, Progress};
 use serde::Serialize;
 
 use crate::problem::Problem;
@@ -49,12 +49,21 @@ pub struct PartsReport {
     pub checksums: PathBuf,
     /// Data parts, in order.
     pub parts: Vec<PartCheck>,
+    /// Parity parts (`OUT.tar.pNN`), in order.
+    pub parity: Vec<PartCheck>,
+    /// Whether `ferry repair` can rebuild every bad part (no more bad parts,
+    /// data or parity, than there are parity parts); false when there are
+    /// no parity parts.
+    pub repairable: bool,
 }
 
 impl PartsReport {
     /// The parts that are not [`PartStatus::Ok`].
     pub fn bad(&self) -> impl Iterator<Item = &PartCheck> {
-        self.parts.iter().filter(|p| p.status != PartStatus::Ok)
+        self.parts
+            .iter()
+            .chain(&self.parity)
+            .filter(|p| p.status != PartStatus::Ok)
     }
 }
 
@@ -96,13 +105,17 @@ pub(crate) fn check_parts(
         }
         Some(Ok(s)) => s,
     };
-    let listed: Vec<(usize, PathBuf, String)> = sums
+    let listed: Vec<(Option<usize>, PathBuf, String)> = sums
         .entries()
         .iter()
         .filter_map(|(hex, name)| {
             let p = base.with_file_name(name);
-            let (b, i) = split_part_path(&p)?;
-            (b == base).then(|| (i, p, hex.clone()))
+            match split_part_path(&p) {
+                Some((b, i)) if b == base => Some((Some(i), p, hex.clone())),
+                _ => (0..100)
+                    .any(|j| parity_path(&base, j) == p)
+                    .then(|| (None, p, hex.clone())),
+            }
         })
         .collect();
     if listed.is_empty() {
@@ -115,6 +128,7 @@ pub(crate) fn check_parts(
     let part_size = std::fs::metadata(part_path(&base, 0)).map(|m| m.len()).ok();
     let found = hash_files(listed.iter().map(|(_, p, _)| p.as_path()), jobs, progress);
     let mut parts = Vec::new();
+    let mut parity = Vec::new();
     for ((index, p, hex), (size, actual)) in listed.iter().zip(found) {
         let status = match (&actual, size) {
             (None, _) => PartStatus::Missing,
@@ -165,17 +179,46 @@ pub(crate) fn check_parts(
                 ),
             ),
         }
-        parts.push(PartCheck {
+        let check = PartCheck {
             path: p.clone(),
-            offset: part_size.map(|s| s * *index as u64),
+            offset: index.and(part_size).map(|s| s * index.unwrap_or(0) as u64),
             size,
             status,
-        });
+        };
+        match index {
+            Some(_) => parts.push(check),
+            None => parity.push(check),
+        }
     }
-    Some(PartsReport {
+    let mut report = PartsReport {
         checksums: sums_path,
         parts,
-    })
+        parity,
+        repairable: false,
+    };
+    let bad = report.bad().count();
+    report.repairable = bad > 0 && bad <= report.parity.len();
+    let advice = if report.repairable {
+        format!(
+            "; {bad} bad part(s), {} parity part(s): `ferry repair {}` rebuilds them",
+            report.parity.len(),
+            part_path(&base, 0).display()
+        )
+    } else if report.parity.is_empty() {
+        "; no parity parts: copy this part again from the source".to_string()
+    } else {
+        format!(
+            "; {bad} bad part(s) but only {} parity part(s): too many to rebuild",
+            report.parity.len()
+        )
+    };
+    for part in report.bad() {
+        let entry = part.path.display().to_string();
+        if let Some(p) = problems.iter_mut().find(|p| p.entry == entry) {
+            p.message.push_str(&advice);
+        }
+    }
+    Some(report)
 }
 
 /// Add to each bad part's problem what it holds bytes of: the references
@@ -252,19 +295,7 @@ pub(crate) fn hash_files<'a>(
 }
 
 fn hash_file(path: &Path, progress: &dyn Progress) -> Option<String> {
-    let mut file = File::open(path).ok()?;
-    let mut hasher = DigestHasher::new(Algorithm::Sha256);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                progress.bytes(n as u64);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    Some(hasher.finish().hex().to_string())
+    sha256_file(path, &mut |n| progress.bytes(n))
+        .ok()
+        .map(|(hex, _)| hex)
 }

@@ -29,6 +29,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Check a bundle offline: every blob hashed, every reference resolvable.
     Verify(VerifyArgs),
+    /// Rebuild lost or damaged parts of a split bundle from its parity parts, offline.
+    Repair(RepairArgs),
 }
 
 /// How to reach registries; shared by every command that talks to one.
@@ -93,6 +95,11 @@ pub struct PackArgs {
     /// powers of 1024; `fat32` is 4GiB - 1 byte.
     #[arg(long, value_name = "SIZE", value_parser = split_size)]
     pub split: Option<u64>,
+    /// With --split: add N Reed-Solomon parity parts (OUT.tar.p00, ...); any N lost or
+    /// damaged parts can then be rebuilt with `ferry repair`.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "split",
+          value_parser = clap::value_parser!(u16).range(0..=99))]
+    pub parity: u16,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -137,6 +144,16 @@ pub struct InspectArgs {
     /// The bundle, or a split bundle's first part (OUT.tar.000) or all its parts.
     #[arg(value_name = "BUNDLE", required = true, num_args = 1..)]
     pub bundle: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output_format: OutputArgs,
+}
+
+/// `ferry repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The split bundle: its first part (OUT.tar.000) or its name (OUT.tar).
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
     #[command(flatten)]
     pub output_format: OutputArgs,
 }

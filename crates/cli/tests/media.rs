@@ -326,3 +326,113 @@ fn issue_11_verify_names_a_bad_part_and_the_images_it_holds() {
         run.stdout
     );
 }
+
+#[test]
+fn issue_11_parity_parts_rebuild_damaged_and_lost_parts() {
+    let source = RegistryProcess::start();
+    let set = source.push_fixtures();
+    let scratch = Scratch::new();
+    let run = pack(
+        &scratch,
+        &source.host(),
+        &set,
+        "b.tar",
+        &["--split", "10k", "--parity", "2"],
+    )
+    .ok();
+    assert!(run.stdout.contains("b.tar.p01"), "{}", run.stdout);
+    let files = parts(scratch.dir(), "b.tar");
+    let sums = std::fs::read_to_string(scratch.path("b.tar.sha256")).unwrap();
+    assert!(
+        sums.contains("  b.tar.p00\n") && sums.contains("  b.tar.p01\n"),
+        "{sums}"
+    );
+    // Parity parts are named apart: `cat b.tar.[0-9]*` is still the bundle.
+    let whole = sums
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let cat = sh(
+        scratch.dir(),
+        "cat b.tar.[0-9]* | sha256sum && sha256sum -c --ignore-missing b.tar.sha256",
+    );
+    assert!(cat.status.success(), "{cat:?}");
+    assert!(String::from_utf8_lossy(&cat.stdout).starts_with(&format!("{whole}  -")));
+    let run = scratch.ferry(["verify", "b.tar.000"]).ok();
+    assert!(
+        run.stdout.contains("and 2 parity part(s) checked"),
+        "{}",
+        run.stdout
+    );
+
+    // One byte flipped in one part: verify names it and says it can be
+    // repaired; repair fixes it; unpack then succeeds.
+    let victim = &files[1];
+    let original = std::fs::read(victim).unwrap();
+    let mut bytes = original.clone();
+    bytes[1234] ^= 0x01;
+    std::fs::write(victim, &bytes).unwrap();
+    let run = scratch.ferry(["verify", "b.tar.000"]).failed();
+    assert!(
+        run.stdout.contains("b.tar.001: is damaged")
+            && run
+                .stdout
+                .contains("`ferry repair b.tar.000` rebuilds them")
+            && run.stdout.contains("1 bad, repairable"),
+        "{}",
+        run.stdout
+    );
+    let run = scratch.ferry(["repair", "b.tar.000"]).ok();
+    assert!(run.stdout.contains("rebuilt b.tar.001"), "{}", run.stdout);
+    assert_eq!(std::fs::read(victim).unwrap(), original);
+    scratch.ferry(["verify", "b.tar.000"]).ok();
+    let target = RegistryProcess::start();
+    let to = format!("{}/repaired", target.host());
+    scratch
+        .ferry([
+            "unpack",
+            "b.tar.000",
+            "--to",
+            &to,
+            "--plain-http",
+            &target.host(),
+        ])
+        .ok();
+    assert_served(&target, &to, &set);
+
+    // Two parts lost (a data part and a parity part) and then two data
+    // parts: parity 2 rebuilds both, byte for byte.
+    let before: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let p1 = std::fs::read(scratch.path("b.tar.p01")).unwrap();
+    std::fs::remove_file(&files[0]).unwrap();
+    std::fs::remove_file(scratch.path("b.tar.p01")).unwrap();
+    scratch.ferry(["repair", "b.tar"]).ok();
+    assert_eq!(std::fs::read(&files[0]).unwrap(), before[0]);
+    assert_eq!(std::fs::read(scratch.path("b.tar.p01")).unwrap(), p1);
+    let last = files.len() - 1;
+    std::fs::remove_file(&files[2]).unwrap();
+    std::fs::remove_file(&files[last]).unwrap();
+    let run = scratch.ferry(["verify", "b.tar.000"]).failed();
+    assert!(run.stdout.contains("2 bad, repairable"), "{}", run.stdout);
+    scratch.ferry(["repair", "b.tar.000"]).ok();
+    for (p, b) in files.iter().zip(&before) {
+        assert_eq!(&std::fs::read(p).unwrap(), b, "{}", p.display());
+    }
+    // Three bad parts with two parity parts: refused, nothing replaced.
+    for p in &files[3..6] {
+        std::fs::write(p, b"junk").unwrap();
+    }
+    let run = scratch.ferry(["repair", "b.tar.000"]).failed();
+    assert!(run.stderr.contains("cannot repair: 3 of"), "{}", run.stderr);
+    assert_eq!(std::fs::read(&files[3]).unwrap(), b"junk");
+    let run = scratch.ferry(["verify", "b.tar.000"]).failed();
+    assert!(
+        run.stdout.contains("3 bad, not repairable"),
+        "{}",
+        run.stdout
+    );
+}

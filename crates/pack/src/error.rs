@@ -98,6 +98,13 @@ pub enum Error {
         /// How many parts that makes.
         parts: usize,
     },
+    /// Parity parts could not be computed or written.
+    #[error("writing parity parts")]
+    Parity {
+        /// What went wrong.
+        #[source]
+        source: ferry_parity::Error,
+    },
     /// Nothing to pack.
     #[error("no images to pack: name at least one reference or give --images-file")]
     NothingToPack,

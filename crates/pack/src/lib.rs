@@ -49,6 +49,9 @@ pub struct PackOptions {
     /// Cut the bundle into parts of this many bytes (`OUT.000`, `OUT.001`,
     /// …; the last may be shorter) instead of one file.
     pub split: Option<u64>,
+    /// With `split`: this many Reed–Solomon parity parts (`OUT.p00`, …);
+    /// any that many lost or damaged parts can be rebuilt.
+    pub parity: usize,
 }
 
 /// One packed reference, for the summary.
@@ -79,7 +82,8 @@ pub struct PackSummary {
     pub sha256: String,
     /// Size of the bundle in bytes.
     pub archive_bytes: u64,
-    /// The parts written with `--split` (empty otherwise).
+    /// The parts written with `--split` (empty otherwise), parity parts
+    /// last.
     pub parts: Vec<WrittenPart>,
     /// Files an earlier pack to the same name left (stale parts), removed.
     pub removed: Vec<PathBuf>,
@@ -143,7 +147,7 @@ pub async fn pack(
             ),
     )
     .map_err(|source| Error::Plan { source })?;
-    let mut bundle = PendingBundle::create(&options.output, &plan, options.split)?;
+    let mut bundle = PendingBundle::create(&options.output, &plan, options.split, options.parity)?;
     let mut jobs = Vec::new();
     for planned in plan.blobs() {
         if let Some(bytes) = content.manifests.get(&planned.digest) {

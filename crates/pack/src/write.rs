@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_oci::layout::{
-    checksum_path, parity_path, part_path, ChecksumFile, LayoutPlan, PartSet, MAX_PARTS,
+    checksum_path, parity_path, part_path, sha256_file, ChecksumFile, LayoutPlan, PartSet,
+    MAX_PARTS,
 };
 use ferry_oci::{Digest, DigestHasher, Progress};
+use ferry_parity::Geometry;
 use ferry_registry::{Client, Repository};
 use tokio::task::JoinSet;
 
@@ -32,6 +34,8 @@ pub(crate) struct PendingBundle {
     file: Arc<PartSet>,
     output: PathBuf,
     split: bool,
+    /// Parity parts to write (with `split`).
+    parity: usize,
     /// The archive's planned length.
     len: u64,
     /// Hashes the archive while blobs arrive (started by `fetch_all`).
@@ -61,7 +65,12 @@ pub(crate) struct Committed {
 impl PendingBundle {
     /// Create the temporary file(s) and write the planned skeleton into
     /// them: one file, or parts of `split` bytes.
-    pub fn create(output: &Path, plan: &LayoutPlan, split: Option<u64>) -> Result<PendingBundle> {
+    pub fn create(
+        output: &Path,
+        plan: &LayoutPlan,
+        split: Option<u64>,
+        parity: usize,
+    ) -> Result<PendingBundle> {
         let dir = match output.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -122,6 +131,7 @@ impl PendingBundle {
             file,
             output: output.to_path_buf(),
             split: split.is_some(),
+            parity: if split.is_some() { parity } else { 0 },
             len,
             hasher: None,
         })
@@ -192,6 +202,7 @@ impl PendingBundle {
     /// name left (`OUT.tar`, parts, parity parts) and write `OUT.sha256`.
     pub async fn commit(mut self, progress: Arc<dyn Progress>) -> Result<Committed> {
         let path = self.temps[0].path().to_path_buf();
+        let parity_progress = progress.clone();
         let hasher = match self.hasher.take() {
             Some(h) => h,
             None => Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &[])),
@@ -214,6 +225,7 @@ impl PendingBundle {
         let hashed = hashed
             .map_err(|e| Error::Task(e.to_string()))?
             .map_err(io("cannot read back"))?;
+        let parity_temps = self.write_parity(parity_progress).await?;
         let finals: Vec<PathBuf> = match self.split {
             true => (0..self.temps.len())
                 .map(|i| part_path(&self.output, i))
@@ -242,12 +254,35 @@ impl PendingBundle {
                 });
             }
         }
-        let removed = remove_stale(&self.output, &finals)?;
+        let mut written = finals.clone();
+        let mut parity_parts = Vec::new();
+        for (j, (temp, sha256)) in parity_temps.into_iter().enumerate() {
+            let target = parity_path(&self.output, j);
+            let size = temp.as_file().metadata().map_or(0, |m| m.len());
+            set_readable(temp.path()).map_err(|source| Error::Io {
+                action: "cannot set permissions of",
+                path: temp.path().to_path_buf(),
+                source,
+            })?;
+            temp.persist(&target).map_err(|e| Error::Io {
+                action: "cannot move a finished parity part to",
+                path: target.clone(),
+                source: e.error,
+            })?;
+            written.push(target.clone());
+            parity_parts.push(WrittenPart {
+                path: target,
+                size,
+                sha256,
+            });
+        }
+        let removed = remove_stale(&self.output, &written)?;
         let name = file_name(&self.output);
         let mut sums = ChecksumFile::new();
-        for part in &parts {
+        for part in parts.iter().chain(&parity_parts) {
             sums.push(part.sha256.clone(), file_name(&part.path));
         }
+        parts.extend(parity_parts);
         sums.push(hashed.sha256.clone(), name);
         write_checksum_file(&self.output, &sums)?;
         Ok(Committed {
@@ -256,6 +291,69 @@ impl PendingBundle {
             parts,
             removed,
         })
+    }
+}
+
+impl PendingBundle {
+    /// Write the parity parts (Reed–Solomon over the finished data parts,
+    /// stripe by stripe) into temporary files; each with its sha256.
+    async fn write_parity(
+        &self,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Vec<(tempfile::NamedTempFile, String)>> {
+        if self.parity == 0 {
+            return Ok(Vec::new());
+        }
+        let file = self.file.clone();
+        let output = self.output.clone();
+        let parity = self.parity;
+        let task = tokio::task::spawn_blocking(move || -> Result<_> {
+            let geometry = Geometry::new(file.len(), file.part_size(), parity)
+                .map_err(|source| Error::Parity { source })?;
+            let dir = output
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            let name = file_name(&output);
+            let mut temps = Vec::new();
+            for j in 0..parity {
+                let temp = tempfile::Builder::new()
+                    .prefix(&format!(".{name}.p{j:02}."))
+                    .suffix(".partial")
+                    .tempfile_in(&dir)
+                    .map_err(|source| Error::Io {
+                        action: "cannot create a temporary file in",
+                        path: dir.clone(),
+                        source,
+                    })?;
+                temps.push(temp);
+            }
+            let size = geometry.part_size;
+            let read =
+                |i: usize, off: u64, buf: &mut [u8]| file.read_exact_at(buf, i as u64 * size + off);
+            let outputs: Vec<Option<(&Path, &std::fs::File)>> = temps
+                .iter()
+                .map(|t| Some((t.path(), t.as_file())))
+                .collect();
+            progress.start("parity", 1, file.len());
+            ferry_parity::encode(&geometry, &read, &outputs, progress.as_ref())
+                .map_err(|source| Error::Parity { source })?;
+            progress.finish();
+            let mut done = Vec::new();
+            for temp in temps {
+                let io = |source| Error::Io {
+                    action: "cannot read back",
+                    path: temp.path().to_path_buf(),
+                    source,
+                };
+                temp.as_file().sync_all().map_err(io)?;
+                let (sha256, _) = sha256_file(temp.path(), &mut |_| {}).map_err(io)?;
+                done.push((temp, sha256));
+            }
+            Ok(done)
+        });
+        task.await.map_err(|e| Error::Task(e.to_string()))?
     }
 }
 

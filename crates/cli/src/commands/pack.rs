@@ -20,6 +20,7 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs,
         output: args.output.clone(),
         split: args.split,
+        parity: args.parity as usize,
     };
     let progress = progress::for_output(&args.output_format);
     let summary = ferry_pack::pack(&client, &options, progress)

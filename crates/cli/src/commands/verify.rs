@@ -113,13 +113,14 @@ fn print_archive(
         let bad = parts.bad().count();
         writeln!(
             out,
-            "parts: {} checked against {}: {}",
+            "parts: {} data and {} parity part(s) checked against {}: {}",
             parts.parts.len(),
+            parts.parity.len(),
             parts.checksums.display(),
-            if bad == 0 {
-                "all match".to_string()
-            } else {
-                format!("{bad} bad")
+            match (bad, parts.repairable) {
+                (0, _) => "all match".to_string(),
+                (_, true) => format!("{bad} bad, repairable with `ferry repair`"),
+                (_, false) => format!("{bad} bad, not repairable"),
             }
         )?;
     }

@@ -10,6 +10,7 @@
 
 use std::path::Path;
 
+use crate::digest::{Algorithm, DigestHasher};
 use crate::{Error, Result};
 
 /// The largest checksum file read (a thousand parts fit many times over).
@@ -100,6 +101,28 @@ impl ChecksumFile {
             .map(|(hex, name)| format!("{hex}  {name}\n"))
             .collect()
     }
+}
+
+/// The sha256 hex of the file at `path` and its length, read front to
+/// back; `on_bytes` hears of each chunk (progress).
+pub fn sha256_file(path: &Path, on_bytes: &mut dyn FnMut(u64)) -> std::io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = DigestHasher::new(Algorithm::Sha256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                on_bytes(n as u64);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let len = hasher.len();
+    Ok((hasher.finish().hex().to_string(), len))
 }
 
 #[cfg(test)]
