@@ -295,3 +295,114 @@ fn content_found_bad_while_pushing_gets_no_tag() {
         Some(base.digest.as_str())
     );
 }
+
+/// A bundle naming `deep.example/deep:1`, an index nested `levels` deep
+/// above one small image, written as a tar with `ferry pack`'s order
+/// (layout, index.json, manifests, blobs).
+fn nested_bundle(path: &Path, levels: usize) {
+    let blob = |data: Vec<u8>| (Digest::sha256_of(&data), data);
+    let (config, config_bytes) = blob(br#"{"architecture":"amd64","os":"linux"}"#.to_vec());
+    let (layer, layer_bytes) = blob(b"layer".to_vec());
+    let image = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{}}}]}}"#,
+        config_bytes.len(),
+        layer_bytes.len()
+    );
+    let mut manifests = vec![blob(image.into_bytes())];
+    for _ in 0..levels {
+        let (below, bytes) = manifests.last().unwrap();
+        let media_type = if manifests.len() == 1 {
+            "application/vnd.oci.image.manifest.v1+json"
+        } else {
+            "application/vnd.oci.image.index.v1+json"
+        };
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"{media_type}","digest":"{below}","size":{}}}]}}"#,
+            bytes.len()
+        );
+        manifests.push(blob(index.into_bytes()));
+    }
+    let (top, top_bytes) = manifests.last().unwrap();
+    let index_json = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{top}","size":{},"annotations":{{"io.containerd.image.name":"deep.example/deep:1","org.opencontainers.image.ref.name":"deep.example/deep:1"}}}}]}}"#,
+        top_bytes.len()
+    );
+    let entry = |name: String, data: Vec<u8>| Entry {
+        name,
+        data,
+        kind: tar::EntryType::Regular,
+        link: None,
+    };
+    let mut entries = vec![
+        entry(
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        entry("index.json".into(), index_json.into_bytes()),
+    ];
+    for (digest, data) in manifests.into_iter().rev() {
+        entries.push(entry(digest.blob_path(), data));
+    }
+    entries.push(entry(config.blob_path(), config_bytes));
+    entries.push(entry(layer.blob_path(), layer_bytes));
+    write_entries(path, &entries);
+}
+
+/// Issue 14: indexes nested 10,000 deep are refused at the depth limit by
+/// unpack (file and stdin), verify and inspect — no stack overflow, nothing
+/// pushed.
+#[test]
+fn indexes_nested_thousands_deep_stop_at_the_depth_limit() {
+    let scratch = Scratch::new();
+    let target = RegistryProcess::start();
+    let host = target.host();
+    nested_bundle(&scratch.path("deep.tar"), 10_000);
+    let limit = format!("deeper than {}", ferry_oci::MAX_DEPTH);
+
+    let unpack = |bundle: &str| {
+        scratch.ferry([
+            "unpack",
+            bundle,
+            "--to",
+            &format!("{host}/mirror"),
+            "--plain-http",
+            &host,
+        ])
+    };
+    let err = unpack("deep.tar").failed().stderr;
+    assert!(err.contains(&limit), "{err}");
+    let run = scratch.ferry_stdin(
+        [
+            "unpack",
+            "-",
+            "--to",
+            &format!("{host}/mirror"),
+            "--plain-http",
+            &host,
+        ],
+        &std::fs::read(scratch.path("deep.tar")).unwrap(),
+    );
+    let err = run.failed().stderr;
+    assert!(err.contains(&limit), "{err}");
+    assert!(target.catalog().is_empty(), "{:?}", target.catalog());
+
+    let run = scratch.ferry(["verify", "deep.tar"]).failed();
+    assert!(
+        run.stdout.contains(&limit) || run.stderr.contains(&limit),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    let run = scratch.ferry(["inspect", "deep.tar"]);
+    assert!(
+        run.stdout.contains(&limit) || run.stderr.contains(&limit),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+
+    // Just inside the limit is a bundle like any other.
+    nested_bundle(&scratch.path("ok.tar"), ferry_oci::MAX_DEPTH);
+    unpack("ok.tar").ok();
+    scratch.ferry(["verify", "ok.tar"]).ok();
+}

@@ -9,6 +9,7 @@
 
 pub mod digest;
 mod error;
+pub mod graph;
 pub mod layout;
 pub mod manifest;
 pub mod media_type;
@@ -18,6 +19,7 @@ pub mod reference;
 
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::{Error, Result};
+pub use graph::{Step, Walk, MAX_DEPTH};
 pub use layout::{
     BlobClass, BlobEntry, BlobReader, LayoutArchive, LayoutPlan, LayoutProblem, LayoutProblemKind,
     LayoutStream, PlannedBlob, StreamBlob, VerifyingReader,
