@@ -71,23 +71,20 @@ struct Setup {
 
 /// A bundle of base:1 and app:1 packed from a registry that is then stopped.
 fn setup() -> Setup {
+    setup_with(&["--no-referrers"])
+}
+
+/// [`setup`], with more `pack` arguments.
+fn setup_with(extra: &[&str]) -> Setup {
     let mut source = RegistryProcess::start();
     let fixtures = source.push_fixtures();
     let scratch = Scratch::new();
     let base = &fixtures.image("fixtures/base:1").reference;
     let app = &fixtures.image("fixtures/app:1").reference;
-    scratch
-        .ferry([
-            "pack",
-            base,
-            app,
-            "--no-referrers",
-            "--plain-http",
-            &source.host(),
-            "-o",
-            "good.tar",
-        ])
-        .ok();
+    let host = source.host();
+    let mut args = vec!["pack", base, app, "--plain-http", &host, "-o", "good.tar"];
+    args.extend(extra);
+    scratch.ferry(args).ok();
     source.stop();
     let entries = read_entries(&scratch.path("good.tar"));
     Setup {
@@ -405,4 +402,90 @@ fn indexes_nested_thousands_deep_stop_at_the_depth_limit() {
     nested_bundle(&scratch.path("ok.tar"), ferry_oci::MAX_DEPTH);
     unpack("ok.tar").ok();
     scratch.ferry(["verify", "ok.tar"]).ok();
+}
+
+/// Issue 14: when an image fails at unpack (a layer found corrupt while
+/// pushing), its cosign signature tag is not pushed either, and the summary
+/// says why; the healthy image and its OCI referrer land.
+#[test]
+fn referrers_follow_their_subject_when_it_fails() {
+    let s = setup_with(&[]);
+    let base = s.fixtures.image("fixtures/base:1").clone();
+    let app = s.fixtures.image("fixtures/app:1").clone();
+    let sig = s.fixtures.signatures[0].clone();
+    let referrer = s.fixtures.referrers[0].clone();
+    assert_eq!(sig.subject_digest, app.digest);
+    assert_eq!(referrer.subject_digest, base.digest);
+    let own_layer = app.blobs.iter().find(|b| !base.blobs.contains(b)).unwrap();
+    let entries: Vec<Entry> = s
+        .entries
+        .iter()
+        .map(|e| {
+            let mut data = e.data.clone();
+            if e.name == s.blob_entry(own_layer) {
+                data.iter_mut().for_each(|b| *b = b.wrapping_add(1));
+            }
+            Entry {
+                name: e.name.clone(),
+                data,
+                kind: e.kind,
+                link: None,
+            }
+        })
+        .collect();
+    write_entries(&s.scratch.path("bad-layer.tar"), &entries);
+    let run = s.unpack("bad-layer.tar").failed();
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        said.contains(&format!("skipped: its subject {}", app.digest)),
+        "{said}"
+    );
+
+    let catalog = s.target.catalog();
+    let repo_of = |name: &str| catalog.iter().find(|r| r.contains(name)).cloned();
+    if let Some(app_repo) = repo_of("fixtures-app-") {
+        let tags = s.target.tags(&app_repo);
+        assert!(
+            !tags.contains(&sig.tag),
+            "signature of a failed image tagged: {tags:?}"
+        );
+        assert!(tags.is_empty(), "{tags:?}");
+        assert!(s.target.manifest_digest(&app_repo, &sig.digest).is_none());
+    }
+    let base_repo = repo_of("fixtures-base-").unwrap();
+    assert_eq!(
+        s.target.manifest_digest(&base_repo, "1").as_deref(),
+        Some(base.digest.as_str())
+    );
+    assert_eq!(
+        s.target
+            .manifest_digest(&base_repo, &referrer.digest)
+            .as_deref(),
+        Some(referrer.digest.as_str())
+    );
+
+    // The same bundle undamaged: app and its signature land.
+    let host = s.target.host();
+    s.scratch
+        .ferry([
+            "unpack",
+            "good.tar",
+            "--to",
+            &format!("{host}/good"),
+            "--plain-http",
+            &host,
+        ])
+        .ok();
+    let good_app = s
+        .target
+        .catalog()
+        .into_iter()
+        .find(|r| r.starts_with("good/") && r.contains("fixtures-app-"))
+        .unwrap();
+    let tags = s.target.tags(&good_app);
+    assert!(tags.contains(&sig.tag), "{tags:?}");
+    assert_eq!(
+        s.target.manifest_digest(&good_app, &sig.tag).as_deref(),
+        Some(sig.digest.as_str())
+    );
 }

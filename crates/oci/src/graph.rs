@@ -118,7 +118,7 @@ pub fn cosign_subject(tag_or_reference: &str) -> Option<Digest> {
 
 /// One step of a [`Walk`].
 #[derive(Debug)]
-pub enum Step {
+pub enum Step<M = Manifest> {
     /// The walk needs the manifest `descriptor` points at: hand it over
     /// with [`Walk::enter`], or decline with [`Walk::skip`] (absent,
     /// filtered out, already known). `parent` is `None` for the root.
@@ -135,7 +135,7 @@ pub enum Step {
         /// The descriptor the manifest was reached by.
         descriptor: Descriptor,
         /// The manifest.
-        manifest: Manifest,
+        manifest: M,
         /// Its depth.
         depth: usize,
     },
@@ -156,15 +156,18 @@ pub enum Step {
     },
 }
 
-struct Frame {
+struct Frame<M> {
     descriptor: Descriptor,
-    manifest: Manifest,
+    manifest: M,
     depth: usize,
     next: usize,
 }
 
 /// An iterative, depth-bounded, post-order walk of the manifest graph below
 /// one root descriptor. Each manifest is asked for once per walk.
+///
+/// `M` is how the caller holds a manifest: [`Manifest`] itself, or an
+/// `Arc<Manifest>` when it keeps a cache of them.
 ///
 /// ```ignore
 /// let mut walk = Walk::new(root);
@@ -177,17 +180,17 @@ struct Frame {
 ///     }
 /// }
 /// ```
-pub struct Walk {
+pub struct Walk<M = Manifest> {
     root: Option<Descriptor>,
-    stack: Vec<Frame>,
+    stack: Vec<Frame<M>>,
     asked: HashSet<Digest>,
     on_stack: HashSet<Digest>,
     awaiting: Option<(Descriptor, usize)>,
 }
 
-impl Walk {
+impl<M: AsRef<Manifest>> Walk<M> {
     /// A walk from `root`.
-    pub fn new(root: Descriptor) -> Walk {
+    pub fn new(root: Descriptor) -> Walk<M> {
         Walk {
             root: Some(root),
             stack: Vec::new(),
@@ -204,7 +207,7 @@ impl Walk {
 
     /// Hand over the manifest the last [`Step::Fetch`] asked for; the walk
     /// goes below it next. Does nothing when no fetch is pending.
-    pub fn enter(&mut self, manifest: Manifest) {
+    pub fn enter(&mut self, manifest: M) {
         if let Some((descriptor, depth)) = self.awaiting.take() {
             self.on_stack.insert(descriptor.digest.clone());
             self.stack.push(Frame {
@@ -225,7 +228,7 @@ impl Walk {
 
     /// The next step, or `None` when the walk is over.
     #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Option<Step> {
+    pub fn next(&mut self) -> Option<Step<M>> {
         self.awaiting = None;
         if let Some(root) = self.root.take() {
             self.asked.insert(root.digest.clone());
@@ -238,7 +241,7 @@ impl Walk {
         }
         loop {
             let frame = self.stack.last_mut()?;
-            let Some(child) = frame.manifest.children().get(frame.next).cloned() else {
+            let Some(child) = frame.manifest.as_ref().children().get(frame.next).cloned() else {
                 let frame = self.stack.pop().expect("a frame is on the stack");
                 self.on_stack.remove(&frame.descriptor.digest);
                 return Some(Step::Leave {

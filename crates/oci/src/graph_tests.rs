@@ -73,7 +73,7 @@ fn children_come_before_parents_each_once() {
     let a = put(&mut store, OCI_MANIFEST, image_bytes("a"));
     let b = put(&mut store, OCI_MANIFEST, image_bytes("b"));
     let gone = Descriptor::new(OCI_MANIFEST, Digest::sha256_of(b"gone"), 4);
-    let inner = put(&mut store, OCI_INDEX, index_bytes(&[b.clone()]));
+    let inner = put(&mut store, OCI_INDEX, index_bytes(std::slice::from_ref(&b)));
     let root = put(
         &mut store,
         OCI_INDEX,
@@ -114,8 +114,8 @@ fn a_cycle_through_content_that_lies_about_its_digest_ends() {
     let a_desc = Descriptor::new(OCI_INDEX, a_name.clone(), 1);
     let b_desc = Descriptor::new(OCI_INDEX, b_name.clone(), 1);
     let store = HashMap::from([
-        (a_name.clone(), index_bytes(&[b_desc.clone()])),
-        (b_name.clone(), index_bytes(&[a_desc.clone()])),
+        (a_name.clone(), index_bytes(std::slice::from_ref(&b_desc))),
+        (b_name.clone(), index_bytes(std::slice::from_ref(&a_desc))),
     ]);
     let steps = run(&store, a_desc);
     assert_eq!(

@@ -345,6 +345,12 @@ impl Manifest {
     }
 }
 
+impl AsRef<Manifest> for Manifest {
+    fn as_ref(&self) -> &Manifest {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
