@@ -332,7 +332,11 @@ impl LayoutArchive {
     /// Read and parse a manifest or index (at most [`MAX_MANIFEST_SIZE`]),
     /// with the media type of the descriptor that points at it, when known.
     pub fn manifest(&self, digest: &Digest, media_type: Option<&str>) -> Result<Manifest> {
-        Manifest::parse(self.read_blob(digest, MAX_MANIFEST_SIZE)?, media_type)
+        Manifest::parse_as(
+            self.read_blob(digest, MAX_MANIFEST_SIZE)?,
+            media_type,
+            digest.algorithm(),
+        )
     }
 
     /// A reader over one blob's bytes, unchecked.
