@@ -96,7 +96,11 @@ fn round_trip(registry: &RegistryProcess) {
         );
     }
 
-    let leaked: Vec<_> = foreign.log().into_iter().filter(|s| s.authorization).collect();
+    let leaked: Vec<_> = foreign
+        .log()
+        .into_iter()
+        .filter(|s| s.authorization)
+        .collect();
     assert!(
         leaked.is_empty(),
         "the other origin was sent the registry's credentials: {leaked:#?}"

@@ -190,7 +190,8 @@ impl FaultProxy {
             OwnAuth::Bearer(crate::bearer::BearerTokens::new(token.clone()))
         } else if let Some((user, password)) = &options.htpasswd {
             use base64::Engine as _;
-            let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let pair =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             OwnAuth::Basic(format!("Basic {pair}"))
         } else {
             OwnAuth::None
@@ -462,9 +463,8 @@ fn write_status(
 }
 
 fn write_redirect(out: &mut TcpStream, location: &str, close: bool) -> io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n"
-    );
+    let mut head =
+        format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n");
     if close {
         head.push_str("Connection: close\r\n");
     }
@@ -604,7 +604,10 @@ mod tests {
     #[test]
     fn locations_move_to_the_other_origin() {
         assert_eq!(
-            relocate("http://127.0.0.1:5000/v2/a/blobs/uploads/u?_state=x", "127.0.0.1:6000"),
+            relocate(
+                "http://127.0.0.1:5000/v2/a/blobs/uploads/u?_state=x",
+                "127.0.0.1:6000"
+            ),
             "http://127.0.0.1:6000/v2/a/blobs/uploads/u?_state=x"
         );
         assert_eq!(
