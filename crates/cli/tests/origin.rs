@@ -129,3 +129,102 @@ fn bearer_tokens_stay_with_their_registry() {
     });
     round_trip(&registry);
 }
+
+#[test]
+fn another_origin_that_asks_for_credentials_gets_none() {
+    let registry = RegistryProcess::start_with(RegistryOptions {
+        htpasswd: Some((USER.into(), PASSWORD.into())),
+        ..RegistryOptions::default()
+    });
+    let proxy = FaultProxy::start(&registry);
+    // A second origin with no access of its own: it passes requests on as
+    // they come, so the registry behind it asks for credentials.
+    let bare = FaultProxy::start_to(([127, 0, 0, 1], registry.port()).into());
+    let fixtures = FixtureSet::generate(&proxy.host(), &FixtureOptions::default());
+    fixtures.push(&registry.pusher());
+    let scratch = Scratch::new();
+    login(&scratch, &proxy.host());
+    proxy.inject(
+        Fault::Redirect { to: bare.host() },
+        Match::path_contains("/blobs/sha256:").method("GET"),
+        FOREVER,
+    );
+    let run = scratch
+        .ferry([
+            "pack",
+            &fixtures.image("fixtures/base:1").reference,
+            "--plain-http",
+            &proxy.host(),
+            "-o",
+            "bundle.tar",
+        ])
+        .failed();
+    assert!(
+        run.stderr.contains(&format!(
+            "the registry sent ferry to http://{}, which asked for credentials",
+            bare.host()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(PASSWORD));
+    assert!(!scratch.path("bundle.tar").exists());
+    let seen = bare.log();
+    assert!(!seen.is_empty(), "the redirect was not followed");
+    assert!(
+        seen.iter().all(|s| !s.authorization),
+        "the other origin was sent credentials: {seen:#?}"
+    );
+}
+
+/// Issue 14: a tag-list `Link` with `>` before `<` crashed pack. This one
+/// also points the next page at another origin, which must get no
+/// credentials; the signature found through the tag list still lands.
+#[test]
+fn a_hostile_tag_list_link_neither_crashes_pack_nor_gets_credentials() {
+    let registry = RegistryProcess::start_with(RegistryOptions {
+        htpasswd: Some((USER.into(), PASSWORD.into())),
+        ..RegistryOptions::default()
+    });
+    let proxy = FaultProxy::start(&registry);
+    let foreign = FaultProxy::start_foreign(&registry);
+    let fixtures = FixtureSet::generate(&proxy.host(), &FixtureOptions::default());
+    fixtures.push(&registry.pusher());
+    let signature = &fixtures.signatures[0];
+    let scratch = Scratch::new();
+    login(&scratch, &proxy.host());
+    let next = format!(
+        "http://{}/v2/{}/tags/list?n=1000&last=~",
+        foreign.host(),
+        signature.repository
+    );
+    proxy.inject(
+        Fault::SetHeader {
+            name: "Link".into(),
+            value: format!(r#">; rel="next" <{next}>; rel="next""#),
+        },
+        Match::path_contains("/tags/list").method("GET"),
+        FOREVER,
+    );
+    scratch
+        .ferry([
+            "pack",
+            &signature.subject_reference,
+            "--plain-http",
+            &proxy.host(),
+            "-o",
+            "bundle.tar",
+        ])
+        .ok();
+    let archive = LayoutArchive::open(&scratch.path("bundle.tar")).unwrap();
+    assert!(
+        archive.blob(&signature.digest.parse().unwrap()).is_some(),
+        "the signature found through the tag list is missing"
+    );
+    let pages = foreign.log();
+    assert!(
+        pages.iter().any(|s| s.path.contains("/tags/list")),
+        "the next page was not fetched: {pages:#?}"
+    );
+    assert!(pages.iter().all(|s| !s.authorization), "{pages:#?}");
+}

@@ -68,6 +68,14 @@ pub enum Fault {
         /// [`FaultProxy::start_foreign`]).
         to: String,
     },
+    /// Forward the request, and set header `name` of the answer to
+    /// `value` (replacing any): a `Link` that misleads, say.
+    SetHeader {
+        /// The header's name.
+        name: String,
+        /// Its value.
+        value: String,
+    },
     /// Answer `307 Temporary Redirect` to the same path and query on
     /// another origin, `http://HOST:PORT`, as a registry that serves blobs
     /// from object storage does. The request never reaches the upstream.
@@ -422,6 +430,13 @@ fn serve_connection(shared: &Shared, client: TcpStream) -> io::Result<()> {
                 let how = Forwarding::move_location(to);
                 forward(shared, &mut reader, &mut writer, &request, &method, how)?
             }
+            Some(Fault::SetHeader { name, value }) => {
+                let how = Some(Forwarding {
+                    set_header: Some((name, value)),
+                    ..Forwarding::default()
+                });
+                forward(shared, &mut reader, &mut writer, &request, &method, how)?
+            }
             Some(Fault::Redirect { to }) => {
                 copy_body(&mut reader, &mut io::sink(), request.request_framing())?;
                 write_redirect(&mut writer, &format!("http://{to}{path}"), client_close)?;
@@ -498,6 +513,8 @@ struct Forwarding {
     cut: Option<Option<Duration>>,
     /// Point the answer's `Location` at this `host:port`.
     move_location: Option<String>,
+    /// Set this header of the answer.
+    set_header: Option<(String, String)>,
 }
 
 impl Forwarding {
@@ -564,6 +581,10 @@ fn forward(
                 response.remove("location");
                 response.push("Location", &location);
             }
+        }
+        if let Some((name, value)) = &how.set_header {
+            response.remove(name);
+            response.push(name, value);
         }
         response.remove("connection");
         response.remove("keep-alive");
