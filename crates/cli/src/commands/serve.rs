@@ -1,32 +1,19 @@
 //! `ferry serve`: bundles as a read-only registry until SIGTERM or Ctrl-C.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use ferry_serve::{Limits, ServeOptions, Server};
 
 use super::common::human_bytes;
 use crate::args::ServeArgs;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let listen: SocketAddr = args.listen.parse().with_context(|| {
-        format!(
-            "--listen {:?} is not an address; give IP:PORT, e.g. 0.0.0.0:5000",
-            args.listen
-        )
-    })?;
-    if args.max_connections == 0 {
-        bail!("--max-connections must be at least 1");
-    }
-    if args.idle_timeout == 0 || args.idle_timeout > 3600 {
-        bail!("--idle-timeout must be between 1 and 3600 seconds");
-    }
     let idle = Duration::from_secs(args.idle_timeout);
     let options = ServeOptions {
         bundles: args.bundles.clone(),
-        listen,
+        listen: args.listen,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         htpasswd: args.htpasswd.clone(),
         prefix: args.prefix.clone(),
@@ -46,7 +33,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: --htpasswd without --tls-cert sends passwords in clear text");
     }
     let scheme = if server.is_tls() { "https" } else { "http" };
-    let addr = server.local_addr().unwrap_or(listen);
+    let addr = server.local_addr().unwrap_or(args.listen);
     eprintln!(
         "serving {} repositories, {} tags, {} blobs ({}) on {scheme}://{addr} (read-only; Ctrl-C stops)",
         report.repositories,
