@@ -350,6 +350,28 @@ impl LayoutArchive {
         self.reader(digest, true)
     }
 
+    /// A reader over `len` bytes of one blob starting `start` bytes in,
+    /// unchecked (a part of a blob cannot be checked against its digest);
+    /// [`Error::BlobRange`] when the range does not lie inside the blob.
+    pub fn blob_range_reader(&self, digest: &Digest, start: u64, len: u64) -> Result<BlobReader> {
+        let e = self.entry(digest)?;
+        if start.checked_add(len).is_none_or(|end| end > e.size) {
+            return Err(Error::BlobRange {
+                digest: digest.clone(),
+                start,
+                len,
+                size: e.size,
+            });
+        }
+        Ok(BlobReader::new(
+            self.file.clone(),
+            digest.clone(),
+            e.data_offset + start,
+            len,
+            false,
+        ))
+    }
+
     fn reader(&self, digest: &Digest, verify: bool) -> Result<BlobReader> {
         let e = self.entry(digest)?;
         Ok(BlobReader::new(
