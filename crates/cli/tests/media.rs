@@ -21,8 +21,7 @@ fn pack(scratch: &Scratch, host: &str, set: &FixtureSet, out: &str, extra: &[&st
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(bytes))
+    ferry_oci::Digest::sha256_of(bytes).hex().to_string()
 }
 
 /// The data parts of `base` in `dir`, in order.

@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ferry_oci::fsutil;
 use ferry_oci::layout::{
     checksum_path, parity_path, part_path, sha256_file, ChecksumFile, LayoutPlan, PartSet,
     MAX_PARTS,
 };
 use ferry_oci::{Digest, DigestHasher, Progress};
 use ferry_parity::Geometry;
-use ferry_registry::{Client, Repository};
+use ferry_registry::{Client, Failure, Repository};
 use tokio::task::JoinSet;
 
 use crate::archive_hash::ArchiveHasher;
@@ -71,10 +72,6 @@ impl PendingBundle {
         split: Option<u64>,
         parity: usize,
     ) -> Result<PendingBundle> {
-        let dir = match output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         if output.is_dir() {
             return Err(Error::Io {
                 action: "cannot write the bundle over the directory",
@@ -82,10 +79,6 @@ impl PendingBundle {
                 source: std::io::Error::from(std::io::ErrorKind::IsADirectory),
             });
         }
-        let name = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "bundle.tar".to_string());
         let len = plan.total_size();
         let part_size = split.unwrap_or(len);
         let count = PartSet::parts_needed(len, part_size);
@@ -99,19 +92,15 @@ impl PendingBundle {
         let mut temps = Vec::with_capacity(count);
         let mut files = Vec::with_capacity(count);
         for i in 0..count {
-            let prefix = match split {
-                Some(_) => format!(".{name}.{i:03}."),
-                None => format!(".{name}."),
+            let name = match split {
+                Some(_) => part_path(output, i),
+                None => output.to_path_buf(),
             };
-            let temp = tempfile::Builder::new()
-                .prefix(&prefix)
-                .suffix(".partial")
-                .tempfile_in(&dir)
-                .map_err(|source| Error::Io {
-                    action: "cannot create a temporary file in",
-                    path: dir.clone(),
-                    source,
-                })?;
+            let temp = fsutil::temp_beside(&name, ".partial").map_err(|source| Error::Io {
+                action: "cannot create a temporary file in",
+                path: fsutil::parent_dir(output).to_path_buf(),
+                source,
+            })?;
             let file = temp.as_file().try_clone().map_err(|source| Error::Io {
                 action: "cannot open",
                 path: temp.path().to_path_buf(),
@@ -234,16 +223,12 @@ impl PendingBundle {
         };
         let mut parts = Vec::new();
         for (i, (temp, target)) in self.temps.into_iter().zip(&finals).enumerate() {
-            // Temporary files are private (0600); a bundle is meant to be shared.
-            set_readable(temp.path()).map_err(|source| Error::Io {
-                action: "cannot set permissions of",
-                path: temp.path().to_path_buf(),
-                source,
-            })?;
-            temp.persist(target).map_err(|e| Error::Io {
+            // Already flushed above, alongside the hash: persist's own
+            // fsync finds nothing left to write.
+            fsutil::persist(temp, target).map_err(|source| Error::Io {
                 action: "cannot move the finished bundle to",
                 path: target.clone(),
-                source: e.error,
+                source,
             })?;
             if self.split {
                 let size = self.file.parts().nth(i).map_or(0, |(_, _, len)| len);
@@ -259,15 +244,10 @@ impl PendingBundle {
         for (j, (temp, sha256)) in parity_temps.into_iter().enumerate() {
             let target = parity_path(&self.output, j);
             let size = temp.as_file().metadata().map_or(0, |m| m.len());
-            set_readable(temp.path()).map_err(|source| Error::Io {
-                action: "cannot set permissions of",
-                path: temp.path().to_path_buf(),
-                source,
-            })?;
-            temp.persist(&target).map_err(|e| Error::Io {
+            fsutil::persist(temp, &target).map_err(|source| Error::Io {
                 action: "cannot move a finished parity part to",
                 path: target.clone(),
-                source: e.error,
+                source,
             })?;
             written.push(target.clone());
             parity_parts.push(WrittenPart {
@@ -310,23 +290,15 @@ impl PendingBundle {
         let task = tokio::task::spawn_blocking(move || -> Result<_> {
             let geometry = Geometry::new(file.len(), file.part_size(), parity)
                 .map_err(|source| Error::Parity { source })?;
-            let dir = output
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_path_buf();
-            let name = file_name(&output);
             let mut temps = Vec::new();
             for j in 0..parity {
-                let temp = tempfile::Builder::new()
-                    .prefix(&format!(".{name}.p{j:02}."))
-                    .suffix(".partial")
-                    .tempfile_in(&dir)
-                    .map_err(|source| Error::Io {
+                let temp = fsutil::temp_beside(&parity_path(&output, j), ".partial").map_err(
+                    |source| Error::Io {
                         action: "cannot create a temporary file in",
-                        path: dir.clone(),
+                        path: fsutil::parent_dir(&output).to_path_buf(),
                         source,
-                    })?;
+                    },
+                )?;
                 temps.push(temp);
             }
             let size = geometry.part_size;
@@ -389,28 +361,11 @@ fn remove_stale(output: &Path, written: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// Write `OUT.sha256` in `sha256sum` format, atomically.
 fn write_checksum_file(output: &Path, sums: &ChecksumFile) -> Result<()> {
     let sum_path = checksum_path(output);
-    let dir = sum_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let io = |source| Error::Io {
+    fsutil::write_atomic(&sum_path, sums.render().as_bytes()).map_err(|source| Error::Io {
         action: "cannot write",
         path: sum_path.clone(),
         source,
-    };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".ferry-sha256.")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    std::io::Write::write_all(&mut temp, sums.render().as_bytes()).map_err(io)?;
-    set_readable(temp.path()).map_err(io)?;
-    temp.persist(&sum_path).map_err(|e| io(e.error))?;
-    Ok(())
-}
-
-fn set_readable(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+    })
 }
 
 /// Where a blob's bytes go: the archive, and the hasher's slot for it.
@@ -426,30 +381,38 @@ async fn fetch_blob(
     place: &Placement,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let policy = client.config().retry;
-    let mut attempt = 1;
-    loop {
-        if attempt > 1 {
-            place.hasher.restarted();
-        }
-        match fetch_once(client, job, place, progress).await {
-            Ok(()) => return Ok(()),
-            // Only a body broken in transit is tried again here: a request
-            // that failed was already retried by the client, and trying it
-            // again would multiply the bound on tries.
-            Err(Failed::InBody(Error::Registry { reference, source }))
-                if source.is_retryable() && attempt < policy.attempts =>
-            {
-                attempt += 1;
-                progress.note(&format!(
-                    "retrying blob {} for {reference}: {source}",
-                    job.digest
-                ));
-                tokio::time::sleep(policy.delay(attempt, None)).await;
-            }
-            Err(Failed::InBody(e) | Failed::Final(e)) => return Err(e),
-        }
-    }
+    client
+        .config()
+        .retry
+        .run_noting(
+            |attempt| async move {
+                if attempt > 1 {
+                    place.hasher.restarted();
+                }
+                // Only a body broken in transit is tried again here: a
+                // request that failed was already retried by the client, and
+                // trying it again would multiply the bound on tries.
+                fetch_once(client, job, place, progress)
+                    .await
+                    .map_err(|failed| match failed {
+                        Failed::InBody(e)
+                            if matches!(&e, Error::Registry { source, .. } if source.is_retryable()) =>
+                        {
+                            Failure::transient(e)
+                        }
+                        Failed::InBody(e) | Failed::Final(e) => Failure::Final(e),
+                    })
+            },
+            |e, _| {
+                if let Error::Registry { reference, source } = e {
+                    progress.note(&format!(
+                        "retrying blob {} for {reference}: {source}",
+                        job.digest
+                    ));
+                }
+            },
+        )
+        .await
 }
 
 /// How one try at a blob failed.

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use ferry_oci::layout::{
     checksum_path, parity_path, part_path, sha256_file, split_part_path, ChecksumFile,
 };
-use ferry_oci::Progress;
+use ferry_oci::{fsutil, Progress};
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 use serde::{Deserialize, Serialize};
 
@@ -447,23 +447,11 @@ fn open(path: &Path) -> Result<File> {
 }
 
 fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .map_err(|source| Error::Io {
-            action: "cannot create a temporary file in",
-            path: dir.to_path_buf(),
-            source,
-        })
+    fsutil::temp_beside(path, ".partial").map_err(|source| Error::Io {
+        action: "cannot create a temporary file in",
+        path: fsutil::parent_dir(path).to_path_buf(),
+        source,
+    })
 }
 
 /// Decode the lost data parts stripe by stripe, then encode the lost
@@ -588,20 +576,10 @@ fn rebuild(
     }
     let mut rebuilt = Vec::new();
     for (listed, temp) in all {
-        temp.as_file().sync_all().map_err(|source| Error::Io {
-            action: "cannot flush",
-            path: temp.path().to_path_buf(),
-            source,
-        })?;
-        set_readable(temp.path()).map_err(|source| Error::Io {
-            action: "cannot set permissions of",
-            path: temp.path().to_path_buf(),
-            source,
-        })?;
-        temp.persist(&listed.path).map_err(|e| Error::Io {
+        fsutil::persist(temp, &listed.path).map_err(|source| Error::Io {
             action: "cannot move the rebuilt part to",
             path: listed.path.clone(),
-            source: e.error,
+            source,
         })?;
         rebuilt.push(listed.path.clone());
     }
@@ -615,11 +593,6 @@ fn read_exact(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<(
         path: path.to_path_buf(),
         source,
     })
-}
-
-fn set_readable(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
 }
 
 /// The data part paths of `base` for `geometry` (for callers writing a set).

@@ -4,6 +4,7 @@ mod common;
 mod inspect;
 mod pack;
 mod repair;
+mod serve;
 mod unpack;
 mod verify;
 
@@ -19,5 +20,6 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args).await,
         Command::Repair(args) => repair::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }
