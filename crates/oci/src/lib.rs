@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod atomic;
 pub mod digest;
 mod error;
 pub mod layout;
