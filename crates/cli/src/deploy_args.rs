@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use ferry_deploy::Form;
 
 /// `ferry images`.
 #[derive(Debug, Args)]
@@ -29,8 +30,8 @@ pub struct MappingArgs {
     #[arg(value_name = "MAPPING.json")]
     pub mapping: PathBuf,
     /// text, idms, itms, containerd, registries-yaml or kustomize.
-    #[arg(long, value_name = "FORMAT", default_value = "text")]
-    pub format: String,
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = form)]
+    pub format: Form,
     /// Write the files into DIR (containerd: DIR/<registry>/hosts.toml) instead of printing them.
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
@@ -64,4 +65,11 @@ pub struct RewriteArgs {
     /// Print one JSON document: per file, what changed and what was left.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--format`: one of the forms `ferry mapping` writes.
+fn form(input: &str) -> Result<Form, String> {
+    input
+        .parse()
+        .map_err(|e: ferry_deploy::Error| e.to_string())
 }

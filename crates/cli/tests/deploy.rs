@@ -453,7 +453,8 @@ fn mapping_command_prints_and_writes_forms() {
         text.contains("'^fixtures/app$': 'team/fixtures-app'"),
         "{text}"
     );
-    let run = s.ferry(["mapping", "m.json", "--format", "nope"]).failed();
+    let run = s.ferry(["mapping", "m.json", "--format", "nope"]);
+    assert_eq!(run.code, Some(2), "a usage error");
     assert!(run.stderr.contains("expected text, idms"), "{}", run.stderr);
 }
 

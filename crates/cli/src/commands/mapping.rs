@@ -4,12 +4,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ferry_deploy::{Form, FormOptions, Mapping};
+use ferry_deploy::{FormOptions, Mapping};
 
 use crate::deploy_args::MappingArgs;
 
 pub fn run(args: MappingArgs) -> anyhow::Result<ExitCode> {
-    let form: Form = args.format.parse()?;
+    let form = args.format;
     let mapping = Mapping::load(&args.mapping)?;
     let options = FormOptions {
         plain_http: args.plain_http,
