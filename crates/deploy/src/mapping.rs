@@ -2,7 +2,7 @@
 //! a JSON object from each original reference to its relocated,
 //! digest-pinned reference.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use ferry_oci::Reference;
@@ -28,6 +28,10 @@ pub struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Mapping {
     entries: Vec<Entry>,
+    /// Entry index by normalized original.
+    by_original: HashMap<Reference, usize>,
+    /// Entry indexes by original repository name.
+    by_name: HashMap<String, Vec<usize>>,
 }
 
 impl Mapping {
@@ -69,7 +73,17 @@ impl Mapping {
                 relocated,
             });
         }
-        Ok(Mapping { entries })
+        let mut by_original = HashMap::with_capacity(entries.len());
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            by_original.entry(e.original.clone()).or_insert(i);
+            by_name.entry(e.original.name()).or_default().push(i);
+        }
+        Ok(Mapping {
+            entries,
+            by_original,
+            by_name,
+        })
     }
 
     /// Every entry, sorted by key.
@@ -84,15 +98,18 @@ impl Mapping {
     ///   key or value has that digest (packed by tag, pinned in the file),
     ///   relocated with the reference's own tag, if any, and that digest.
     pub fn lookup(&self, reference: &Reference) -> Option<Reference> {
-        if let Some(e) = self.entries.iter().find(|e| &e.original == reference) {
-            return Some(e.relocated.clone());
+        if let Some(&i) = self.by_original.get(reference) {
+            return Some(self.entries[i].relocated.clone());
         }
         let digest = reference.digest()?;
-        let name = reference.name();
-        let e = self.entries.iter().find(|e| {
-            e.original.name() == name
-                && (e.original.digest() == Some(digest) || e.relocated.digest() == Some(digest))
-        })?;
+        let e = self
+            .by_name
+            .get(&reference.name())?
+            .iter()
+            .map(|&i| &self.entries[i])
+            .find(|e| {
+                e.original.digest() == Some(digest) || e.relocated.digest() == Some(digest)
+            })?;
         let repo = e.relocated.with_digest(digest.clone());
         match reference.tag() {
             Some(tag) => repo.with_tag(tag).ok().map(|r| r.pinned(digest.clone())),

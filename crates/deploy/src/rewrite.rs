@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::find::{Shape, Site};
 use crate::mapping::Mapping;
 use crate::scan::{analyze, Problem};
-use crate::yaml::{NodeId, Tree};
+use crate::yaml::{NodeId, Style, Tree};
 
 /// One reference replaced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -175,22 +175,22 @@ fn plan_site(
                 }
                 _ => edits.push((range(*repository)?, to.name())),
             }
-            let pinned = match digest_key {
-                Some(d) if tree.scalar(*d).is_some() => {
-                    let s = tree.scalar(*d).map(|s| s.value.trim()).unwrap_or("");
-                    if s.is_empty() {
-                        // `digest: ""`: an empty scalar has no bytes to
-                        // replace in place.
-                        let r = empty_scalar_range(tree, text, *d).ok_or(
-                            "its digest key is empty in a form that cannot be filled in place",
-                        )?;
-                        edits.push((r, digest.to_string()));
-                    } else {
-                        edits.push((range(*d)?, digest.to_string()));
-                    }
+            // The digest, where there is a key to hold it: filled when
+            // empty and quoted (`digest: ""`), replaced when set.
+            let digest_range = digest_key.and_then(|d| {
+                let s = tree.scalar(d)?;
+                if s.value.trim().is_empty() {
+                    empty_scalar_range(tree, text, d)
+                } else {
+                    s.content_range(text)
+                }
+            });
+            let pinned = match digest_range {
+                Some(r) => {
+                    edits.push((r, digest.to_string()));
                     true
                 }
-                _ => false,
+                None => false,
             };
             Ok((edits, pinned))
         }
@@ -201,8 +201,17 @@ fn plan_site(
 /// `digest: ''`): between its quotes.
 fn empty_scalar_range(tree: &Tree, text: &str, id: NodeId) -> Option<Range<usize>> {
     let s = tree.scalar(id)?;
-    let window = text.get(s.start..(s.end.max(s.start + 2) + 64).min(text.len()))?;
-    let at = window.find("\"\"").or_else(|| window.find("''"))?;
+    if !matches!(s.style, Style::SingleQuoted | Style::DoubleQuoted) {
+        return None;
+    }
+    let rest = text.get(s.start..)?;
+    let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
+    let at = line.find("\"\"").or_else(|| line.find("''"))?;
+    // Only an anchor or tag may come before the quotes.
+    let before = line[..at].trim();
+    if !before.is_empty() && !before.starts_with(['&', '!']) {
+        return None;
+    }
     Some(s.start + at + 1..s.start + at + 1)
 }
 
@@ -308,6 +317,17 @@ mod tests {
         );
         assert!(r.changes[0].pinned);
         assert!(!r.changes[1].pinned, "no digest key: pinned by tag only");
+    }
+
+    #[test]
+    fn an_empty_unquoted_digest_is_left_and_the_next_line_untouched() {
+        let text = "image:\n  repository: nginx\n  tag: \"1.25\"\n  digest:\n  pullSecret: \"\"\n";
+        let r = rewrite_text("v", None, text, &mapping()).unwrap();
+        assert_eq!(
+            r.text,
+            "image:\n  repository: reg.local:5000/t/library-nginx-x\n  tag: \"1.25\"\n  digest:\n  pullSecret: \"\"\n"
+        );
+        assert!(!r.changes[0].pinned);
     }
 
     #[test]
