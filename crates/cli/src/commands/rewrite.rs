@@ -78,8 +78,8 @@ pub fn run(args: RewriteArgs) -> anyhow::Result<ExitCode> {
         if args.dry_run {
             let name = report.file.clone();
             let diff = ferry_deploy::unified_diff(
-                &format!("a/{name}"),
-                &format!("b/{name}"),
+                &format!("a/{}", name.trim_start_matches('/')),
+                &format!("b/{}", name.trim_start_matches('/')),
                 &text,
                 &rewritten.text,
             );
