@@ -194,6 +194,16 @@ note "ferry pack"
 measure ferry_pack : "$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" \
   -o "$work/ferry/bundle.tar" --jobs "$jobs" --quiet
 bundle_bytes=$(stat -c %s "$work/ferry/bundle.tar")
+# Media (issue 11): the same pack cut into parts, then with two parity
+# parts; one sha256 pass over the bundle is the yardstick for parity.
+part_size=$(( (bundle_bytes + 9) / 10 ))
+measure sha256_pass : sha256sum "$work/ferry/bundle.tar"
+measure ferry_pack_split "rm -f $work/ferry/split.tar.*" "$bin/ferry" pack --images-file "$work/images.txt" \
+  --plain-http "$src" -o "$work/ferry/split.tar" --split "$part_size" --jobs "$jobs" --quiet
+measure ferry_pack_parity2 "rm -f $work/ferry/split.tar.*" "$bin/ferry" pack --images-file "$work/images.txt" \
+  --plain-http "$src" -o "$work/ferry/split.tar" --split "$part_size" --parity 2 --jobs "$jobs" --quiet
+rm -f "$work/ferry/split.tar.001" "$work/ferry/split.tar.005"
+measure ferry_repair2 : "$bin/ferry" repair "$work/ferry/split.tar.000" --quiet
 if [[ $have_unpack == yes ]]; then
   note "ferry unpack into an empty registry"
   measure ferry_unpack "reset_registry ferry-target" "$bin/ferry" unpack "$work/ferry/bundle.tar" --to "$ferry_dst/mirror" \
@@ -234,13 +244,17 @@ w = {k: (None if v == "null" else float(v)) for k, v in {
     "ferry_unpack_again": "$(get ferry_unpack_again)",
     "skopeo_pack": "$(get skopeo_pack)", "skopeo_unpack": "$(get skopeo_unpack)",
     "floor_fetch": "$(get floor_fetch)", "floor_fetch_verified": "$(get floor_fetch_verified)",
-    "floor_push": "$(get floor_push)"}.items()}
+    "floor_push": "$(get floor_push)",
+    "sha256_pass": "$(get sha256_pass)", "ferry_pack_split": "$(get ferry_pack_split)",
+    "ferry_pack_parity2": "$(get ferry_pack_parity2)", "ferry_repair2": "$(get ferry_repair2)"}.items()}
 m = {k: (None if v == "null" else int(v)) for k, v in {
     "ferry_pack": "$(mib ferry_pack)", "ferry_unpack": "$(mib ferry_unpack)",
     "ferry_unpack_again": "$(mib ferry_unpack_again)",
     "skopeo_pack": "$(mib skopeo_pack)", "skopeo_unpack": "$(mib skopeo_unpack)",
     "floor_fetch": "$(mib floor_fetch)", "floor_fetch_verified": "$(mib floor_fetch_verified)",
-    "floor_push": "$(mib floor_push)"}.items()}
+    "floor_push": "$(mib floor_push)",
+    "sha256_pass": "$(mib sha256_pass)", "ferry_pack_split": "$(mib ferry_pack_split)",
+    "ferry_pack_parity2": "$(mib ferry_pack_parity2)", "ferry_repair2": "$(mib ferry_repair2)"}.items()}
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else round(a / b, 2)
 ferry = None if w["ferry_unpack"] is None else round(w["ferry_pack"] + w["ferry_unpack"], 2)
@@ -260,6 +274,10 @@ result = {
         "pack_over_floor_fetch": ratio(w["ferry_pack"], w["floor_fetch"]),
         "pack_over_verified_fetch": ratio(w["ferry_pack"], w["floor_fetch_verified"]),
         "unpack_over_floor_push": ratio(w["ferry_unpack"], w["floor_push"]),
+        "split_over_unsplit_pack": ratio(w["ferry_pack_split"], w["ferry_pack"]),
+        "parity2_over_sha256_pass": ratio(
+            None if w["ferry_pack_parity2"] is None or w["ferry_pack_split"] is None
+            else max(w["ferry_pack_parity2"] - w["ferry_pack_split"], 0.0), w["sha256_pass"]),
     },
     "ferry_peak_rss_mib": max(peaks) if peaks else None,
     "loadavg_before": "$load_before", "loadavg_after": "$load_after",
@@ -274,6 +292,10 @@ rows = [
     ("floor: curl GET every blob", "floor_fetch"),
     ("floor: curl GET | sha256 every blob", "floor_fetch_verified"),
     ("floor: curl POST+PUT every blob", "floor_push"),
+    ("sha256sum of the bundle", "sha256_pass"),
+    ("ferry pack --split (10 parts)", "ferry_pack_split"),
+    ("ferry pack --split --parity 2", "ferry_pack_parity2"),
+    ("ferry repair (2 parts lost)", "ferry_repair2"),
 ]
 r = result["ratios"]
 print()
@@ -292,6 +314,8 @@ print(f"ferry / skopeo (round trip)    {s(r['ferry_over_skopeo'])}   target <= 0
 print(f"ferry pack / floor fetch       {s(r['pack_over_floor_fetch'])}   target <= 1.25")
 print(f"ferry pack / verified fetch    {s(r['pack_over_verified_fetch'])}   (the floor plus one sha256 pass)")
 print(f"ferry unpack / floor push      {s(r['unpack_over_floor_push'])}   target <= 1.25")
+print(f"ferry pack --split / unsplit   {s(r['split_over_unsplit_pack'])}   target <= 1.05")
+print(f"parity N=2 / one sha256 pass   {s(r['parity2_over_sha256_pass'])}   target <= 2 (pack with parity minus pack with split)")
 print(f"ferry peak RSS                 {s(result['ferry_peak_rss_mib'], ' MiB')}   target < 64 MiB")
 print(f"ferry unpack again             {s(w['ferry_unpack_again'], ' s')}   target < 1 s")
 line = json.dumps(result, sort_keys=True)

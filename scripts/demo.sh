@@ -49,6 +49,16 @@ sort -r "$work/images.txt" > "$work/images-reversed.txt"
 "$bin/ferry" pack --images-file "$work/images-reversed.txt" --plain-http "$src" -o "$work/again.tar" --quiet
 cmp "$work/bundle.tar" "$work/again.tar" && echo "identical: $(sha256sum < "$work/again.tar" | cut -c1-64)"
 
+step "for media with size limits: the same pack in 10 KB parts with 2 parity parts"
+"$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" -o "$work/media.tar" \
+  --split 10K --parity 2 --quiet
+(cd "$work" && sha256sum -c --ignore-missing media.tar.sha256 | tail -3)
+cmp <(cat "$work"/media.tar.[0-9]*) "$work/bundle.tar" && echo "the parts, concatenated, are bundle.tar"
+rm "$work/media.tar.001"; printf 'x' | dd of="$work/media.tar.002" bs=1 seek=100 conv=notrunc 2>/dev/null
+"$bin/ferry" verify "$work/media.tar.000" | grep -E '^(parts|verify)' || true
+"$bin/ferry" repair "$work/media.tar.000"
+"$bin/ferry" verify "$work/media.tar.000" | tail -2
+
 step "ferry inspect: what the bundle holds, offline"
 "$bin/ferry" inspect "$work/bundle.tar"
 
