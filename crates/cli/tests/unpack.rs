@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use ferry_oci::{Naming, Reference, RelocationTarget};
-use ferry_testkit::{FixtureOptions, FixtureSet, RegistryProcess};
+use ferry_testkit::{require_tool, FixtureOptions, FixtureSet, RegistryProcess};
 use md5::{Digest as _, Md5};
 use serde_json::Value;
 
@@ -291,7 +291,7 @@ fn issue_3_skopeo_layout_tarball_unpacks() {
     let base = set.image("fixtures/base:1");
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("layout");
-    let status = Command::new("skopeo")
+    let status = Command::new(require_tool("skopeo", "apt-get install skopeo"))
         .args(["copy", "--quiet", "--src-tls-verify=false"])
         .arg(format!("docker://{}", base.reference))
         .arg(format!("oci:{}:fixtures/base:1", dir.display()))
@@ -299,7 +299,7 @@ fn issue_3_skopeo_layout_tarball_unpacks() {
         .expect("run skopeo");
     assert!(status.success());
     let tarball = work.path().join("skopeo.tar");
-    let status = Command::new("tar")
+    let status = Command::new(require_tool("tar", "apt-get install tar"))
         .arg("-C")
         .arg(&dir)
         .arg("-cf")

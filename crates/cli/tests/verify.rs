@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use ferry_oci::LayoutArchive;
-use ferry_testkit::{FixtureSet, RegistryProcess};
+use ferry_testkit::{require_tool, FixtureSet, RegistryProcess};
 use serde_json::Value;
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
@@ -60,7 +60,7 @@ fn pack(dir: &Path, fixtures: &FixtureSet, refs: &[&str], extra: &[&str], name: 
 }
 
 fn skopeo(args: &[&str]) {
-    let out = Command::new("skopeo")
+    let out = Command::new(require_tool("skopeo", "apt-get install skopeo"))
         .args(args)
         .output()
         .expect("running skopeo");
@@ -109,7 +109,7 @@ fn packed_bundle_verifies_lists_image_ids_and_matches_its_sha256_file() {
         assert_eq!(ids, want, "config digests of {}", image.reference);
     }
 
-    let check = Command::new("sha256sum")
+    let check = Command::new(require_tool("sha256sum", "apt-get install coreutils"))
         .args(["-c", "x.tar.sha256"])
         .current_dir(dir.path())
         .output()
@@ -137,7 +137,7 @@ fn packed_bundle_verifies_lists_image_ids_and_matches_its_sha256_file() {
         "{text}"
     );
     assert!(text.contains("verify x.tar: FAILED: 1 error(s)"), "{text}");
-    let check = Command::new("sha256sum")
+    let check = Command::new(require_tool("sha256sum", "apt-get install coreutils"))
         .args(["-c", "x.tar.sha256"])
         .current_dir(dir.path())
         .output()
@@ -158,7 +158,7 @@ fn skopeo_layout_passes_verify_and_inspect() {
         &format!("docker://{}/fixtures/base:1", fixtures.host),
         &format!("oci:{}:fixtures/base:1", layout.display()),
     ]);
-    let tar = Command::new("tar")
+    let tar = Command::new(require_tool("tar", "apt-get install tar"))
         .args(["-C", layout.to_str().unwrap(), "-cf", "s.tar", "."])
         .current_dir(dir.path())
         .status()
