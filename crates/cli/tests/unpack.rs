@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use ferry_oci::{Naming, Reference, RelocationTarget};
-use ferry_testkit::{require_tool, FixtureOptions, FixtureSet, RegistryProcess};
+use ferry_testkit::{fixture_path, FixtureOptions, FixtureSet, RegistryProcess};
 use md5::{Digest as _, Md5};
 use serde_json::Value;
 
@@ -286,28 +286,11 @@ fn issue_3_dry_run_touches_no_registry() {
 
 #[test]
 fn issue_3_skopeo_layout_tarball_unpacks() {
-    let source = RegistryProcess::start();
-    let set = source.push_fixtures();
+    // skopeo's layout of fixtures/base:1, tarred by hand (fixtures/make.sh).
+    let set = FixtureSet::generate("h", &FixtureOptions::default());
     let base = set.image("fixtures/base:1");
     let work = tempfile::tempdir().unwrap();
-    let dir = work.path().join("layout");
-    let status = Command::new(require_tool("skopeo", "apt-get install skopeo"))
-        .args(["copy", "--quiet", "--src-tls-verify=false"])
-        .arg(format!("docker://{}", base.reference))
-        .arg(format!("oci:{}:fixtures/base:1", dir.display()))
-        .status()
-        .expect("run skopeo");
-    assert!(status.success());
-    let tarball = work.path().join("skopeo.tar");
-    let status = Command::new(require_tool("tar", "apt-get install tar"))
-        .arg("-C")
-        .arg(&dir)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let tarball = fixture_path("skopeo-base.tar");
 
     let target = RegistryProcess::start();
     let to = format!("{}/mirror", target.host());

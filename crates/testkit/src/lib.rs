@@ -54,4 +54,4 @@ pub use proxy::{Fault, FaultProxy, Match, FOREVER};
 pub use push::{push_blob, push_manifest, Pusher};
 pub use registry::{RegistryOptions, RegistryProcess, DEFAULT_REGISTRY_BIN};
 pub use token::{TokenAuth, TokenRequest, TokenServer, TokenServerOptions};
-pub use tools::{find_tool, require_tool};
+pub use tools::{find_tool, fixture_path, require_tool};

@@ -3,6 +3,9 @@
 //! to install, when it is missing. A test never passes by skipping: a
 //! machine without the tool would otherwise test nothing and report green.
 //! `scripts/install-deps.sh` installs every tool the tests name.
+//!
+//! What other tools made once is committed under `fixtures/` instead
+//! ([`fixture_path`]), so most tests need no tool at all.
 
 use std::path::{Path, PathBuf};
 
@@ -30,9 +33,29 @@ pub fn require_tool(tool: &str, install: &str) -> PathBuf {
     })
 }
 
+/// A committed file under the workspace's `fixtures/` (see
+/// `fixtures/README.md`; `fixtures/make.sh` regenerates them), checked to
+/// exist.
+pub fn fixture_path(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "fixture {} is missing: run fixtures/make.sh",
+        path.display()
+    );
+    path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn committed_fixtures_are_found() {
+        assert!(fixture_path("skopeo-base.tar").ends_with("fixtures/skopeo-base.tar"));
+    }
 
     #[test]
     fn finds_a_tool_every_machine_has() {
