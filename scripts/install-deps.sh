@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what ferry's tests and demo need on a Debian machine: a real
-# registry (distribution's docker-registry) and skopeo/podman for interop.
+# registry (distribution's docker-registry) and skopeo/podman/containerd for interop.
 # Every tool a test runs is here: a test whose tool is missing fails and
 # names it (ferry_testkit::require_tool), it never skips.
 set -euo pipefail
@@ -8,6 +8,7 @@ need=()
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v containerd >/dev/null 2>&1 || need+=(containerd)  # ferry serve: ctr pulls
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v sha256sum >/dev/null 2>&1 || need+=(coreutils)  # OUT.sha256 checks
