@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ferry_oci::{Digest, Manifest};
+use ferry_oci::{Algorithm, Digest, Manifest};
 use ferry_registry::Repository;
 
 use crate::push::Pusher;
@@ -301,9 +301,21 @@ async fn push_graph(
         pusher
             .push_manifest(repo, plan.manifest(digest))
             .await
-            .map_err(|source| Error::Registry {
-                what: format!("pushing manifest {digest} into {repo}"),
-                source,
+            .map_err(|source| {
+                if digest.algorithm() != Algorithm::Sha256
+                    && source.registry_code() == Some("DIGEST_INVALID")
+                {
+                    return Error::AlgorithmRefused {
+                        digest: digest.clone(),
+                        algorithm: digest.algorithm().as_str(),
+                        repository: repo.to_string(),
+                        source,
+                    };
+                }
+                Error::Registry {
+                    what: format!("pushing manifest {digest} into {repo}"),
+                    source,
+                }
             })?;
     }
     Ok(())
