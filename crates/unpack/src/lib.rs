@@ -125,7 +125,7 @@ pub async fn unpack(
     let archive = Arc::new(archive);
     let pusher = Arc::new(Pusher::new(client.clone(), options.jobs, progress.clone()));
 
-    let repos = RepoPlan::all(&plan);
+    let repos = repos_to_fill(&pusher, &plan, options.jobs).await;
     progress.start("pushing", RepoPlan::items(&repos), RepoPlan::bytes(&repos));
     // Repositories fill side by side; the pusher bounds the transfers in
     // flight and lets a blob shared between repositories be uploaded once.
@@ -151,6 +151,23 @@ pub async fn unpack(
     }
     progress.finish();
     finish(options, &plan, &pusher, outcome, started)
+}
+
+/// Every repository of the plan, with what it already has found top-down
+/// (`jobs` repositories asked at once).
+pub(crate) async fn repos_to_fill(pusher: &Pusher, plan: &Plan, jobs: usize) -> Vec<RepoPlan> {
+    let host = plan.target.registry().to_string();
+    futures_util::stream::iter(RepoPlan::all(plan))
+        .map(|mut repo_plan| {
+            let repo = Repository::new(host.clone(), repo_plan.path.clone());
+            async move {
+                repo_plan.check_presence(pusher, &repo, plan).await;
+                repo_plan
+            }
+        })
+        .buffered(jobs.max(1))
+        .collect()
+        .await
 }
 
 /// The summary of a run, and the mapping file written.
