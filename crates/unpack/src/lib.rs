@@ -4,7 +4,9 @@
 //! [`plan`] does everything that needs no network: it names each image of
 //! the bundle, relocates the names (see [`ferry_oci::naming`]), and checks
 //! the whole graph, so nothing is pushed from a broken bundle. [`unpack`]
-//! then pushes per repository: blobs (skipped when present, mounted from a
+//! then asks each repository for its images' top manifests by digest
+//! (what is there is whole: only its tag is checked) and pushes the rest:
+//! blobs (skipped when present, mounted from a
 //! repository already filled, else streamed from the archive and hashed on
 //! the way), manifests children first as their exact bytes, tags last.
 //! Referrers go beside their subjects. Running it again is cheap: what the
