@@ -8,8 +8,8 @@ use ferry_oci::{Algorithm, Digest, Manifest};
 use ferry_registry::Repository;
 
 use crate::push::Pusher;
-use crate::summary::chain;
 use crate::{Error, Plan, PlannedImage, Result};
+use ferry_oci::error_chain;
 
 /// What goes into one relocated repository.
 pub(crate) struct RepoPlan {
@@ -157,10 +157,10 @@ impl RepoPlan {
                 Some(subject) => Err(skipped(subject)),
                 None if self.present_images.contains(&i) => tag_image(pusher, repo, plan, image)
                     .await
-                    .map_err(|e| chain(&e)),
+                    .map_err(|e| error_chain(&e)),
                 None => push_image(pusher, repo, plan, image, blob_results)
                     .await
-                    .map_err(|e| chain(&e)),
+                    .map_err(|e| error_chain(&e)),
             };
             let graph = image.manifests.iter().chain(&image.bundle_digest);
             match result {
@@ -197,7 +197,7 @@ impl RepoPlan {
                 }
                 Err(e) => {
                     fate.fail(manifests, &referrer.digest.to_string());
-                    referrer_errors[r] = Some(chain(&e));
+                    referrer_errors[r] = Some(error_chain(&e));
                 }
             }
         }
@@ -212,7 +212,7 @@ impl RepoPlan {
                 };
                 for &r in &self.referrers {
                     if &plan.referrers[r].subject == subject {
-                        referrer_errors[r].get_or_insert_with(|| chain(&e));
+                        referrer_errors[r].get_or_insert_with(|| error_chain(&e));
                     }
                 }
             }
