@@ -319,3 +319,38 @@ fn an_unpack_stopped_by_a_persistent_fault_completes_when_run_again() {
         assert_eq!(found, Some(digest));
     }
 }
+
+/// Issue 15: a repeat unpack asks for each image's (and referrer's) top
+/// manifest by digest and finds it there: nothing below it is looked at —
+/// no blob request at all — and each tag costs one HEAD.
+#[test]
+fn a_repeat_unpack_checks_top_manifests_only() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    let first = unpack(&scratch, &bundle, &proxy).ok();
+    assert!(proxy.count(&Match::path_contains("/blobs/")) > 0);
+    proxy.reset_log();
+    let again = unpack(&scratch, &bundle, &proxy).ok();
+    let log = proxy.log();
+    let summary = again.json();
+    let images = summary["images"].as_array().unwrap().len();
+    let referrers = summary["referrers"].as_array().unwrap().len();
+    assert_eq!(summary["blobs_uploaded"], 0);
+    assert_eq!(proxy.count(&Match::path_contains("/blobs/")), 0, "{log:#?}");
+    let heads = proxy.count(&Match::path_contains("/manifests/").method("HEAD"));
+    let tags = images; // every fixture reference has a tag
+    assert_eq!(heads, images + referrers + tags, "{log:#?}");
+    // Besides: the referrers tag schema index of each subject with unnamed
+    // referrers is looked up (referrers API, then its tag), nothing else.
+    let others: Vec<_> = log.iter().filter(|s| s.method != "HEAD").collect();
+    assert!(
+        others.iter().all(|s| s.method == "GET"
+            && (s.path.contains("/referrers/") || s.path.contains("/manifests/sha256-"))),
+        "{others:#?}"
+    );
+    assert!(others.len() <= 2 * referrers, "{others:#?}");
+    assert_eq!(first.json()["mapping"], summary["mapping"]);
+    drop(registry);
+}
