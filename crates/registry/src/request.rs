@@ -113,8 +113,15 @@ impl Transport {
         let mut auth_rounds = 0;
         loop {
             let at_home = Origin::of(&url) == home;
+            // TLS settings follow the host named: the registry as the user
+            // named it, another origin by its own name.
+            let tls_host = if at_home {
+                host.to_string()
+            } else {
+                authority(&url)
+            };
             let mut request = self
-                .http_for(&authority(&url))
+                .http_for(&tls_host)
                 .request(method.clone(), url.clone());
             // The registry's credentials go to the registry's origin only.
             if at_home {
