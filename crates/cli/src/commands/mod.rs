@@ -3,6 +3,7 @@
 mod common;
 mod inspect;
 mod pack;
+mod serve;
 mod unpack;
 mod verify;
 
@@ -17,5 +18,6 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Unpack(args) => unpack::run(args).await,
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }
