@@ -8,7 +8,6 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use crate::auth::{basic, fetch_token, not_allowed, refused, Authorization, Challenge};
 use crate::http::{body_error, classify, strip_query};
 use crate::origin::Origin;
-use crate::retry::Failure;
 use crate::transport::Transport;
 use crate::{Error, Repository, Result};
 
@@ -268,9 +267,9 @@ impl Transport {
         refused(plan.repo, &self.credential_source(), had_credential, by)
     }
 
-    /// [`send`](Self::send), then read the body whole, up to `limit` bytes.
-    /// A body that breaks in transit (cut, timed out) is fetched again,
-    /// within the retry policy.
+    /// Send, then read the body whole, up to `limit` bytes. A request that
+    /// fails, or a body that breaks in transit (cut, timed out), is tried
+    /// again, within the retry policy.
     pub(crate) async fn send_whole<F>(
         &self,
         plan: &RequestPlan<'_>,
@@ -288,8 +287,9 @@ impl Transport {
         let build = &build;
         policy
             .run(|_| async move {
-                // A request that failed was retried by `send` already.
-                let response = self.send(plan, build).await.map_err(Failure::Final)?;
+                // Request and body are one try: `attempts` bounds both
+                // together, rather than multiplying.
+                let response = self.send_once(plan, build).await.map_err(Error::failure)?;
                 self.read_whole(response, limit)
                     .await
                     .map_err(Error::failure)
