@@ -1,8 +1,11 @@
 //! One module per subcommand; each settles its arguments, runs, and prints.
 
 mod common;
+mod images;
 mod inspect;
+mod mapping;
 mod pack;
+mod rewrite;
 mod serve;
 mod unpack;
 mod verify;
@@ -19,5 +22,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Images(args) => images::run(args),
+        Command::Mapping(args) => mapping::run(args),
+        Command::Rewrite(args) => rewrite::run(args),
     }
 }
