@@ -354,3 +354,25 @@ fn a_repeat_unpack_checks_top_manifests_only() {
     assert_eq!(first.json()["mapping"], summary["mapping"]);
     drop(registry);
 }
+
+/// One retry policy (issue 14): a manifest whose body is cut, then whose
+/// request fails, counts both against the same `--retries`, rather than
+/// retrying the request again inside each retry of the body.
+#[test]
+fn a_manifest_cut_then_refused_is_tried_exactly_the_tries_asked_for() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let manifest = Match::path_contains("/fixtures/base/manifests/1").method("GET");
+    source
+        .proxy
+        .inject(Fault::ResetMidBody, manifest.clone(), 1);
+    source
+        .proxy
+        .inject(status(503, None), manifest.clone(), FOREVER);
+    let run = source
+        .pack(&scratch, "bundle.tar", &["--retries", "3"])
+        .failed();
+    assert!(run.stderr.contains("answered 503"), "{}", run.stderr);
+    assert_eq!(source.proxy.count(&manifest), 3);
+    assert!(!scratch.path("bundle.tar").exists());
+}
