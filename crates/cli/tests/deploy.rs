@@ -388,8 +388,16 @@ fn rewrite_in_place_out_dir_stdin_and_strict() {
     ])
     .failed();
 
-    // In place: only files with changes are replaced.
+    // In place: only files with changes are replaced, keeping their mode.
+    use std::os::unix::fs::PermissionsExt;
+    let perms = std::fs::Permissions::from_mode(0o640);
+    std::fs::set_permissions(site.join("values.yaml"), perms).unwrap();
     s.ferry(["rewrite", "--mapping", "m.json", "site"]).ok();
+    let mode = std::fs::metadata(site.join("values.yaml"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
     let after = snapshot(&site);
     assert_eq!(
         after[Path::new("extra.yaml")],

@@ -6,15 +6,16 @@ use std::path::Path;
 use crate::{Error, Result};
 
 /// Write `mapping` (original -> relocated reference) to `path` as a JSON
-/// object with sorted keys, atomically ([`ferry_oci::atomic::write_file`]).
+/// object with sorted keys, atomically and durably
+/// ([`ferry_oci::fsutil::write_atomic`]).
 pub fn write_mapping(path: &Path, mapping: &BTreeMap<String, String>) -> Result<()> {
     let err = |source| Error::Mapping {
         path: path.to_path_buf(),
         source,
     };
-    let mut bytes = serde_json::to_vec_pretty(mapping).map_err(|e| err(e.into()))?;
-    bytes.push(b'\n');
-    ferry_oci::atomic::write_file(path, &bytes).map_err(err)
+    let mut json = serde_json::to_vec_pretty(mapping).map_err(|e| err(e.into()))?;
+    json.push(b'\n');
+    ferry_oci::fsutil::write_atomic(path, &json).map_err(err)
 }
 
 #[cfg(test)]

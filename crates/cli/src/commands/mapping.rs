@@ -24,7 +24,7 @@ pub fn run(args: MappingArgs) -> anyhow::Result<ExitCode> {
                     std::fs::create_dir_all(parent)
                         .with_context(|| format!("cannot create {}", parent.display()))?;
                 }
-                ferry_oci::atomic::write_file(&path, f.text.as_bytes())
+                ferry_oci::fsutil::write_atomic(&path, f.text.as_bytes())
                     .with_context(|| format!("cannot write {}", path.display()))?;
                 println!("wrote {}", path.display());
             }
