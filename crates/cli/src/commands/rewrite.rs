@@ -144,9 +144,13 @@ pub fn run(args: RewriteArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("{}:{}: {} left: {}", r.file, l.line, l.reference, l.reason);
             }
             for c in r.changes.iter().filter(|c| !c.pinned) {
+                let digest = c.to.digest().map(|d| d.to_string()).unwrap_or_default();
                 eprintln!(
-                    "{}:{}: {} pinned by tag only (no digest key to fill)",
-                    r.file, c.line, c.to
+                    "{}:{}: now {}:{}, pinned by tag only: no digest key to fill (it is {digest})",
+                    r.file,
+                    c.line,
+                    c.to.name(),
+                    c.to.tag().unwrap_or("latest")
                 );
             }
             if let Some(dest) = &r.written {
