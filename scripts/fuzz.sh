@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
-targets=(layout_archive layout_stream manifest_parse)
+targets=(layout_archive layout_stream manifest_parse deploy_yaml)
 
 if [[ "${FUZZ_ENGINE:-}" != proptest ]] \
     && cargo +nightly fuzz --version >/dev/null 2>&1; then
@@ -31,4 +31,5 @@ else
     echo "fuzz: nightly cargo-fuzz not available; running the proptest smoke loop"
     cases=$(( seconds * 200 ))
     PROPTEST_CASES="$cases" cargo test -p ferry-oci --test layout_props
+    PROPTEST_CASES="$cases" cargo test -p ferry-deploy --test props
 fi
