@@ -6,6 +6,7 @@ mod inspect;
 mod mapping;
 mod pack;
 mod rewrite;
+mod serve;
 mod unpack;
 mod verify;
 
@@ -20,6 +21,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Unpack(args) => unpack::run(args).await,
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
         Command::Images(args) => images::run(args),
         Command::Mapping(args) => mapping::run(args),
         Command::Rewrite(args) => rewrite::run(args),
