@@ -114,6 +114,10 @@ pub struct UnpackArgs {
     /// Print the plan and write the mapping without contacting any registry.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
+    /// Check the target and push nothing: reachability, TLS, push permission, referrers API,
+    /// names, tags that would move, what is left to upload. Exits 1 on a blocker.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub check: bool,
     /// What to do with an index whose platforms were not all carried.
     #[arg(long, value_name = "MODE", value_enum, default_value_t = SparseArg::Keep)]
     pub sparse: SparseArg,

@@ -338,6 +338,36 @@ impl Client {
         Ok(url)
     }
 
+    /// Whether these credentials may push to `repo`: open an upload session
+    /// and cancel it at once. Nothing is stored. Fails as a push would
+    /// (unauthorized, denied, a read-only registry's `UNSUPPORTED`).
+    pub async fn probe_push(&self, repo: &Repository) -> Result<()> {
+        let target = format!("/v2/{}/blobs/uploads/", repo.name());
+        let plan = Self::plan(Method::POST, repo, Access::Push, target, &[]);
+        let response = self
+            .transport
+            .send(&plan, |r| Ok(r.header(CONTENT_LENGTH, "0")))
+            .await?;
+        let Some(location) = header_str(&response, LOCATION.as_str()) else {
+            return Err(Error::Protocol {
+                host: repo.host().to_string(),
+                what: format!("opening an upload session in {}", repo.name()),
+                reason: "no Location header".to_string(),
+            });
+        };
+        let url = if location.starts_with("http://") || location.starts_with("https://") {
+            location
+        } else {
+            format!("{}{location}", self.transport.base_url(repo.host()))
+        };
+        // Cancelling is a courtesy: sessions left behind expire.
+        let gone = [StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED];
+        let mut cancel = Self::plan(Method::DELETE, repo, Access::Push, url, &gone);
+        cancel.retry = false;
+        let _ = self.transport.send(&cancel, Ok).await;
+        Ok(())
+    }
+
     /// Stream the blob into the session at `url` in one monolithic `PUT`.
     async fn put_upload<F, S>(
         &self,

@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+mod check;
 mod error;
 mod holdings;
 mod mapping;
@@ -34,6 +35,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use ferry_oci::{LayoutArchive, Naming, Progress, RelocationTarget};
 use ferry_registry::{Client, Repository};
 
+pub use check::{check, tag_moves, CheckReport, CheckRow, CheckStatus, TagMove};
 pub use error::{Error, Result};
 pub use mapping::write_mapping;
 pub use plan::{plan, Plan, PlannedImage, PlannedReferrer, SparseMode};

@@ -19,6 +19,9 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         return dry_run(&args, &target, naming, sparse);
     }
     let client = common::client(&args.registry)?;
+    if args.check {
+        return check(&args, &client, &target, naming, sparse).await;
+    }
     let options = UnpackOptions {
         bundle: args.bundle.clone(),
         target,
@@ -62,6 +65,68 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Plan offline, then ask the target everything the unpack would need;
+/// push nothing. Exit 1 when a check blocks.
+async fn check(
+    args: &UnpackArgs,
+    client: &ferry_registry::Client,
+    target: &RelocationTarget,
+    naming: Naming,
+    sparse: SparseMode,
+) -> anyhow::Result<ExitCode> {
+    let plan = {
+        let (bundle, target) = (args.bundle.clone(), target.clone());
+        tokio::task::spawn_blocking(move || {
+            ferry_unpack::plan_bundle(&bundle, &target, naming, sparse)
+        })
+        .await?
+        .with_context(|| format!("planning the unpack of {}", args.bundle.display()))?
+    };
+    let report = ferry_unpack::check(client, &plan, args.jobs).await;
+    if args.output_format.json {
+        common::print_json(&report)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "check of {} for {} image(s):",
+            report.target,
+            plan.images.len()
+        )?;
+        let width = report
+            .checks
+            .iter()
+            .map(|r| r.check.len())
+            .max()
+            .unwrap_or(5);
+        writeln!(out, "  {:width$}  {:6} DETAIL", "CHECK", "STATUS")?;
+        for row in &report.checks {
+            writeln!(
+                out,
+                "  {:width$}  {:6} {}",
+                row.check,
+                row.status.to_string(),
+                row.detail
+            )?;
+        }
+        writeln!(
+            out,
+            "to upload: {} blob(s), {}",
+            report.blobs_to_upload,
+            human_bytes(report.bytes_to_upload)
+        )?;
+    }
+    if report.blockers > 0 {
+        let _ = std::io::stdout().flush();
+        eprintln!(
+            "ferry: error: {} check(s) block the unpack into {}",
+            report.blockers, report.target
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
