@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_oci::{Naming, Platform, RelocationTarget};
-use ferry_unpack::SparseMode;
+use ferry_unpack::{ExistingTag, SparseMode};
 
 /// ferry carries container images across an air gap as one file.
 #[derive(Debug, Parser)]
@@ -118,6 +118,10 @@ pub struct UnpackArgs {
     /// names, tags that would move, what is left to upload. Exits 1 on a blocker.
     #[arg(long, conflicts_with = "dry_run")]
     pub check: bool,
+    /// A tag of the target that would point somewhere new: overwrite (and list it), skip
+    /// (leave it; the image is pushed by digest only), or fail (before anything is pushed).
+    #[arg(long = "existing-tag", value_name = "POLICY", value_enum, default_value_t = ExistingTagArg::Overwrite)]
+    pub existing_tag: ExistingTagArg,
     /// What to do with an index whose platforms were not all carried.
     #[arg(long, value_name = "MODE", value_enum, default_value_t = SparseArg::Keep)]
     pub sparse: SparseArg,
@@ -202,6 +206,27 @@ impl From<NamingArg> for Naming {
             NamingArg::Hash => Naming::Hash,
             NamingArg::Preserve => Naming::Preserve,
             NamingArg::Flatten => Naming::Flatten,
+        }
+    }
+}
+
+/// `--existing-tag`: what to do with a tag of the target that would move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExistingTagArg {
+    /// Move it; the summary lists it, old digest -> new.
+    Overwrite,
+    /// Leave it where it is; the image is pushed by digest only.
+    Skip,
+    /// Refuse the unpack before anything is pushed.
+    Fail,
+}
+
+impl From<ExistingTagArg> for ExistingTag {
+    fn from(arg: ExistingTagArg) -> ExistingTag {
+        match arg {
+            ExistingTagArg::Overwrite => ExistingTag::Overwrite,
+            ExistingTagArg::Skip => ExistingTag::Skip,
+            ExistingTagArg::Fail => ExistingTag::Fail,
         }
     }
 }

@@ -219,3 +219,109 @@ fn issue_13_check_blocks_on_a_read_only_registry() {
     let report = run.failed().json();
     assert_eq!(row(&report, "registry")["status"], "block", "{report}");
 }
+
+#[test]
+fn issue_13_existing_tag_fail_skip_and_overwrite() {
+    let source = RegistryProcess::start();
+    let fixtures = source.push_fixtures();
+    let base = fixtures.image("fixtures/base:1");
+    let app = fixtures.image("fixtures/app:1");
+    let scratch = Scratch::new();
+    scratch
+        .ferry([
+            "pack",
+            "-q",
+            &base.reference,
+            "--plain-http",
+            &source.host(),
+            "-o",
+            "bundle.tar",
+        ])
+        .ok();
+    let target = RegistryProcess::start();
+    let repo = format!("mirror/{}", base.repository);
+    // The target's tag already names another image.
+    let status = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{}", app.reference),
+            &format!("docker://{}/{repo}:{}", target.host(), base.tag),
+        ])
+        .status()
+        .expect("run skopeo");
+    assert!(status.success());
+    let to = format!("{}/mirror", target.host());
+    let unpack = |policy: &str| {
+        scratch.ferry([
+            "unpack",
+            "bundle.tar",
+            "--to",
+            &to,
+            "--naming",
+            "preserve",
+            "--plain-http",
+            &target.host(),
+            "--existing-tag",
+            policy,
+            "--mapping",
+            "mapping.json",
+            "--json",
+        ])
+    };
+
+    // fail: refused before anything is pushed.
+    let run = unpack("fail").failed();
+    assert!(run.stderr.contains("would move"), "{}", run.stderr);
+    assert!(run.stderr.contains(&app.digest), "{}", run.stderr);
+    assert_eq!(
+        target.manifest_digest(&repo, &base.tag),
+        Some(app.digest.clone())
+    );
+    assert_eq!(target.manifest_digest(&repo, &base.digest), None);
+    let base_only = base.blobs.iter().find(|b| !app.blobs.contains(b)).unwrap();
+    assert!(!target.blob_exists(&repo, base_only));
+    assert!(!scratch.path("mapping.json").exists());
+
+    // skip: the image goes in by digest, the tag stays, and both the
+    // summary and the mapping say so.
+    let summary = unpack("skip").ok().json();
+    assert_eq!(
+        target.manifest_digest(&repo, &base.tag),
+        Some(app.digest.clone())
+    );
+    assert_eq!(
+        target.manifest_digest(&repo, &base.digest),
+        Some(base.digest.clone())
+    );
+    let left = summary["tags_left"].as_array().unwrap();
+    assert_eq!(left.len(), 1, "{summary}");
+    assert_eq!(left[0]["from"], app.digest.as_str());
+    assert_eq!(left[0]["to"], base.digest.as_str());
+    assert!(summary["tags_moved"].as_array().unwrap().is_empty());
+    let mapping: Value =
+        serde_json::from_slice(&std::fs::read(scratch.path("mapping.json")).unwrap()).unwrap();
+    assert_eq!(
+        mapping[&base.reference],
+        format!("{}/{repo}@{}", target.host(), base.digest).as_str(),
+        "{mapping}"
+    );
+
+    // overwrite (the default): the tag moves and the summary says from what.
+    let summary = unpack("overwrite").ok().json();
+    assert_eq!(
+        target.manifest_digest(&repo, &base.tag),
+        Some(base.digest.clone())
+    );
+    let moved = summary["tags_moved"].as_array().unwrap();
+    assert_eq!(moved.len(), 1, "{summary}");
+    assert_eq!(moved[0]["from"], app.digest.as_str());
+    assert_eq!(moved[0]["to"], base.digest.as_str());
+
+    // Setting a tag to the digest it has is no move: fail passes now.
+    let summary = unpack("fail").ok().json();
+    assert!(summary["tags_moved"].as_array().unwrap().is_empty());
+    assert!(summary["tags_left"].as_array().unwrap().is_empty());
+}

@@ -122,7 +122,7 @@ pub async fn tag_moves(client: &Client, plan: &Plan, jobs: usize) -> Result<Vec<
                     None => None,
                 };
                 Ok::<_, crate::Error>(current.filter(|d| *d != image.digest).map(|from| TagMove {
-                    reference: format!("{}:{tag}", image.repository),
+                    reference: image.tag_reference().unwrap_or_default(),
                     from,
                     to: image.digest.clone(),
                 }))

@@ -161,6 +161,17 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// `--existing-tag fail` and tags of the target would move.
+    #[error(
+        "{} tag(s) of the target would move, and --existing-tag fail was given; nothing was \
+         pushed: {}",
+        moves.len(),
+        moves.join("; ")
+    )]
+    TagsWouldMove {
+        /// `repo:tag old -> new` for each.
+        moves: Vec<String>,
+    },
     /// The registry failed while pushing one thing.
     #[error("{what}")]
     Registry {

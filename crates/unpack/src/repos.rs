@@ -175,7 +175,7 @@ async fn push_image(
             },
             other => other,
         })?;
-    if let Some(tag) = image.relocated.tag() {
+    if let Some(tag) = image.relocated.tag().filter(|_| !image.leave_tag) {
         pusher
             .push_tag(repo, tag, plan.manifest(&image.digest))
             .await

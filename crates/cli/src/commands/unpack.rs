@@ -29,6 +29,7 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         sparse,
         jobs: args.jobs,
         mapping: args.mapping.clone(),
+        existing_tag: args.existing_tag.into(),
     };
     let progress = progress::for_output(&args.output_format);
     let summary = ferry_unpack::unpack(&client, &options, progress)
@@ -227,6 +228,16 @@ fn print_summary(s: &UnpackSummary) -> anyhow::Result<()> {
             "{status} referrer {} -> {}",
             r.digest,
             r.repositories.join(", ")
+        )?;
+    }
+    for m in &s.tags_moved {
+        writeln!(out, "moved tag {}: {} -> {}", m.reference, m.from, m.to)?;
+    }
+    for m in &s.tags_left {
+        writeln!(
+            out,
+            "left tag {} at {} (--existing-tag skip); {} is pushed by digest only",
+            m.reference, m.from, m.to
         )?;
     }
     writeln!(
