@@ -17,8 +17,8 @@ use ferry_oci::Digest;
 use ferry_registry::{Client, Repository};
 
 use crate::repos::RepoPlan;
-use crate::summary::chain;
 use crate::{Plan, Result};
+use ferry_oci::error_chain as chain;
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
