@@ -118,6 +118,10 @@ pub struct UnpackArgs {
     /// names, tags that would move, what is left to upload. Exits 1 on a blocker.
     #[arg(long, conflicts_with = "dry_run")]
     pub check: bool,
+    /// At most N path components in a repository name (prefix included), for registries
+    /// that limit depth: deeper names join their last components with '-'.
+    #[arg(long = "max-depth", value_name = "N", value_parser = jobs)]
+    pub max_depth: Option<usize>,
     /// A tag of the target that would point somewhere new: overwrite (and list it), skip
     /// (leave it; the image is pushed by digest only), or fail (before anything is pushed).
     #[arg(long = "existing-tag", value_name = "POLICY", value_enum, default_value_t = ExistingTagArg::Overwrite)]

@@ -325,3 +325,58 @@ fn issue_13_existing_tag_fail_skip_and_overwrite() {
     assert!(summary["tags_moved"].as_array().unwrap().is_empty());
     assert!(summary["tags_left"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn issue_13_max_depth_adapts_names_or_refuses_them() {
+    let source = RegistryProcess::start();
+    let fixtures = source.push_fixtures();
+    let base = fixtures.image("fixtures/base:1");
+    let scratch = Scratch::new();
+    scratch
+        .ferry([
+            "pack",
+            "-q",
+            &base.reference,
+            "--plain-http",
+            &source.host(),
+            "-o",
+            "bundle.tar",
+        ])
+        .ok();
+    let target = RegistryProcess::start();
+    let unpack = |to: &str, extra: &[&str]| {
+        let mut args = vec![
+            "unpack",
+            "bundle.tar",
+            "--to",
+            to,
+            "--naming",
+            "preserve",
+            "--max-depth",
+            "2",
+            "--plain-http",
+        ];
+        let host = target.host();
+        args.push(&host);
+        args.extend_from_slice(extra);
+        scratch.ferry(args)
+    };
+    // A prefix as deep as the limit leaves no room: refused before anything.
+    let run = unpack(&format!("{}/a/b", target.host()), &["--check"]).failed();
+    assert!(run.stderr.contains("--max-depth 2"), "{}", run.stderr);
+
+    // Under one prefix component, fixtures/base becomes a/fixtures-base, and
+    // the check says so.
+    let to = format!("{}/a", target.host());
+    let report = unpack(&to, &["--check", "--json"]).ok().json();
+    let names = row(&report, "names")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(names.contains("at most 2 path components"), "{names}");
+    unpack(&to, &[]).ok();
+    assert_eq!(
+        target.manifest_digest("a/fixtures-base", &base.tag),
+        Some(base.digest.clone())
+    );
+}

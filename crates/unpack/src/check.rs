@@ -254,12 +254,17 @@ pub async fn check(client: &Client, plan: &Plan, jobs: usize) -> CheckReport {
         .map(|r| r.path.split('/').count())
         .max()
         .unwrap_or(0);
+    let limit = plan
+        .target
+        .max_depth()
+        .map(|d| format!(" (--max-depth {d})"))
+        .unwrap_or_default();
     row(
         "names",
         CheckStatus::Ok,
         format!(
             "{} repositories (naming {}), longest name {longest} of 255 characters, \
-             at most {deepest} path components",
+             at most {deepest} path components{limit}",
             repos.len(),
             plan.naming
         ),

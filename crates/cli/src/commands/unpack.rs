@@ -12,7 +12,10 @@ use crate::args::UnpackArgs;
 use crate::progress;
 
 pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
-    let target = args.to.clone();
+    let target = match args.max_depth {
+        Some(depth) => args.to.clone().with_max_depth(depth),
+        None => args.to.clone(),
+    };
     let naming = Naming::from(args.naming);
     let sparse = SparseMode::from(args.sparse);
     if args.dry_run {
