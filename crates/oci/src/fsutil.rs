@@ -38,8 +38,12 @@ pub fn temp_beside(path: &Path, suffix: &str) -> io::Result<NamedTempFile> {
 /// Make `temp` the file at `path`, durably: fsync it, mode 0644, rename it
 /// over `path`, fsync the directory.
 pub fn persist(temp: NamedTempFile, path: &Path) -> io::Result<()> {
+    persist_with(temp, path, std::fs::Permissions::from_mode(0o644))
+}
+
+fn persist_with(temp: NamedTempFile, path: &Path, mode: std::fs::Permissions) -> io::Result<()> {
     temp.as_file().sync_all()?;
-    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))?;
+    std::fs::set_permissions(temp.path(), mode)?;
     temp.persist(path).map_err(|e| e.error)?;
     sync_dir(parent_dir(path))
 }
@@ -49,6 +53,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut temp = temp_beside(path, ".partial")?;
     temp.write_all(bytes)?;
     persist(temp, path)
+}
+
+/// Write `bytes` to `path` like [`write_atomic`], but keep the permissions
+/// of the file it replaces (0644 when there is none): for users' own files,
+/// rewritten in place (`ferry rewrite`).
+pub fn replace_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| std::fs::Permissions::from_mode(0o644));
+    let mut temp = temp_beside(path, ".partial")?;
+    temp.write_all(bytes)?;
+    persist_with(temp, path, mode)
 }
 
 /// Flush a directory's entries (a rename in it) to disk.
@@ -70,6 +86,23 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o644);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn replace_keeps_the_permissions_of_the_file_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("values.yaml");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        replace_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        let fresh = dir.path().join("new.yaml");
+        replace_atomic(&fresh, b"x").unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

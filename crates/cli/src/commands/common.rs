@@ -1,7 +1,7 @@
 //! Settling arguments shared by several commands.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -38,17 +38,18 @@ pub fn references(images: &[String], files: &[impl AsRef<Path>]) -> anyhow::Resu
         let file = file.as_ref();
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read images file {}", file.display()))?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let r =
-                Reference::parse(line).with_context(|| format!("{}:{}", file.display(), n + 1))?;
-            out.push(r);
-        }
+        let list = ferry_deploy::parse_image_list(&text)
+            .map_err(|(line, e)| anyhow::anyhow!("{}:{line}: {e}", file.display()))?;
+        out.extend(list.into_iter().map(|(_, r)| r));
     }
     Ok(out)
+}
+
+/// The bundle named on the command line: one file, or the first part of a
+/// split bundle given as its first part or as all its parts (checked: one
+/// set, in order, none missing or twice).
+pub fn bundle_path(paths: &[PathBuf]) -> anyhow::Result<PathBuf> {
+    Ok(ferry_oci::layout::PartSet::check_list(paths)?)
 }
 
 /// Print `value` as one pretty JSON document on stdout.

@@ -1,8 +1,12 @@
 //! One module per subcommand; each settles its arguments, runs, and prints.
 
 mod common;
+mod images;
 mod inspect;
+mod mapping;
 mod pack;
+mod repair;
+mod rewrite;
 mod serve;
 mod unpack;
 mod verify;
@@ -18,6 +22,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Unpack(args) => unpack::run(args).await,
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args).await,
+        Command::Repair(args) => repair::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Images(args) => images::run(args),
+        Command::Mapping(args) => mapping::run(args),
+        Command::Rewrite(args) => rewrite::run(args),
     }
 }

@@ -18,15 +18,16 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
     };
     let naming = Naming::from(args.naming);
     let sparse = SparseMode::from(args.sparse);
+    let bundle = common::bundle_path(&args.bundle)?;
     if args.dry_run {
-        return dry_run(&args, &target, naming, sparse);
+        return dry_run(&args, &bundle, &target, naming, sparse);
     }
     let client = common::client(&args.registry)?;
     if args.check {
-        return check(&args, &client, &target, naming, sparse).await;
+        return check(&args, &bundle, &client, &target, naming, sparse).await;
     }
     let options = UnpackOptions {
-        bundle: args.bundle.clone(),
+        bundle: bundle.clone(),
         target,
         naming,
         sparse,
@@ -40,7 +41,7 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| {
             format!(
                 "unpacking {} into {} failed",
-                args.bundle.display(),
+                bundle.display(),
                 options.target
             )
         })?;
@@ -78,18 +79,19 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
 /// push nothing. Exit 1 when a check blocks.
 async fn check(
     args: &UnpackArgs,
+    bundle: &std::path::Path,
     client: &ferry_registry::Client,
     target: &RelocationTarget,
     naming: Naming,
     sparse: SparseMode,
 ) -> anyhow::Result<ExitCode> {
     let plan = {
-        let (bundle, target) = (args.bundle.clone(), target.clone());
+        let (path, target) = (bundle.to_path_buf(), target.clone());
         tokio::task::spawn_blocking(move || {
-            ferry_unpack::plan_bundle(&bundle, &target, naming, sparse)
+            ferry_unpack::plan_bundle(&path, &target, naming, sparse)
         })
         .await?
-        .with_context(|| format!("planning the unpack of {}", args.bundle.display()))?
+        .with_context(|| format!("planning the unpack of {}", bundle.display()))?
     };
     let report = ferry_unpack::check(client, &plan, args.jobs).await;
     if args.output_format.json {
@@ -140,12 +142,13 @@ async fn check(
 /// even made.
 fn dry_run(
     args: &UnpackArgs,
+    bundle: &std::path::Path,
     target: &RelocationTarget,
     naming: Naming,
     sparse: SparseMode,
 ) -> anyhow::Result<ExitCode> {
-    let plan = ferry_unpack::plan_bundle(&args.bundle, target, naming, sparse)
-        .with_context(|| format!("planning the unpack of {}", args.bundle.display()))?;
+    let plan = ferry_unpack::plan_bundle(bundle, target, naming, sparse)
+        .with_context(|| format!("planning the unpack of {}", bundle.display()))?;
     if let Some(path) = &args.mapping {
         ferry_unpack::write_mapping(path, &plan.mapping())?;
     }
