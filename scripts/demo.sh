@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end on one machine: a source registry with test
 # images, `ferry pack` into one bundle, `ferry inspect` of the bundle, and
-# the relocation into a second registry with its mapping.
+# the bundle served as a registry (`ferry serve`), and the relocation into a
+# second registry with its mapping.
 set -euo pipefail
 bin=${1:-target/release}
 bin=$(cd "$bin" && pwd)
@@ -64,6 +65,15 @@ step "ferry inspect: what the bundle holds, offline"
 
 step "stop the source registry: from here on, we are offline"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+
+step "no registry yet: ferry serve the bundle, and skopeo inspect from it"
+serve_port=$(free_port)
+"$bin/ferry" serve "$work/bundle.tar" --listen "127.0.0.1:$serve_port" 2>"$work/serve.log" &
+serve_pid=$!; pids+=($serve_pid)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$serve_port/v2/" >/dev/null && break; sleep 0.1; done
+first=$(head -1 "$work/images.txt"); path=${first#*/}
+skopeo inspect --tls-verify=false --format '{{.Name}} {{.Digest}}' "docker://127.0.0.1:$serve_port/$path"
+kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
 
 step "ferry unpack into the private registry, with a relocation mapping"
 start_registry private; dst=$host
