@@ -5,6 +5,7 @@ mod images;
 mod inspect;
 mod mapping;
 mod pack;
+mod repair;
 mod rewrite;
 mod serve;
 mod unpack;
@@ -21,6 +22,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Unpack(args) => unpack::run(args).await,
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args).await,
+        Command::Repair(args) => repair::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Images(args) => images::run(args),
         Command::Mapping(args) => mapping::run(args),
