@@ -31,8 +31,8 @@ pub use error::{Error, Result};
 pub use mapping::{verify_mapping, Mapping, MappingCheck, MappingOptions, MappingReport};
 pub use problem::{Problem, Severity, MAX_PROBLEMS};
 pub use report::{
-    BundleReport, ImageReport, Inspection, ManifestKind, ReferenceReport, ReferrerReport,
-    ReferrerSource, Totals, UnreferencedBlob,
+    BundleReport, DeltaReport, ImageReport, Inspection, ManifestKind, ReferenceReport,
+    ReferrerReport, ReferrerSource, Totals, UnreferencedBlob,
 };
 pub use verify::{verify_archive, VerifyOptions, VerifyReport};
 pub use walk::inspect;

@@ -7,6 +7,8 @@
 
 #![deny(missing_docs)]
 
+pub mod bases;
+pub mod delta;
 pub mod digest;
 mod error;
 pub mod layout;
@@ -16,6 +18,7 @@ pub mod naming;
 pub mod progress;
 pub mod reference;
 
+pub use delta::{Base, BaseKind, DeltaRecord, Receipt};
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::{Error, Result};
 pub use layout::{

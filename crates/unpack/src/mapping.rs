@@ -10,22 +10,27 @@ use crate::{Error, Result};
 /// object with sorted keys, atomically: a temporary file in the same
 /// directory, synced, then renamed over `path`.
 pub fn write_mapping(path: &Path, mapping: &BTreeMap<String, String>) -> Result<()> {
-    let err = |source| Error::Mapping {
+    let mut bytes = serde_json::to_vec_pretty(mapping).expect("a mapping serializes");
+    bytes.push(b'\n');
+    write_atomic(path, &bytes).map_err(|source| Error::Mapping {
         path: path.to_path_buf(),
         source,
-    };
+    })
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same
+/// directory, synced, then renamed over `path`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     let mut tmp = tempfile::Builder::new()
-        .prefix(".ferry-mapping-")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    serde_json::to_writer_pretty(&mut tmp, mapping).map_err(|e| err(e.into()))?;
-    tmp.write_all(b"\n").map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
+        .prefix(".ferry-write-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 

@@ -68,6 +68,10 @@ impl Head {
             .iter()
             .map(|d| (d.digest.clone(), true))
             .collect();
+        // A delta's record is planned with, like a manifest.
+        if let Ok(Some(record)) = ferry_oci::delta::delta_record_digest(&self.buffered.index_json) {
+            todo.push((record, true));
+        }
         while let Some((digest, named)) = todo.pop() {
             if !seen.insert(digest.clone()) {
                 continue;
@@ -126,9 +130,11 @@ pub(crate) fn drive(
         }
     }
     let index = stream.index().map(<[_]>::to_vec);
+    let index_json = stream.index_json().map(<[_]>::to_vec);
     stream.finish().map_err(stream_err)?;
     if planned.is_none() {
         head.buffered.index = index.unwrap_or_default();
+        head.buffered.index_json = index_json.unwrap_or_default();
         head.buffered.ended = true;
         Planned::new(&mut head, settings, arrivals)?;
     }
@@ -157,6 +163,7 @@ fn ready(stream: &LayoutStream, head: &mut Head, partial: bool) -> bool {
     }
     if head.buffered.index.is_empty() {
         head.buffered.index = index.to_vec();
+        head.buffered.index_json = stream.index_json().unwrap_or_default().to_vec();
     }
     let (missing, named_missing) = head.missing();
     if partial {

@@ -2,7 +2,9 @@
 
 mod common;
 mod inspect;
+mod merge;
 mod pack;
+mod receipt;
 mod unpack;
 mod verify;
 
@@ -17,5 +19,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Unpack(args) => unpack::run(args).await,
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args).await,
+        Command::Merge(args) => merge::run(args).await,
+        Command::Receipt(args) => receipt::run(args).await,
     }
 }

@@ -28,6 +28,7 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
         referrers: !args.no_referrers,
         jobs: args.jobs,
         output: args.output.clone(),
+        since: args.since.clone(),
     };
     let progress = progress::for_output(&args.output_format);
     let summary = ferry_pack::pack(&client, &options, progress)
@@ -71,6 +72,16 @@ fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
         human_bytes(s.bytes_saved_by_sharing),
         s.elapsed.as_secs_f64()
     )?;
+    if let Some(d) = &s.delta {
+        let bases: Vec<String> = d.bases.iter().map(|b| b.describe()).collect();
+        writeln!(
+            out,
+            "delta: {} blob(s), {} left to {}",
+            d.blobs_left_out,
+            human_bytes(d.bytes_left_out),
+            bases.join(", ")
+        )?;
+    }
     writeln!(
         out,
         "wrote {} ({})\nsha256 {}",
