@@ -13,7 +13,7 @@ use crate::args::ReceiptArgs;
 
 pub async fn run(args: ReceiptArgs) -> anyhow::Result<ExitCode> {
     let target = RelocationTarget::parse(&args.to)?;
-    let naming: Naming = args.naming.parse()?;
+    let naming = Naming::from(args.naming);
     if args.bundle.as_os_str() == "-" {
         anyhow::bail!("ferry receipt needs the bundle as a file (its sha256 goes in the receipt)");
     }
