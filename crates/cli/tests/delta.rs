@@ -366,6 +366,22 @@ fn issue_10_bad_input_is_refused_and_nothing_is_written_or_pushed() {
     assert!(err.contains("forged.json (receipt"), "{err}");
     assert!(err.contains("lacks"), "{err}");
     assert!(site.catalog().is_empty(), "{:?}", site.catalog());
+    // A delta whose record was altered: verify fails, unpack refuses it
+    // before contacting the registry.
+    let mut bytes = std::fs::read(&forged_delta).unwrap();
+    let at = bytes
+        .windows(14)
+        .position(|w| w == br#""ferryDelta":1"#)
+        .expect("the record is in the archive");
+    bytes[at + 13] = b'2';
+    let tampered = path("tampered.tar");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let out = ferry(&["verify", s(&tampered)]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = refused(ferry(&unpack_args(s(&tampered), &to, &site_host)));
+    assert!(err.contains("delta record"), "{err}");
+    assert!(site.catalog().is_empty(), "{:?}", site.catalog());
+
     // A delta given where a bundle was expected by merge: the delta's own
     // base missing from the files given.
     let err = refused(ferry(&[
