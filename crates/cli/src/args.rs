@@ -33,6 +33,8 @@ pub enum Command {
     Merge(MergeArgs),
     /// Write what a registry holds of a bundle under a prefix (a receipt), by HEAD requests only.
     Receipt(ReceiptArgs),
+    /// Serve bundles as a read-only registry, straight from the tar (no registry needed yet).
+    Serve(ServeArgs),
 }
 
 /// How to reach registries; shared by every command that talks to one.
@@ -194,6 +196,36 @@ pub struct VerifyArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output_format: OutputArgs,
+}
+
+/// `ferry serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The bundles to serve (a base and its deltas, several bundles); a blob comes from the
+    /// first that holds it.
+    #[arg(value_name = "BUNDLE", required = true)]
+    pub bundles: Vec<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, value_name = "IP:PORT", default_value = ferry_serve::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require HTTP basic auth from an account in this htpasswd file (bcrypt: `htpasswd -B`).
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+    /// Serve every repository under this path (src/base becomes PREFIX/src/base).
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Option<String>,
+    /// Connections served at once; more are closed at once.
+    #[arg(long = "max-connections", value_name = "N", default_value_t = 256, value_parser = jobs)]
+    pub max_connections: usize,
+    /// Close a connection that moves no byte for this many seconds (stalled or idle clients).
+    #[arg(long = "idle-timeout", value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
 }
 
 /// `--naming`: how repository names are formed under the target's prefix.

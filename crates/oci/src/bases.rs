@@ -13,11 +13,9 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256};
 
 use crate::delta::{delta_record_digest, Base, BaseKind, DeltaRecord, Receipt, MAX_RECORD_SIZE};
+use crate::graph::{Step, Walk, MAX_DEPTH};
 use crate::layout::{BlobClass, LayoutArchive};
-use crate::{Digest, Error, Manifest, Result};
-
-/// How deep indexes may nest (as in pack).
-const MAX_DEPTH: usize = 8;
+use crate::{Digest, Error, Result};
 
 /// Everything reachable from a layout's `index.json`.
 #[derive(Debug, Default, Clone)]
@@ -29,50 +27,60 @@ pub struct Reachable {
     pub blobs: BTreeMap<Digest, (u64, BlobClass)>,
 }
 
-/// Walk `archive` from `index.json`: every manifest it holds (children of
-/// indexes it does not hold are taken as left out, as `--platform` does),
-/// and every config and layer they name, held or not.
+/// Walk `archive` from `index.json` with the one graph walk
+/// ([`crate::graph::Walk`]): every manifest it holds (entries of indexes it
+/// does not hold are taken as left out, as `--platform` leaves them), and
+/// every config and layer they name, held or not.
 pub fn reachable(archive: &LayoutArchive) -> Result<Reachable> {
     let mut out = Reachable::default();
-    let mut todo: Vec<(crate::Descriptor, usize, bool)> = archive
-        .index()
-        .iter()
-        .map(|d| (d.clone(), 0, true))
-        .collect();
-    while let Some((descriptor, depth, named)) = todo.pop() {
-        if out.manifests.contains_key(&descriptor.digest) {
-            continue;
+    for root in archive.index() {
+        let mut walk: Walk = Walk::new(root.clone());
+        for digest in out.manifests.keys() {
+            walk.visited(digest.clone());
         }
-        if archive.blob(&descriptor.digest).is_none() && !named {
-            continue;
-        }
-        if depth > MAX_DEPTH {
-            return Err(Error::BadRecord {
-                kind: "image layout",
-                reason: format!(
-                    "indexes nest deeper than {MAX_DEPTH} below {}",
-                    descriptor.digest
-                ),
-            });
-        }
-        let manifest: Manifest =
-            archive.manifest(&descriptor.digest, Some(&descriptor.media_type))?;
-        out.manifests
-            .insert(descriptor.digest.clone(), manifest.bytes().len() as u64);
-        for child in manifest.children() {
-            todo.push((child.clone(), depth + 1, false));
-        }
-        for (i, blob) in manifest.blobs().enumerate() {
-            let class = if i == 0 && manifest.config().is_some() {
-                BlobClass::Config
-            } else {
-                BlobClass::Layer
-            };
-            let entry = out
-                .blobs
-                .entry(blob.digest.clone())
-                .or_insert((blob.size, class));
-            entry.1 = entry.1.min(class);
+        while let Some(step) = walk.next() {
+            match step {
+                Step::Fetch {
+                    descriptor, parent, ..
+                } => {
+                    if parent.is_some() && archive.blob(&descriptor.digest).is_none() {
+                        walk.skip();
+                        continue;
+                    }
+                    let manifest =
+                        archive.manifest(&descriptor.digest, Some(&descriptor.media_type))?;
+                    walk.enter(manifest);
+                }
+                Step::Leave {
+                    descriptor,
+                    manifest,
+                    ..
+                } => {
+                    out.manifests
+                        .insert(descriptor.digest, manifest.bytes().len() as u64);
+                    for (i, blob) in manifest.blobs().enumerate() {
+                        let class = if i == 0 && manifest.config().is_some() {
+                            BlobClass::Config
+                        } else {
+                            BlobClass::Layer
+                        };
+                        let entry = out
+                            .blobs
+                            .entry(blob.digest.clone())
+                            .or_insert((blob.size, class));
+                        entry.1 = entry.1.min(class);
+                    }
+                }
+                Step::TooDeep { descriptor, parent } | Step::Cycle { descriptor, parent } => {
+                    return Err(Error::BadRecord {
+                        kind: "image layout",
+                        reason: format!(
+                            "{} below {parent} nests deeper than {MAX_DEPTH} or loops",
+                            descriptor.digest
+                        ),
+                    });
+                }
+            }
         }
     }
     let manifests = &out.manifests;

@@ -6,9 +6,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ferry_oci::fsutil;
 use ferry_oci::layout::LayoutPlan;
 use ferry_oci::{Digest, DigestHasher, Progress};
-use ferry_registry::{Client, Repository};
+use ferry_registry::{Client, Failure, Repository};
 use tokio::task::JoinSet;
 
 use crate::archive_hash::ArchiveHasher;
@@ -39,10 +40,6 @@ pub(crate) struct PendingBundle {
 impl PendingBundle {
     /// Create the temporary file and write the planned skeleton into it.
     pub fn create(output: &Path, plan: &LayoutPlan) -> Result<PendingBundle> {
-        let dir = match output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         if output.is_dir() {
             return Err(Error::Io {
                 action: "cannot write the bundle over the directory",
@@ -50,19 +47,11 @@ impl PendingBundle {
                 source: std::io::Error::from(std::io::ErrorKind::IsADirectory),
             });
         }
-        let name = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "bundle.tar".to_string());
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".partial")
-            .tempfile_in(&dir)
-            .map_err(|source| Error::Io {
-                action: "cannot create a temporary file in",
-                path: dir.clone(),
-                source,
-            })?;
+        let temp = fsutil::temp_beside(output, ".partial").map_err(|source| Error::Io {
+            action: "cannot create a temporary file in",
+            path: fsutil::parent_dir(output).to_path_buf(),
+            source,
+        })?;
         let file = Arc::new(temp.as_file().try_clone().map_err(|source| Error::Io {
             action: "cannot open",
             path: temp.path().to_path_buf(),
@@ -170,16 +159,12 @@ impl PendingBundle {
             .map_err(|e| Error::Task(e.to_string()))?
             .map_err(io("cannot read back"))?;
         let output = self.output.clone();
-        // Temporary files are private (0600); a bundle is meant to be shared.
-        set_readable(self.temp.path()).map_err(|source| Error::Io {
-            action: "cannot set permissions of",
-            path: path.clone(),
-            source,
-        })?;
-        self.temp.persist(&output).map_err(|e| Error::Io {
+        // Already flushed above, alongside the hash: persist's own fsync of
+        // the file finds nothing left to write.
+        fsutil::persist(self.temp, &output).map_err(|source| Error::Io {
             action: "cannot move the finished bundle to",
             path: output.clone(),
-            source: e.error,
+            source,
         })?;
         write_checksum_file(&output, &hashed.0)?;
         Ok(hashed)
@@ -195,28 +180,13 @@ fn write_checksum_file(output: &Path, hex: &str) -> Result<()> {
     let mut sum_path = output.as_os_str().to_owned();
     sum_path.push(".sha256");
     let sum_path = PathBuf::from(sum_path);
-    let dir = sum_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let io = |source| Error::Io {
-        action: "cannot write",
-        path: sum_path.clone(),
-        source,
-    };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".ferry-sha256.")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    std::io::Write::write_all(&mut temp, format!("{hex}  {name}\n").as_bytes()).map_err(io)?;
-    set_readable(temp.path()).map_err(io)?;
-    temp.persist(&sum_path).map_err(|e| io(e.error))?;
-    Ok(())
-}
-
-fn set_readable(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+    fsutil::write_atomic(&sum_path, format!("{hex}  {name}\n").as_bytes()).map_err(|source| {
+        Error::Io {
+            action: "cannot write",
+            path: sum_path.clone(),
+            source,
+        }
+    })
 }
 
 /// Where a blob's bytes go: the archive, and the hasher's slot for it.
@@ -232,30 +202,38 @@ async fn fetch_blob(
     place: &Placement,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let policy = client.config().retry;
-    let mut attempt = 1;
-    loop {
-        if attempt > 1 {
-            place.hasher.restarted();
-        }
-        match fetch_once(client, job, place, progress).await {
-            Ok(()) => return Ok(()),
-            // Only a body broken in transit is tried again here: a request
-            // that failed was already retried by the client, and trying it
-            // again would multiply the bound on tries.
-            Err(Failed::InBody(Error::Registry { reference, source }))
-                if source.is_retryable() && attempt < policy.attempts =>
-            {
-                attempt += 1;
-                progress.note(&format!(
-                    "retrying blob {} for {reference}: {source}",
-                    job.digest
-                ));
-                tokio::time::sleep(policy.delay(attempt, None)).await;
-            }
-            Err(Failed::InBody(e) | Failed::Final(e)) => return Err(e),
-        }
-    }
+    client
+        .config()
+        .retry
+        .run_noting(
+            |attempt| async move {
+                if attempt > 1 {
+                    place.hasher.restarted();
+                }
+                // Only a body broken in transit is tried again here: a
+                // request that failed was already retried by the client, and
+                // trying it again would multiply the bound on tries.
+                fetch_once(client, job, place, progress)
+                    .await
+                    .map_err(|failed| match failed {
+                        Failed::InBody(e)
+                            if matches!(&e, Error::Registry { source, .. } if source.is_retryable()) =>
+                        {
+                            Failure::transient(e)
+                        }
+                        Failed::InBody(e) | Failed::Final(e) => Failure::Final(e),
+                    })
+            },
+            |e, _| {
+                if let Error::Registry { reference, source } = e {
+                    progress.note(&format!(
+                        "retrying blob {} for {reference}: {source}",
+                        job.digest
+                    ));
+                }
+            },
+        )
+        .await
 }
 
 /// How one try at a blob failed.

@@ -89,7 +89,7 @@ impl Holdings for Buffered {
                 found,
             });
         }
-        Manifest::parse(bytes.clone(), media_type)
+        Manifest::parse_as(bytes.clone(), media_type, digest.algorithm())
     }
 
     fn delta(&self) -> ferry_oci::Result<Option<DeltaRecord>> {

@@ -1,37 +1,21 @@
 //! The relocation mapping file.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use crate::{Error, Result};
 
 /// Write `mapping` (original -> relocated reference) to `path` as a JSON
-/// object with sorted keys, atomically: a temporary file in the same
-/// directory, synced, then renamed over `path`.
+/// object with sorted keys, atomically and durably
+/// ([`ferry_oci::fsutil::write_atomic`]).
 pub fn write_mapping(path: &Path, mapping: &BTreeMap<String, String>) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(mapping).expect("a mapping serializes");
-    bytes.push(b'\n');
-    write_atomic(path, &bytes).map_err(|source| Error::Mapping {
+    let err = |source| Error::Mapping {
         path: path.to_path_buf(),
         source,
-    })
-}
-
-/// Write `bytes` to `path` atomically: a temporary file in the same
-/// directory, synced, then renamed over `path`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ferry-write-")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let mut json = serde_json::to_vec_pretty(mapping).map_err(|e| err(e.into()))?;
+    json.push(b'\n');
+    ferry_oci::fsutil::write_atomic(path, &json).map_err(err)
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use futures_util::{StreamExt, TryStreamExt};
 use ferry_oci::{Algorithm, Digest, DigestHasher, Receipt};
 use ferry_registry::{Client, Repository};
 
-use crate::mapping::write_atomic;
 use crate::repos::RepoPlan;
 use crate::{Error, Plan, Result};
 
@@ -115,7 +114,7 @@ pub(crate) async fn after_run(
 
 /// Write `receipt` to `path` atomically.
 pub fn write_receipt(path: &Path, receipt: &Receipt) -> Result<()> {
-    write_atomic(path, &receipt.to_bytes()).map_err(|source| Error::Receipt {
+    ferry_oci::fsutil::write_atomic(path, &receipt.to_bytes()).map_err(|source| Error::Receipt {
         path: path.to_path_buf(),
         source,
     })

@@ -5,6 +5,7 @@ mod inspect;
 mod merge;
 mod pack;
 mod receipt;
+mod serve;
 mod unpack;
 mod verify;
 
@@ -21,5 +22,6 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(args).await,
         Command::Merge(args) => merge::run(args).await,
         Command::Receipt(args) => receipt::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }
