@@ -35,6 +35,13 @@ pub enum Command {
     Receipt(ReceiptArgs),
     /// Serve bundles as a read-only registry, straight from the tar (no registry needed yet).
     Serve(ServeArgs),
+    /// List the images that Kubernetes YAML, Helm output and values, kustomizations and compose
+    /// files name, ready for `ferry pack --images-file`.
+    Images(crate::deploy_args::ImagesArgs),
+    /// Print a relocation mapping in the forms clusters read (IDMS/ITMS, containerd, k3s, kustomize).
+    Mapping(crate::deploy_args::MappingArgs),
+    /// Replace the image references in deployment files with their relocated, pinned references.
+    Rewrite(crate::deploy_args::RewriteArgs),
 }
 
 /// How to reach registries; shared by every command that talks to one.
@@ -77,9 +84,15 @@ pub struct PackArgs {
     /// Images to pack: name[:tag][@digest], e.g. nginx:1.25 or registry.example/app@sha256:...
     #[arg(value_name = "IMAGE")]
     pub images: Vec<String>,
-    /// Read more images from FILE: one per line, blank lines and # comments ignored.
+    /// Read more images from FILE: one per line (blank lines and # comments ignored), or
+    /// mindthegap's YAML (registry: images: name: [tags]).
     #[arg(long = "images-file", value_name = "FILE")]
     pub images_file: Vec<PathBuf>,
+    /// Also pack the images that deployment files name, as `ferry images PATH` lists them: a file
+    /// or a directory of Kubernetes YAML, Helm output or values, kustomizations, compose files.
+    /// Repeatable. A file that cannot be read or parsed stops the run.
+    #[arg(long = "images-from", value_name = "PATH")]
+    pub images_from: Vec<PathBuf>,
     /// Where to write the bundle (a .tar file).
     #[arg(short, long, value_name = "OUT.tar")]
     pub output: PathBuf,

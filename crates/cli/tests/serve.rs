@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferry_testkit::{FixtureSet, RegistryProcess};
-use sha2::Digest as _;
 use util::have;
 
 /// One bundle of every fixture, packed once for all tests of this file.
@@ -204,7 +203,7 @@ fn get(addr: &str, path: &str) -> Reply {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+    ferry_oci::Digest::sha256_of(bytes).to_string()
 }
 
 fn skopeo(args: &[&str]) -> String {

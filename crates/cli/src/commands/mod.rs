@@ -1,10 +1,13 @@
 //! One module per subcommand; each settles its arguments, runs, and prints.
 
 mod common;
+mod images;
 mod inspect;
+mod mapping;
 mod merge;
 mod pack;
 mod receipt;
+mod rewrite;
 mod serve;
 mod unpack;
 mod verify;
@@ -23,5 +26,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Merge(args) => merge::run(args).await,
         Command::Receipt(args) => receipt::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Images(args) => images::run(args),
+        Command::Mapping(args) => mapping::run(args),
+        Command::Rewrite(args) => rewrite::run(args),
     }
 }
