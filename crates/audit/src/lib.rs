@@ -22,6 +22,7 @@
 
 mod error;
 mod mapping;
+mod parts;
 mod problem;
 mod report;
 mod verify;
@@ -29,6 +30,7 @@ mod walk;
 
 pub use error::{Error, Result};
 pub use mapping::{verify_mapping, Mapping, MappingCheck, MappingOptions, MappingReport};
+pub use parts::{PartCheck, PartStatus, PartsReport};
 pub use problem::{Problem, Severity, MAX_PROBLEMS};
 pub use report::{
     BundleReport, DeltaReport, ImageReport, Inspection, ManifestKind, ReferenceReport,

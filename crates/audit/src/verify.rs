@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use ferry_oci::{BlobEntry, Digest, LayoutArchive, Progress};
 use serde::Serialize;
 
+use crate::parts::{check_parts, name_affected, PartsReport};
 use crate::problem::{content_mismatch, error_chain, Problem, Problems};
 use crate::report::BundleReport;
 use crate::walk::walk;
@@ -51,6 +52,8 @@ pub struct VerifyReport {
     pub problems_omitted: u64,
     /// What the bundle holds; `None` when it cannot be opened at all.
     pub bundle: Option<BundleReport>,
+    /// A split bundle's parts, each checked against `OUT.sha256`.
+    pub parts: Option<PartsReport>,
 }
 
 /// Verify the archive at `path` offline.
@@ -60,17 +63,35 @@ pub struct VerifyReport {
 /// failed report with one problem naming the entry. Otherwise every
 /// descriptor reachable from `index.json` is checked (present, size) and every
 /// blob in the archive is hashed against its name, on `options.jobs`
-/// threads. Never writes anything.
+/// threads. A split bundle's parts are first hashed one by one against
+/// `OUT.sha256`: a missing, damaged or misplaced part is named, with the
+/// references it holds bytes of. Never writes anything.
 pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
     let mut problems = Problems::default();
+    let mut part_problems = Vec::new();
+    let parts = check_parts(
+        path,
+        options.jobs,
+        options.progress.as_ref(),
+        &mut part_problems,
+    );
     let archive = match LayoutArchive::open(path) {
         Ok(a) => a,
         Err(e) => {
+            for p in part_problems {
+                problems.push(p);
+            }
             problems.push(open_problem(path, &e));
-            return finish(problems, 0, 0, None);
+            return finish(problems, 0, 0, None, parts);
         }
     };
     let walked = walk(&archive, path, &mut problems);
+    if let Some(report) = &parts {
+        name_affected(report, &archive, &walked.uses, &mut part_problems);
+    }
+    for p in part_problems {
+        problems.push(p);
+    }
     let (hashed, bytes) = hash_all(&archive, &walked.checked, options, &mut problems);
     let checked = walked.checked.len() as u64;
     let checked_bytes: u64 = walked
@@ -84,6 +105,7 @@ pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
         hashed + checked,
         bytes + checked_bytes,
         Some(walked.report),
+        parts,
     )
 }
 
@@ -92,6 +114,7 @@ fn finish(
     blobs_hashed: u64,
     bytes_hashed: u64,
     bundle: Option<BundleReport>,
+    parts: Option<PartsReport>,
 ) -> VerifyReport {
     let errors = problems.errors();
     VerifyReport {
@@ -103,6 +126,7 @@ fn finish(
         problems: problems.list,
         problems_omitted: problems.omitted,
         bundle,
+        parts,
     }
 }
 

@@ -34,6 +34,7 @@ pub use merge::{merge, MergeSummary};
 pub use since::DeltaSummary;
 
 use graph::{Resolved, WalkOptions};
+pub use write::WrittenPart;
 use write::{BlobJob, PendingBundle};
 
 /// What to pack and how.
@@ -52,6 +53,12 @@ pub struct PackOptions {
     /// Bases (bundles, deltas, receipts): when any, write a delta that
     /// leaves out the layers they hold.
     pub since: Vec<PathBuf>,
+    /// Cut the bundle into parts of this many bytes (`OUT.000`, `OUT.001`,
+    /// …; the last may be shorter) instead of one file.
+    pub split: Option<u64>,
+    /// With `split`: this many Reed–Solomon parity parts (`OUT.p00`, …);
+    /// any that many lost or damaged parts can be rebuilt.
+    pub parity: usize,
 }
 
 /// One packed reference, for the summary.
@@ -82,6 +89,11 @@ pub struct PackSummary {
     pub sha256: String,
     /// Size of the bundle in bytes.
     pub archive_bytes: u64,
+    /// The parts written with `--split` (empty otherwise), parity parts
+    /// last.
+    pub parts: Vec<WrittenPart>,
+    /// Files an earlier pack to the same name left (stale parts), removed.
+    pub removed: Vec<PathBuf>,
     /// The references carried.
     pub images: Vec<PackedImage>,
     /// Manifests and indexes carried.
@@ -165,7 +177,7 @@ pub async fn pack(
             ),
     )
     .map_err(|source| Error::Plan { source })?;
-    let mut bundle = PendingBundle::create(&options.output, &plan)?;
+    let mut bundle = PendingBundle::create(&options.output, &plan, options.split, options.parity)?;
     let mut jobs = Vec::new();
     for planned in plan.blobs() {
         if let Some(bytes) = content.manifests.get(&planned.digest) {
@@ -187,7 +199,7 @@ pub async fn pack(
         .fetch_all(client, jobs, options.jobs, progress.clone())
         .await?;
     progress.finish();
-    let (sha256, archive_bytes) = bundle.commit(progress).await?;
+    let committed = bundle.commit(progress).await?;
 
     let images = resolved.iter().map(packed_image).collect();
     let blob_bytes = content.blobs.values().map(|b| b.size).sum::<u64>();
@@ -204,8 +216,10 @@ pub async fn pack(
         .sum();
     Ok(PackSummary {
         output: options.output.clone(),
-        sha256,
-        archive_bytes,
+        sha256: committed.sha256,
+        archive_bytes: committed.len,
+        parts: committed.parts,
+        removed: committed.removed,
         images,
         manifests: content.manifests.len(),
         blobs: blobs_carried,

@@ -66,7 +66,8 @@ pub async fn merge(
         tokio::task::spawn_blocking(move || fill(&inputs, &output_path, p))
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
-    let (sha256, archive_bytes) = bundle.commit(progress).await?;
+    let committed = bundle.commit(progress).await?;
+    let (sha256, archive_bytes) = (committed.sha256, committed.len);
     Ok(MergeSummary {
         output: output.to_path_buf(),
         sha256,
@@ -179,7 +180,7 @@ fn fill(
             ),
     )
     .map_err(|source| Error::Plan { source })?;
-    let bundle = PendingBundle::create(output, &plan)?;
+    let bundle = PendingBundle::create(output, &plan, None, 0)?;
     let last_index = opened.len() - 1;
     let (mut from_bases, mut bytes_from_bases) = (0, 0);
     let total: u64 = plan.blobs().iter().map(|b| b.size).sum();

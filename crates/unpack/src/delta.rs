@@ -145,9 +145,11 @@ pub(crate) async fn ensure_base(
                 }
             }
         }
-        match holder {
-            Some(path) => pusher.locate(digest, &repo(&path)),
-            None => missing.push((digest, size)),
+        match (holder, lacking) {
+            (Some(path), _) => pusher.locate(digest, &repo(&path)),
+            // Every repository that needs it has it already.
+            (None, false) => {}
+            (None, true) => missing.push((digest, size)),
         }
     }
     let Some(&(example, _)) = missing.first() else {

@@ -115,7 +115,7 @@ pub(crate) async fn unpack_stream(
     };
     let host = plan.target.registry().to_string();
     let pusher = Pusher::new(client.clone(), 1, progress.clone());
-    let repos = RepoPlan::all(&plan);
+    let repos = crate::repos_to_fill(&pusher, &plan, options.jobs).await;
     let mut results: Vec<BTreeMap<Digest, Option<String>>> = vec![BTreeMap::new(); repos.len()];
     if let Some(delta) = &plan.delta {
         crate::delta::ensure_base(&pusher, delta, &repos, &plan.target).await?;

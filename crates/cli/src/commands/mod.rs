@@ -7,6 +7,7 @@ mod mapping;
 mod merge;
 mod pack;
 mod receipt;
+mod repair;
 mod rewrite;
 mod serve;
 mod unpack;
@@ -25,6 +26,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(args).await,
         Command::Merge(args) => merge::run(args).await,
         Command::Receipt(args) => receipt::run(args).await,
+        Command::Repair(args) => repair::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Images(args) => images::run(args),
         Command::Mapping(args) => mapping::run(args),

@@ -23,6 +23,8 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs,
         output: args.output.clone(),
         since: args.since.clone(),
+        split: args.split,
+        parity: args.parity as usize,
     };
     let progress = progress::for_output(&args.output_format);
     let summary = ferry_pack::pack(&client, &options, progress)
@@ -76,12 +78,29 @@ fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
             bases.join(", ")
         )?;
     }
+    for path in &s.removed {
+        writeln!(out, "removed {} (left by an earlier pack)", path.display())?;
+    }
+    for part in &s.parts {
+        writeln!(
+            out,
+            "wrote {} ({}) sha256 {}",
+            part.path.display(),
+            human_bytes(part.size),
+            part.sha256
+        )?;
+    }
+    let what = if s.parts.is_empty() {
+        format!("wrote {}", s.output.display())
+    } else {
+        format!("{} in {} part(s):", s.output.display(), s.parts.len())
+    };
     writeln!(
         out,
-        "wrote {} ({})\nsha256 {}",
-        s.output.display(),
+        "{what} ({})\nsha256 {} (checksums in {})",
         human_bytes(s.archive_bytes),
-        s.sha256
+        s.sha256,
+        ferry_oci::layout::checksum_path(&s.output).display()
     )?;
     Ok(())
 }
