@@ -16,9 +16,9 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start_registry() { # name -> sets $host; the registry's pid joins $pids
-  local name=$1 port
-  port=$(free_port)
+start_registry() { # name [port] -> sets $host; the registry's pid joins $pids
+  local name=$1 port=${2:-}
+  [ -n "$port" ] || port=$(free_port)
   mkdir -p "$work/$name"
   cat > "$work/$name/config.yml" <<YAML
 version: 0.1
@@ -77,8 +77,10 @@ kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
 
 step "ferry unpack into the private registry, with a relocation mapping"
 start_registry private; dst=$host
-"$bin/ferry" unpack "$work/bundle.tar" --to "$dst/mirror" --plain-http "$dst" --mapping "$work/mapping.json"
+"$bin/ferry" unpack "$work/bundle.tar" --to "$dst/mirror" --plain-http "$dst" --mapping "$work/mapping.json" \
+  --receipt "$work/receipt.json"
 cat "$work/mapping.json"
+echo "receipt: $(grep -c '"digest"' "$work/receipt.json") digests the site holds, sent back across the gap"
 
 step "ferry verify the archive, and the relocation against the private registry"
 "$bin/ferry" verify "$work/bundle.tar" | tail -1
@@ -92,5 +94,21 @@ grep -rl registry.example:5000 "$work/site" | xargs sed -i "s/registry.example:5
 "$bin/ferry" rewrite --mapping "$work/mapping.json" --dry-run "$work/site/deployment.yaml"
 "$bin/ferry" rewrite --mapping "$work/mapping.json" --strict "$work/site"
 "$bin/ferry" mapping "$work/mapping.json" --format registries-yaml --plain-http | head -8
+
+step "next month: the source gains a new image; pack only what the site lacks (--since its receipt)"
+start_registry source "${src##*:}"; src=$host
+"$bin/ferry-fixtures" push "$src" --big-layer-bytes 8000000 > "$work/images-next.txt"
+"$bin/ferry" pack --images-file "$work/images-next.txt" --plain-http "$src" --since "$work/receipt.json" -o "$work/delta.tar"
+"$bin/ferry" pack --images-file "$work/images-next.txt" --plain-http "$src" -o "$work/full-next.tar" --quiet
+ls -l "$work/delta.tar" "$work/full-next.tar" | awk '{print $5, $NF}'
+
+step "offline again: verify the delta, then load it into the private registry"
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+"$bin/ferry" verify "$work/delta.tar" | tail -2
+"$bin/ferry" unpack "$work/delta.tar" --to "$dst/mirror" --plain-http "$dst" --mapping "$work/mapping-next.json" | tail -1
+
+step "ferry merge: last month's bundle + the delta = this month's full bundle, byte for byte"
+"$bin/ferry" merge "$work/bundle.tar" "$work/delta.tar" -o "$work/merged.tar"
+cmp "$work/merged.tar" "$work/full-next.tar" && echo "identical to a full pack: $(cut -c1-64 "$work/merged.tar.sha256")"
 
 step "done; cleaning up"

@@ -33,8 +33,8 @@ pub use mapping::{verify_mapping, Mapping, MappingCheck, MappingOptions, Mapping
 pub use parts::{PartCheck, PartStatus, PartsReport};
 pub use problem::{Problem, Severity, MAX_PROBLEMS};
 pub use report::{
-    BundleReport, ImageReport, Inspection, ManifestKind, ReferenceReport, ReferrerReport,
-    ReferrerSource, Totals, UnreferencedBlob,
+    BundleReport, DeltaReport, ImageReport, Inspection, ManifestKind, ReferenceReport,
+    ReferrerReport, ReferrerSource, Totals, UnreferencedBlob,
 };
 pub use verify::{verify_archive, VerifyOptions, VerifyReport};
 pub use walk::inspect;

@@ -29,6 +29,10 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Check a bundle offline: every blob hashed, every reference resolvable.
     Verify(VerifyArgs),
+    /// Rebuild a full bundle, offline, from a base bundle and deltas made with `pack --since`.
+    Merge(MergeArgs),
+    /// Write what a registry holds of a bundle under a prefix (a receipt), by HEAD requests only.
+    Receipt(ReceiptArgs),
     /// Rebuild lost or damaged parts of a split bundle from its parity parts, offline.
     Repair(RepairArgs),
     /// Serve bundles as a read-only registry, straight from the tar (no registry needed yet).
@@ -115,6 +119,45 @@ pub struct PackArgs {
     #[arg(long, value_name = "N", default_value_t = 0, requires = "split",
           value_parser = clap::value_parser!(u16).range(0..=99))]
     pub parity: u16,
+    /// Write a delta: leave out the layers BASE holds (a bundle, a delta, or a receipt from
+    /// `unpack --receipt`). Repeatable. Only BASE's headers and manifests are read.
+    #[arg(long, value_name = "BASE")]
+    pub since: Vec<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub output_format: OutputArgs,
+}
+
+/// `ferry merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The base bundle, then the deltas in the order they were made; the result holds the
+    /// images of the last delta.
+    #[arg(value_name = "BASE DELTA", num_args = 2.., required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write the full bundle.
+    #[arg(short, long, value_name = "FULL.tar")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub output_format: OutputArgs,
+}
+
+/// `ferry receipt`.
+#[derive(Debug, Args)]
+pub struct ReceiptArgs {
+    /// The bundle (or delta) that was loaded.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// The registry and prefix it was loaded into: HOST[:PORT][/PREFIX].
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    pub to: String,
+    /// How repository names were formed under the prefix.
+    #[arg(long, value_name = "RULE", value_enum, default_value_t = NamingArg::Hash)]
+    pub naming: NamingArg,
+    /// Where to write the receipt (JSON).
+    #[arg(short, long, value_name = "RECEIPT.json")]
+    pub output: PathBuf,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -135,6 +178,10 @@ pub struct UnpackArgs {
     /// Write the relocation mapping (original -> relocated reference) to FILE as JSON.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
+    /// After the run, write a receipt to FILE: every manifest and blob of the bundle the target
+    /// now holds, for `pack --since` on the connected side.
+    #[arg(long, value_name = "FILE")]
+    pub receipt: Option<PathBuf>,
     /// How repository names are formed under the prefix.
     #[arg(long, value_name = "RULE", value_enum, default_value_t = NamingArg::Hash)]
     pub naming: NamingArg,

@@ -12,6 +12,8 @@
 mod archive_hash;
 mod error;
 mod graph;
+mod merge;
+mod since;
 mod write;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,8 @@ use ferry_oci::{media_type, Descriptor, Digest, Platform, Progress, Reference};
 use ferry_registry::{Client, Repository};
 
 pub use error::{Error, Result};
+pub use merge::{merge, MergeSummary};
+pub use since::DeltaSummary;
 
 use graph::{Resolved, WalkOptions};
 pub use write::WrittenPart;
@@ -46,6 +50,9 @@ pub struct PackOptions {
     pub jobs: usize,
     /// Where the bundle goes.
     pub output: PathBuf,
+    /// Bases (bundles, deltas, receipts): when any, write a delta that
+    /// leaves out the layers they hold.
+    pub since: Vec<PathBuf>,
     /// Cut the bundle into parts of this many bytes (`OUT.000`, `OUT.001`,
     /// …; the last may be shorter) instead of one file.
     pub split: Option<u64>,
@@ -97,6 +104,9 @@ pub struct PackSummary {
     pub blob_bytes: u64,
     /// Bytes not stored twice because images share blobs.
     pub bytes_saved_by_sharing: u64,
+    /// What a delta (`--since`) leaves to its bases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaSummary>,
     /// Wall time.
     #[serde(serialize_with = "seconds")]
     pub elapsed: Duration,
@@ -119,6 +129,7 @@ pub async fn pack(
     if references.is_empty() {
         return Err(Error::NothingToPack);
     }
+    let bases = since::open_bases(&options.since)?;
     let walk = WalkOptions {
         platforms: options.platforms.clone(),
         referrers: options.referrers,
@@ -132,17 +143,36 @@ pub async fn pack(
     resolved.sort_by_key(|r| r.reference.to_string());
 
     let content = Content::merge(&resolved);
-    let index_json = content.index_json();
+    let mut index_json = content.index_json();
+    let delta = (!bases.is_empty()).then(|| {
+        since::PlannedDelta::new(
+            &bases,
+            content.blobs.iter().map(|(d, b)| (d, b.size, b.class)),
+        )
+    });
+    let mut extra = Vec::new();
+    if let Some(delta) = &delta {
+        index_json = delta.index_json(&index_json);
+        extra.push((
+            delta.digest.clone(),
+            delta.bytes.len() as u64,
+            BlobClass::Manifest,
+        ));
+    }
+    let left_out = delta.as_ref().map(|d| &d.left_out);
+    let carried = |d: &Digest| !left_out.is_some_and(|l| l.contains_key(d));
     let plan = LayoutPlan::new(
         index_json,
         content
             .manifests
             .iter()
             .map(|(d, bytes)| (d.clone(), bytes.len() as u64, BlobClass::Manifest))
+            .chain(extra)
             .chain(
                 content
                     .blobs
                     .iter()
+                    .filter(|(d, _)| carried(d))
                     .map(|(d, b)| (d.clone(), b.size, b.class)),
             ),
     )
@@ -152,6 +182,8 @@ pub async fn pack(
     for planned in plan.blobs() {
         if let Some(bytes) = content.manifests.get(&planned.digest) {
             bundle.write_at(bytes, planned.data_offset)?;
+        } else if let Some(d) = delta.as_ref().filter(|d| d.digest == planned.digest) {
+            bundle.write_at(&d.bytes, planned.data_offset)?;
         } else if let Some(blob) = content.blobs.get(&planned.digest) {
             jobs.push(BlobJob {
                 digest: planned.digest.clone(),
@@ -171,6 +203,13 @@ pub async fn pack(
 
     let images = resolved.iter().map(packed_image).collect();
     let blob_bytes = content.blobs.values().map(|b| b.size).sum::<u64>();
+    let (blobs_carried, bytes_carried) = match &delta {
+        Some(d) => (
+            content.blobs.len() - d.left_out.len(),
+            blob_bytes - d.summary.bytes_left_out,
+        ),
+        None => (content.blobs.len(), blob_bytes),
+    };
     let per_image_bytes: u64 = resolved
         .iter()
         .map(|r| r.blobs.values().map(|(size, _)| size).sum::<u64>())
@@ -183,9 +222,10 @@ pub async fn pack(
         removed: committed.removed,
         images,
         manifests: content.manifests.len(),
-        blobs: content.blobs.len(),
-        blob_bytes,
+        blobs: blobs_carried,
+        blob_bytes: bytes_carried,
         bytes_saved_by_sharing: per_image_bytes.saturating_sub(blob_bytes),
+        delta: delta.map(|d| d.summary),
         elapsed: started.elapsed(),
     })
 }

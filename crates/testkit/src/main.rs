@@ -14,10 +14,11 @@ const USAGE: &str = "usage:
   ferry-fixtures serve DIR [--big-layer-bytes N]
       start docker-registry on 127.0.0.1:<free port> with storage in DIR, push the
       fixtures, print the registry's host, then become the registry until killed
-  ferry-fixtures bench-workload HOST[:PORT] [--scale F] [--blobs FILE]
+  ferry-fixtures bench-workload HOST[:PORT] [--scale F] [--release N] [--blobs FILE]
       push the benchmark workload (about F GB, default 1) into a running plain-HTTP
       registry, streaming; print its references; with --blobs, write every unique
-      config and layer to FILE as `repository digest size` lines";
+      config and layer to FILE as `repository digest size` lines; --release 2 pushes
+      the next release (about a tenth of the bytes new) under the same tags";
 
 enum Command {
     Push(String),
@@ -25,6 +26,7 @@ enum Command {
     BenchWorkload {
         host: String,
         scale: f64,
+        release: u32,
         blobs: Option<PathBuf>,
     },
 }
@@ -33,6 +35,7 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
     let mut options = FixtureOptions::default();
     let mut positional = Vec::new();
     let mut scale = None;
+    let mut release = 1;
     let mut blobs = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -54,6 +57,14 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
                 }
                 scale = Some(f);
             }
+            "--release" => {
+                let value = rest.next().ok_or("--release needs a number")?;
+                release = value
+                    .parse()
+                    .ok()
+                    .filter(|r| *r >= 1)
+                    .ok_or(format!("--release {value:?}: expected 1, 2, ..."))?;
+            }
             "--blobs" => {
                 let value = rest.next().ok_or("--blobs needs a file")?;
                 blobs = Some(PathBuf::from(value));
@@ -69,6 +80,7 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
         [cmd, host] if cmd == "bench-workload" => Command::BenchWorkload {
             host: host.clone(),
             scale: scale.unwrap_or(1.0),
+            release,
             blobs: blobs.take(),
         },
         _ => {
@@ -107,7 +119,12 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::BenchWorkload { host, scale, blobs } => bench_workload(&host, scale, blobs),
+        Command::BenchWorkload {
+            host,
+            scale,
+            release,
+            blobs,
+        } => bench_workload(&host, scale, release, blobs),
         Command::Serve(dir) => {
             let registry = RegistryProcess::start_with(RegistryOptions {
                 storage_dir: Some(dir),
@@ -123,8 +140,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn bench_workload(host: &str, scale: f64, blobs: Option<PathBuf>) -> ExitCode {
-    let workload = ferry_testkit::push_bench_workload(host, scale);
+fn bench_workload(host: &str, scale: f64, release: u32, blobs: Option<PathBuf>) -> ExitCode {
+    let workload = ferry_testkit::push_bench_release(host, scale, release);
     if let Some(path) = blobs {
         let lines: String = workload
             .blobs

@@ -274,6 +274,54 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The bundle's delta record cannot be read.
+    #[error("reading the delta record of the bundle")]
+    Delta {
+        /// Why.
+        #[source]
+        source: ferry_oci::Error,
+    },
+    /// A delta was made against a receipt of another registry or prefix.
+    #[error(
+        "this delta was made against the receipt {base}, which describes {receipt_target}, \
+         not {target}; unpack it into {receipt_target}, or pack a delta against a receipt \
+         of {target}"
+    )]
+    ReceiptTarget {
+        /// The receipt, as the delta names it.
+        base: String,
+        /// What the receipt describes.
+        receipt_target: String,
+        /// Where this unpack goes.
+        target: String,
+    },
+    /// The target lacks blobs a delta leaves to its base; nothing was pushed.
+    #[error(
+        "{target} lacks {count} blob(s) ({bytes} bytes) that this delta leaves to its base, \
+         e.g. {example}; nothing was pushed. Load {bases} into {target} first (or unpack the \
+         full bundle, `ferry merge` rebuilds it)"
+    )]
+    BaseMissing {
+        /// The target.
+        target: String,
+        /// How many blobs are missing.
+        count: usize,
+        /// Their total size.
+        bytes: u64,
+        /// One of them.
+        example: Digest,
+        /// The bases that provide them (name, kind, sha256).
+        bases: String,
+    },
+    /// The receipt file could not be written.
+    #[error("writing receipt {path}")]
+    Receipt {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A worker task panicked or was cancelled.
     #[error("a worker task failed: {reason}")]
     Task {

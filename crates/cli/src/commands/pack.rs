@@ -22,6 +22,7 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
         referrers: !args.no_referrers,
         jobs: args.jobs,
         output: args.output.clone(),
+        since: args.since.clone(),
         split: args.split,
         parity: args.parity as usize,
     };
@@ -67,6 +68,16 @@ fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
         human_bytes(s.bytes_saved_by_sharing),
         s.elapsed.as_secs_f64()
     )?;
+    if let Some(d) = &s.delta {
+        let bases: Vec<String> = d.bases.iter().map(|b| b.describe()).collect();
+        writeln!(
+            out,
+            "delta: {} blob(s), {} left to {}",
+            d.blobs_left_out,
+            human_bytes(d.bytes_left_out),
+            bases.join(", ")
+        )?;
+    }
     for path in &s.removed {
         writeln!(out, "removed {} (left by an earlier pack)", path.display())?;
     }

@@ -34,6 +34,7 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs,
         mapping: args.mapping.clone(),
         existing_tag: args.existing_tag.into(),
+        receipt: args.receipt.clone(),
     };
     let progress = progress::for_output(&args.output_format);
     let summary = ferry_unpack::unpack(&client, &options, progress)
@@ -191,6 +192,16 @@ fn print_plan(plan: &Plan) -> anyhow::Result<()> {
             referrer.repositories.join(", ")
         )?;
     }
+    if let Some(delta) = &plan.delta {
+        let bases: Vec<String> = delta.bases.iter().map(|b| b.describe()).collect();
+        writeln!(
+            out,
+            "delta: {} blob(s) ({}) must already be in the target, from {}",
+            delta.blobs_expected,
+            human_bytes(delta.bytes_expected),
+            bases.join(", ")
+        )?;
+    }
     writeln!(
         out,
         "{} manifest(s), {} blob(s), {} to push; dry run: nothing pushed",
@@ -262,6 +273,9 @@ fn print_summary(s: &UnpackSummary) -> anyhow::Result<()> {
         s.tags_unchanged,
         s.elapsed.as_secs_f64()
     )?;
+    if let Some(path) = &s.receipt_file {
+        writeln!(out, "wrote receipt {}", path.display())?;
+    }
     if let Some(path) = &s.mapping_file {
         writeln!(
             out,

@@ -127,11 +127,22 @@ fn print_archive(
     if a.problems_omitted > 0 {
         writeln!(out, "... and {} more problem(s)", a.problems_omitted)?;
     }
-    let hashed = format!(
+    let mut hashed = format!(
         "{} blob(s), {} hashed",
         a.blobs_hashed,
         human_bytes(a.bytes_hashed)
     );
+    if let Some(delta) = a.bundle.as_ref().and_then(|b| b.delta.as_ref()) {
+        let bases: Vec<String> = delta.bases.iter().map(|b| b.describe()).collect();
+        writeln!(
+            out,
+            "{path} is a delta: the target must already hold {} blob(s) ({}) from {}",
+            delta.blobs_expected,
+            human_bytes(delta.bytes_expected),
+            bases.join(", ")
+        )?;
+        hashed.push_str("; delta");
+    }
     if a.ok {
         writeln!(
             out,
