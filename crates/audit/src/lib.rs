@@ -24,6 +24,7 @@ mod error;
 mod mapping;
 mod problem;
 mod report;
+mod signatures;
 mod verify;
 mod walk;
 
@@ -34,5 +35,6 @@ pub use report::{
     BundleReport, ImageReport, Inspection, ManifestKind, ReferenceReport, ReferrerReport,
     ReferrerSource, Totals, UnreferencedBlob,
 };
+pub use signatures::BundleSignatureReport;
 pub use verify::{verify_archive, VerifyOptions, VerifyReport};
 pub use walk::inspect;

@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ferry_oci::{BlobEntry, Digest, LayoutArchive, Progress};
+use ferry_sign::{Keyring, SignatureReport};
 use serde::Serialize;
 
 use crate::problem::{content_mismatch, error_chain, Problem, Problems};
 use crate::report::BundleReport;
+use crate::signatures::{self, BundleSignatureReport};
 use crate::walk::walk;
 
 /// How [`verify_archive`] runs.
@@ -21,6 +23,12 @@ pub struct VerifyOptions {
     pub jobs: usize,
     /// Where hashing progress goes (bytes, blobs).
     pub progress: Arc<dyn Progress>,
+    /// Require `BUNDLE.sig` to hold for one of these keys, checked before
+    /// anything else (`--bundle-key`).
+    pub bundle_keys: Option<Keyring>,
+    /// Require every named image to carry a cosign signature that holds for
+    /// one of these keys (`--require-signature`).
+    pub image_keys: Option<Keyring>,
 }
 
 impl Default for VerifyOptions {
@@ -28,6 +36,8 @@ impl Default for VerifyOptions {
         VerifyOptions {
             jobs: 4,
             progress: Arc::new(ferry_oci::NoProgress),
+            bundle_keys: None,
+            image_keys: None,
         }
     }
 }
@@ -51,6 +61,12 @@ pub struct VerifyReport {
     pub problems_omitted: u64,
     /// What the bundle holds; `None` when it cannot be opened at all.
     pub bundle: Option<BundleReport>,
+    /// The bundle's detached signature, when asked for and it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_signature: Option<BundleSignatureReport>,
+    /// Who signed each image, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<SignatureReport>,
 }
 
 /// Verify the archive at `path` offline.
@@ -61,8 +77,23 @@ pub struct VerifyReport {
 /// descriptor reachable from `index.json` is checked (present, size) and every
 /// blob in the archive is hashed against its name, on `options.jobs`
 /// threads. Never writes anything.
+///
+/// With [`VerifyOptions::bundle_keys`], `BUNDLE.sig` is checked first and a
+/// bundle whose signature is missing or does not hold is not read further;
+/// with [`VerifyOptions::image_keys`], each named image's cosign signatures
+/// are checked and listed.
 pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
     let mut problems = Problems::default();
+    let bundle_signature = match &options.bundle_keys {
+        Some(keys) => match signatures::bundle(path, keys) {
+            Ok(report) => Some(report),
+            Err(p) => {
+                problems.push(p);
+                return finish(problems, 0, 0, None);
+            }
+        },
+        None => None,
+    };
     let archive = match LayoutArchive::open(path) {
         Ok(a) => a,
         Err(e) => {
@@ -71,6 +102,10 @@ pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
         }
     };
     let walked = walk(&archive, path, &mut problems);
+    let image_signatures = options
+        .image_keys
+        .as_ref()
+        .and_then(|keys| signatures::images(&archive, keys, &mut problems));
     let (hashed, bytes) = hash_all(&archive, &walked.checked, options, &mut problems);
     let checked = walked.checked.len() as u64;
     let checked_bytes: u64 = walked
@@ -79,12 +114,15 @@ pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
         .filter_map(|d| archive.blob(d))
         .map(|b| b.size)
         .sum();
-    finish(
+    let mut report = finish(
         problems,
         hashed + checked,
         bytes + checked_bytes,
         Some(walked.report),
-    )
+    );
+    report.bundle_signature = bundle_signature;
+    report.signatures = image_signatures;
+    report
 }
 
 fn finish(
@@ -103,6 +141,8 @@ fn finish(
         problems: problems.list,
         problems_omitted: problems.omitted,
         bundle,
+        bundle_signature: None,
+        signatures: None,
     }
 }
 

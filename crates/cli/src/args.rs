@@ -51,6 +51,19 @@ pub struct RegistryArgs {
     pub timeout: u64,
 }
 
+/// Signatures that must hold; shared by unpack and verify.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SignatureArgs {
+    /// Require every image to carry a cosign signature that verifies with this PEM public key
+    /// (ECDSA P-256). Repeatable: any of the keys suffices.
+    #[arg(long = "require-signature", value_name = "PUB.pem")]
+    pub require_signature: Vec<PathBuf>,
+    /// Require BUNDLE.sig (written by `ferry pack --sign`) to verify with this PEM public key,
+    /// checked before anything else. Repeatable: any of the keys suffices.
+    #[arg(long = "bundle-key", value_name = "PUB.pem")]
+    pub bundle_key: Vec<PathBuf>,
+}
+
 /// Output shared by every command.
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct OutputArgs {
@@ -84,6 +97,13 @@ pub struct PackArgs {
     /// How many blobs to fetch at once.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 8)]
     pub jobs: usize,
+    /// Refuse, before writing anything, an image without a cosign signature that verifies with
+    /// this PEM public key (ECDSA P-256). Repeatable: any of the keys suffices.
+    #[arg(long = "require-signature", value_name = "PUB.pem")]
+    pub require_signature: Vec<PathBuf>,
+    /// Sign the bundle with this PEM private key (ECDSA P-256): writes OUT.sig beside OUT.sha256.
+    #[arg(long, value_name = "KEY.pem")]
+    pub sign: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -116,6 +136,8 @@ pub struct UnpackArgs {
     #[arg(long, short = 'j', value_name = "N", default_value_t = 8)]
     pub jobs: usize,
     #[command(flatten)]
+    pub signatures: SignatureArgs,
+    #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output_format: OutputArgs,
@@ -140,6 +162,8 @@ pub struct VerifyArgs {
     /// Check a relocation: every reference in this mapping resolves in its registry.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]

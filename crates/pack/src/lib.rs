@@ -12,6 +12,7 @@
 mod archive_hash;
 mod error;
 mod graph;
+mod signatures;
 mod write;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use ferry_oci::layout::{BlobClass, LayoutPlan};
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{media_type, Descriptor, Digest, Platform, Progress, Reference};
 use ferry_registry::{Client, Repository};
+use ferry_sign::{Keyring, PrivateKey, SignatureReport};
 
 pub use error::{Error, Result};
 
@@ -45,6 +47,11 @@ pub struct PackOptions {
     pub jobs: usize,
     /// Where the bundle goes.
     pub output: PathBuf,
+    /// Refuse, before writing anything, an image without a cosign
+    /// signature that holds for one of these keys.
+    pub require_signature: Option<Keyring>,
+    /// Sign the bundle with this key: `OUT.sig` beside `OUT.sha256`.
+    pub sign: Option<Arc<PrivateKey>>,
 }
 
 /// One packed reference, for the summary.
@@ -85,6 +92,12 @@ pub struct PackSummary {
     pub blob_bytes: u64,
     /// Bytes not stored twice because images share blobs.
     pub bytes_saved_by_sharing: u64,
+    /// Who signed each image (`--require-signature`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<SignatureReport>,
+    /// The bundle's detached signature file (`--sign`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_file: Option<PathBuf>,
     /// Wall time.
     #[serde(serialize_with = "seconds")]
     pub elapsed: Duration,
@@ -118,6 +131,13 @@ pub async fn pack(
         .try_collect()
         .await?;
     resolved.sort_by_key(|r| r.reference.to_string());
+    let signatures = match &options.require_signature {
+        Some(keys) => {
+            progress.note("checking image signatures");
+            Some(signatures::require(client, &resolved, keys).await?)
+        }
+        None => None,
+    };
 
     let content = Content::merge(&resolved);
     let index_json = content.index_json();
@@ -156,6 +176,10 @@ pub async fn pack(
         .await?;
     progress.finish();
     let (sha256, archive_bytes) = bundle.commit(progress).await?;
+    let signature_file = match &options.sign {
+        Some(key) => Some(write::sign_bundle(&options.output, &sha256, key)?),
+        None => None,
+    };
 
     let images = resolved.iter().map(packed_image).collect();
     let blob_bytes = content.blobs.values().map(|b| b.size).sum::<u64>();
@@ -172,6 +196,8 @@ pub async fn pack(
         blobs: content.blobs.len(),
         blob_bytes,
         bytes_saved_by_sharing: per_image_bytes.saturating_sub(blob_bytes),
+        signatures,
+        signature_file,
         elapsed: started.elapsed(),
     })
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ferry_oci::layout::LayoutPlan;
 use ferry_oci::{Digest, DigestHasher, Progress};
 use ferry_registry::{Client, Repository};
+use ferry_sign::{BundleSignature, PrivateKey};
 use tokio::task::JoinSet;
 
 use crate::archive_hash::ArchiveHasher;
@@ -192,26 +193,43 @@ fn write_checksum_file(output: &Path, hex: &str) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut sum_path = output.as_os_str().to_owned();
-    sum_path.push(".sha256");
-    let sum_path = PathBuf::from(sum_path);
-    let dir = sum_path
+    write_beside(output, ".sha256", format!("{hex}  {name}\n").as_bytes())?;
+    Ok(())
+}
+
+/// Write `OUT.sig`, the bundle's detached signature over its sha256
+/// (`hex`), atomically; returns its path.
+pub(crate) fn sign_bundle(output: &Path, hex: &str, key: &PrivateKey) -> Result<PathBuf> {
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(hex, &mut sha256)
+        .map_err(|e| Error::Task(format!("the bundle's sha256 {hex:?} is not hex: {e}")))?;
+    let text = BundleSignature::sign(sha256, key).to_text();
+    write_beside(output, ".sig", text.as_bytes())
+}
+
+/// Write `OUT<suffix>` beside the bundle atomically (a temporary file in
+/// the same directory, renamed into place); returns its path.
+fn write_beside(output: &Path, suffix: &str, contents: &[u8]) -> Result<PathBuf> {
+    let mut path = output.as_os_str().to_owned();
+    path.push(suffix);
+    let path = PathBuf::from(path);
+    let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let io = |source| Error::Io {
         action: "cannot write",
-        path: sum_path.clone(),
+        path: path.clone(),
         source,
     };
     let mut temp = tempfile::Builder::new()
-        .prefix(".ferry-sha256.")
+        .prefix(".ferry-sidecar.")
         .tempfile_in(dir)
         .map_err(io)?;
-    std::io::Write::write_all(&mut temp, format!("{hex}  {name}\n").as_bytes()).map_err(io)?;
+    std::io::Write::write_all(&mut temp, contents).map_err(io)?;
     set_readable(temp.path()).map_err(io)?;
-    temp.persist(&sum_path).map_err(|e| io(e.error))?;
-    Ok(())
+    temp.persist(&path).map_err(|e| io(e.error))?;
+    Ok(path)
 }
 
 fn set_readable(path: &Path) -> std::io::Result<()> {

@@ -133,7 +133,10 @@ impl BundleSignature {
                 return if line == BUNDLE_SIGNATURE_VERSION {
                     Ok(String::new())
                 } else {
-                    Err(bad(1, &format!("first line is not {BUNDLE_SIGNATURE_VERSION:?}")))
+                    Err(bad(
+                        1,
+                        &format!("first line is not {BUNDLE_SIGNATURE_VERSION:?}"),
+                    ))
                 };
             }
             line.strip_prefix(name)
@@ -153,7 +156,10 @@ impl BundleSignature {
             .decode(signature.trim())
             .map_err(|_| bad(4, "not base64 (truncated?)"))?;
         if p256::ecdsa::Signature::from_der(&signature).is_err() {
-            return Err(bad(4, "not an ASN.1 DER ECDSA P-256 signature (truncated?)"));
+            return Err(bad(
+                4,
+                "not an ASN.1 DER ECDSA P-256 signature (truncated?)",
+            ));
         }
         Ok(BundleSignature {
             sha256,

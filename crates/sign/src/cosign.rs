@@ -77,7 +77,9 @@ struct RawImage {
 /// Parse a simple-signing payload; the error says what is wrong.
 pub(crate) fn parse_payload(bytes: &[u8]) -> Result<Payload, String> {
     let raw: RawPayload = serde_json::from_slice(bytes).map_err(|e| {
-        format!("payload is not simple-signing JSON with critical.image.docker-manifest-digest ({e})")
+        format!(
+            "payload is not simple-signing JSON with critical.image.docker-manifest-digest ({e})"
+        )
     })?;
     Ok(Payload {
         manifest_digest: raw.critical.image.docker_manifest_digest,
@@ -93,7 +95,10 @@ mod tests {
     fn tag_subject() {
         let hex = "a".repeat(64);
         let want: Digest = format!("sha256:{hex}").parse().unwrap();
-        assert_eq!(signature_tag_subject(&format!("sha256-{hex}.sig")), Some(want.clone()));
+        assert_eq!(
+            signature_tag_subject(&format!("sha256-{hex}.sig")),
+            Some(want.clone())
+        );
         assert_eq!(
             signature_tag_subject(&format!("reg:5000/a/b:sha256-{hex}.sig")),
             Some(want)
@@ -112,7 +117,9 @@ mod tests {
         .unwrap();
         assert_eq!(p.manifest_digest, "sha256:00");
         assert_eq!(p.docker_reference.as_deref(), Some("r/x"));
-        assert!(parse_payload(b"not json").unwrap_err().contains("not simple-signing JSON"));
+        assert!(parse_payload(b"not json")
+            .unwrap_err()
+            .contains("not simple-signing JSON"));
         assert!(parse_payload(br#"{"critical":{}}"#).is_err());
     }
 }

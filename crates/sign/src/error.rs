@@ -26,7 +26,9 @@ pub enum Error {
         problem: KeyProblem,
     },
     /// The bundle's detached signature file is missing.
-    #[error("bundle signature {path} is missing; `ferry pack --sign KEY` writes it beside the bundle")]
+    #[error(
+        "bundle signature {path} is missing; `ferry pack --sign KEY` writes it beside the bundle"
+    )]
     SignatureMissing {
         /// Where it was looked for.
         path: PathBuf,

@@ -57,7 +57,12 @@ impl SignedGraph {
     /// `.sbom`) and referrers (manifests with a subject) need no signature;
     /// anything else is an image to check, with the platform children of an
     /// index for which `carried` is true.
-    pub fn add_named(&mut self, name: &str, manifest: &Manifest, carried: impl Fn(&Digest) -> bool) {
+    pub fn add_named(
+        &mut self,
+        name: &str,
+        manifest: &Manifest,
+        carried: impl Fn(&Digest) -> bool,
+    ) {
         if is_cosign_tag(name) {
             if let Some(subject) = signature_tag_subject(name) {
                 self.add_signature(subject, manifest);

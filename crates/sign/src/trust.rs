@@ -69,7 +69,9 @@ impl TrustSource {
                 };
                 let der = base64::engine::general_purpose::STANDARD
                     .decode(encoded.trim())
-                    .map_err(|_| Refused::Broken("the signature annotation is not base64".into()))?;
+                    .map_err(|_| {
+                        Refused::Broken("the signature annotation is not base64".into())
+                    })?;
                 let digest: [u8; 32] = Sha256::digest(payload).into();
                 match key.verify_prehash(&digest, &der) {
                     Ok(true) => Ok(Signer::Key {

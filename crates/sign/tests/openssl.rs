@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ferry_sign::{
-    sha256_file, signature_path, BundleSignature, Error, KeyProblem, Keyring, PrivateKey,
-    PublicKey,
+    sha256_file, signature_path, BundleSignature, Error, KeyProblem, Keyring, PrivateKey, PublicKey,
 };
 
 fn openssl(dir: &Path, args: &[&str]) -> std::process::Output {
@@ -29,7 +28,15 @@ fn p256_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let public = format!("{name}.pub");
     openssl(
         dir,
-        &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &key],
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &key,
+        ],
     );
     openssl(dir, &["pkey", "-in", &key, "-pubout", "-out", &public]);
     (dir.join(key), dir.join(public))
@@ -46,26 +53,73 @@ fn key_problem(err: Error) -> KeyProblem {
 fn unsupported_key_types_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl(d, &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "rsa.key"]);
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa.key",
+        ],
+    );
     openssl(d, &["pkey", "-in", "rsa.key", "-pubout", "-out", "rsa.pub"]);
-    openssl(d, &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out", "p384.key"]);
-    openssl(d, &["pkey", "-in", "p384.key", "-pubout", "-out", "p384.pub"]);
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-out",
+            "p384.key",
+        ],
+    );
+    openssl(
+        d,
+        &["pkey", "-in", "p384.key", "-pubout", "-out", "p384.pub"],
+    );
     openssl(d, &["genpkey", "-algorithm", "ED25519", "-out", "ed.key"]);
     openssl(d, &["pkey", "-in", "ed.key", "-pubout", "-out", "ed.pub"]);
-    for (file, kind) in [("rsa.pub", "RSA"), ("p384.pub", "ECDSA P-384"), ("ed.pub", "Ed25519")] {
+    for (file, kind) in [
+        ("rsa.pub", "RSA"),
+        ("p384.pub", "ECDSA P-384"),
+        ("ed.pub", "Ed25519"),
+    ] {
         let err = PublicKey::load(&d.join(file)).unwrap_err();
         let message = err.to_string();
         assert!(message.contains(file), "{message}");
-        assert_eq!(key_problem(err), KeyProblem::Unsupported { kind: kind.into() }, "{file}");
+        assert_eq!(
+            key_problem(err),
+            KeyProblem::Unsupported { kind: kind.into() },
+            "{file}"
+        );
     }
-    for (file, kind) in [("rsa.key", "RSA"), ("p384.key", "ECDSA P-384"), ("ed.key", "Ed25519")] {
+    for (file, kind) in [
+        ("rsa.key", "RSA"),
+        ("p384.key", "ECDSA P-384"),
+        ("ed.key", "Ed25519"),
+    ] {
         let err = PrivateKey::load(&d.join(file)).unwrap_err();
-        assert_eq!(key_problem(err), KeyProblem::Unsupported { kind: kind.into() }, "{file}");
+        assert_eq!(
+            key_problem(err),
+            KeyProblem::Unsupported { kind: kind.into() },
+            "{file}"
+        );
     }
     // A private key given as the public one, and the other way round.
     let (key, public) = p256_pair(d, "ok");
-    assert_eq!(key_problem(PublicKey::load(&key).unwrap_err()), KeyProblem::PrivateGiven);
-    assert_eq!(key_problem(PrivateKey::load(&public).unwrap_err()), KeyProblem::PublicGiven);
+    assert_eq!(
+        key_problem(PublicKey::load(&key).unwrap_err()),
+        KeyProblem::PrivateGiven
+    );
+    assert_eq!(
+        key_problem(PrivateKey::load(&public).unwrap_err()),
+        KeyProblem::PublicGiven
+    );
 }
 
 #[test]
@@ -77,7 +131,7 @@ fn malformed_pem_is_refused_naming_the_file() {
         ("empty.pem", Vec::new()),
         ("binary.pem", vec![0xff, 0x00, 0x13]),
         ("truncated.pem", text.as_bytes()[..text.len() / 2].to_vec()),
-        ("garbled.pem", text.replace('A', "*").replace('M', "*").into_bytes()),
+        ("garbled.pem", text.replace(['A', 'M'], "*").into_bytes()),
         (
             "short-body.pem",
             b"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZI\n-----END PUBLIC KEY-----\n".to_vec(),
@@ -104,12 +158,28 @@ fn openssl_keys_load_and_sec1_keys_too() {
     assert_eq!(private.public().fingerprint(), public.fingerprint());
     // The fingerprint is the documented openssl pipeline's.
     let der = openssl(d, &["pkey", "-pubin", "-in", "a.pub", "-outform", "DER"]).stdout;
-    let want = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&der)));
+    let want = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&der))
+    );
     assert_eq!(public.fingerprint(), want);
     // SEC1 with the EC PARAMETERS block `openssl ecparam -genkey` writes first.
-    openssl(d, &["ecparam", "-name", "prime256v1", "-genkey", "-out", "sec1.key"]);
+    openssl(
+        d,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-out",
+            "sec1.key",
+        ],
+    );
     let text = std::fs::read_to_string(d.join("sec1.key")).unwrap();
-    assert!(text.contains("EC PARAMETERS") && text.contains("EC PRIVATE KEY"), "{text}");
+    assert!(
+        text.contains("EC PARAMETERS") && text.contains("EC PRIVATE KEY"),
+        "{text}"
+    );
     PrivateKey::load(&d.join("sec1.key")).unwrap();
 }
 
@@ -139,7 +209,11 @@ fn bundle_signature_and_the_openssl_recipe() {
             .unwrap()
     };
     let out = recipe("bundle.tar");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK");
 
     let keyring = Keyring::load(&[&public]).unwrap();
@@ -154,7 +228,18 @@ fn bundle_signature_and_the_openssl_recipe() {
     for i in 0..8 {
         let name = format!("other{i}.tar");
         std::fs::write(d.join(&name), format!("bundle {i}")).unwrap();
-        openssl(d, &["dgst", "-sha256", "-sign", "maker.key", "-out", "o.der", &name]);
+        openssl(
+            d,
+            &[
+                "dgst",
+                "-sha256",
+                "-sign",
+                "maker.key",
+                "-out",
+                "o.der",
+                &name,
+            ],
+        );
         let der = std::fs::read(d.join("o.der")).unwrap();
         let sig = BundleSignature {
             sha256: sha256_file(&d.join(&name)).unwrap(),
@@ -171,7 +256,10 @@ fn bundle_signature_and_the_openssl_recipe() {
     std::fs::write(&bundle, bytes).unwrap();
     let err = BundleSignature::check_file(&bundle, &keyring).unwrap_err();
     assert!(matches!(err, Error::BundleChanged { .. }), "{err}");
-    assert!(err.to_string().contains("changed after it was signed"), "{err}");
+    assert!(
+        err.to_string().contains("changed after it was signed"),
+        "{err}"
+    );
     assert!(!recipe("bundle.tar").status.success());
 }
 
@@ -187,12 +275,18 @@ fn bad_signature_files_are_refused_naming_the_file() {
     assert!(matches!(err, Error::SignatureMissing { .. }), "{err}");
     assert!(err.to_string().contains("b.tar.sig"), "{err}");
 
-    let good = BundleSignature::sign(sha256_file(&bundle).unwrap(), &PrivateKey::load(&key).unwrap())
-        .to_text();
+    let good = BundleSignature::sign(
+        sha256_file(&bundle).unwrap(),
+        &PrivateKey::load(&key).unwrap(),
+    )
+    .to_text();
     for cut in [0, 10, 30, good.len() - 40, good.len() - 3] {
         std::fs::write(signature_path(&bundle), &good[..cut]).unwrap();
         let err = BundleSignature::check_file(&bundle, &keyring).unwrap_err();
-        assert!(matches!(err, Error::SignatureFormat { .. }), "cut {cut}: {err:?}");
+        assert!(
+            matches!(err, Error::SignatureFormat { .. }),
+            "cut {cut}: {err:?}"
+        );
         assert!(err.to_string().contains("b.tar.sig"), "{err}");
     }
     std::fs::write(signature_path(&bundle), &good).unwrap();

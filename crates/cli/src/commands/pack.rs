@@ -21,6 +21,17 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
     if args.jobs == 0 {
         anyhow::bail!("--jobs must be at least 1");
     }
+    let require_signature = common::keyring(&args.require_signature)?;
+    if require_signature.is_some() && args.no_referrers {
+        anyhow::bail!(
+            "--require-signature checks the signatures carried with each image; \
+             it cannot be used with --no-referrers"
+        );
+    }
+    let sign = match &args.sign {
+        Some(path) => Some(std::sync::Arc::new(ferry_sign::PrivateKey::load(path)?)),
+        None => None,
+    };
     let client = common::client(&args.registry)?;
     let options = PackOptions {
         references,
@@ -28,6 +39,8 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
         referrers: !args.no_referrers,
         jobs: args.jobs,
         output: args.output.clone(),
+        require_signature,
+        sign,
     };
     let progress = progress::for_output(&args.output_format);
     let summary = ferry_pack::pack(&client, &options, progress)
@@ -48,6 +61,9 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
 
 fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
+    if let Some(report) = &s.signatures {
+        super::verify::print_signatures(&mut out, report)?;
+    }
     for image in &s.images {
         write!(out, "packed {} {}", image.reference, image.digest)?;
         if !image.platforms_carried.is_empty() {
@@ -78,5 +94,8 @@ fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
         human_bytes(s.archive_bytes),
         s.sha256
     )?;
+    if let Some(path) = &s.signature_file {
+        writeln!(out, "signed: wrote {}", path.display())?;
+    }
     Ok(())
 }

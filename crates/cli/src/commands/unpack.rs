@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ferry_oci::{Naming, RelocationTarget};
-use ferry_unpack::{Plan, SparseMode, UnpackOptions, UnpackSummary};
+use ferry_unpack::{Plan, SignaturePolicy, SparseMode, UnpackOptions, UnpackSummary};
 
 use super::common::{self, human_bytes};
 use crate::args::UnpackArgs;
@@ -18,7 +18,13 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
     if args.jobs == 0 {
         anyhow::bail!("--jobs must be at least 1");
     }
+    let signatures = SignaturePolicy {
+        bundle_keys: common::keyring(&args.signatures.bundle_key)?,
+        image_keys: common::keyring(&args.signatures.require_signature)?,
+    };
     if args.dry_run {
+        ferry_unpack::check_signatures(&args.bundle, &signatures)
+            .with_context(|| format!("checking the signatures of {}", args.bundle.display()))?;
         return dry_run(&args, &target, naming, sparse);
     }
     let client = common::client(&args.registry)?;
@@ -29,6 +35,7 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         sparse,
         jobs: args.jobs,
         mapping: args.mapping.clone(),
+        signatures,
     };
     let progress = progress::for_output(&args.output_format);
     let summary = ferry_unpack::unpack(&client, &options, progress)
