@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
-targets=(layout_archive manifest_parse)
+targets=(layout_archive layout_stream manifest_parse)
 
 if [[ "${FUZZ_ENGINE:-}" != proptest ]] \
     && cargo +nightly fuzz --version >/dev/null 2>&1; then

@@ -1,10 +1,13 @@
-//! The command line as typed: raw values, parsed by clap. They are checked
-//! and turned into settled settings in the command modules before any work
-//! starts.
+//! The command line, settled at parse time: clap checks every value (enum
+//! flags, the target, platforms, counts) and a bad one is a usage error
+//! (exit code 2) before any work starts. Each command's struct here is its
+//! one options struct; the command modules only hand the values on.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferry_oci::{Naming, Platform, RelocationTarget};
+use ferry_unpack::SparseMode;
 
 /// ferry carries container images across an air gap as one file.
 #[derive(Debug, Parser)]
@@ -32,10 +35,10 @@ pub enum Command {
 #[derive(Debug, Args, Clone, Default)]
 pub struct RegistryArgs {
     /// Reach this host (HOST or HOST:PORT) over plain HTTP. Repeatable.
-    #[arg(long = "plain-http", value_name = "HOST[:PORT]")]
+    #[arg(long = "plain-http", value_name = "HOST[:PORT]", value_parser = host)]
     pub plain_http: Vec<String>,
     /// Reach this host over TLS without verifying its certificate. Repeatable.
-    #[arg(long, value_name = "HOST[:PORT]")]
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = host)]
     pub insecure: Vec<String>,
     /// Trust this CA certificate (PEM) in addition to the system's. Repeatable.
     #[arg(long = "ca-cert", value_name = "FILE")]
@@ -44,10 +47,10 @@ pub struct RegistryArgs {
     #[arg(long = "docker-config", value_name = "DIR")]
     pub docker_config: Option<PathBuf>,
     /// How many tries for a transient registry failure (5xx, 429, reset).
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub retries: u32,
     /// Seconds a registry may stay silent mid-request before the try fails (then retried).
-    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
 }
 
@@ -89,13 +92,13 @@ pub struct PackArgs {
     pub output: PathBuf,
     /// Carry only this platform of multi-platform images (os/arch[/variant]). Repeatable.
     /// The index itself is carried unchanged, so its digest holds.
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Vec<String>,
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = Platform::parse)]
+    pub platform: Vec<Platform>,
     /// Leave signatures, SBOMs and other referrers behind.
     #[arg(long = "no-referrers")]
     pub no_referrers: bool,
     /// How many blobs to fetch at once.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 8)]
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 8, value_parser = jobs)]
     pub jobs: usize,
     /// Refuse, before writing anything, an image without a cosign signature that verifies with
     /// this PEM public key (ECDSA P-256). Repeatable: any of the keys suffices.
@@ -118,22 +121,22 @@ pub struct UnpackArgs {
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
     /// Target registry and optional prefix: HOST[:PORT][/PREFIX].
-    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
-    pub to: String,
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]", value_parser = RelocationTarget::parse)]
+    pub to: RelocationTarget,
     /// Write the relocation mapping (original -> relocated reference) to FILE as JSON.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
-    /// How repository names are formed under the prefix: hash, preserve or flatten.
-    #[arg(long, value_name = "RULE", default_value = "hash")]
-    pub naming: String,
+    /// How repository names are formed under the prefix.
+    #[arg(long, value_name = "RULE", value_enum, default_value_t = NamingArg::Hash)]
+    pub naming: NamingArg,
     /// Print the plan and write the mapping without contacting any registry.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
-    /// What to do with an index whose platforms were not all carried: keep (push unchanged) or rewrite.
-    #[arg(long, value_name = "MODE", default_value = "keep")]
-    pub sparse: String,
+    /// What to do with an index whose platforms were not all carried.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = SparseArg::Keep)]
+    pub sparse: SparseArg,
     /// How many blobs to push at once.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 8)]
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 8, value_parser = jobs)]
     pub jobs: usize,
     #[command(flatten)]
     pub signatures: SignatureArgs,
@@ -168,4 +171,153 @@ pub struct VerifyArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output_format: OutputArgs,
+}
+
+/// `--naming`: how repository names are formed under the target's prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NamingArg {
+    /// PREFIX/<path joined with '-'>-<md5 of registry/path>: never collides.
+    Hash,
+    /// PREFIX/<original path>: the same path on two registries collides.
+    Preserve,
+    /// PREFIX/<path joined with '-'>: paths differing only in '/' or '-' collide.
+    Flatten,
+}
+
+impl From<NamingArg> for Naming {
+    fn from(arg: NamingArg) -> Naming {
+        match arg {
+            NamingArg::Hash => Naming::Hash,
+            NamingArg::Preserve => Naming::Preserve,
+            NamingArg::Flatten => Naming::Flatten,
+        }
+    }
+}
+
+/// `--sparse`: what to do with an index whose platforms were not all carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SparseArg {
+    /// Push the index unchanged, so its digest holds.
+    Keep,
+    /// Push a new index listing only the carried platforms (a new digest).
+    Rewrite,
+}
+
+impl From<SparseArg> for SparseMode {
+    fn from(arg: SparseArg) -> SparseMode {
+        match arg {
+            SparseArg::Keep => SparseMode::Keep,
+            SparseArg::Rewrite => SparseMode::Rewrite,
+        }
+    }
+}
+
+/// `--jobs`: a count of at least one.
+fn jobs(input: &str) -> Result<usize, String> {
+    match input.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `--plain-http` and `--insecure`: a host or host:port, no scheme or path.
+fn host(input: &str) -> Result<String, String> {
+    if input.is_empty() || input.contains('/') {
+        return Err("expected a host or host:port, without scheme or path".to_string());
+    }
+    Ok(input.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ferry").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn unpack_flags_are_settled_at_parse_time() {
+        let cli = parse(&[
+            "unpack",
+            "b.tar",
+            "--to",
+            "reg:5000/team",
+            "--naming",
+            "flatten",
+            "--sparse",
+            "rewrite",
+            "-j",
+            "3",
+        ])
+        .unwrap();
+        let Command::Unpack(args) = cli.command else {
+            panic!("not unpack");
+        };
+        assert_eq!(args.to.to_string(), "reg:5000/team");
+        assert_eq!(Naming::from(args.naming), Naming::Flatten);
+        assert_eq!(SparseMode::from(args.sparse), SparseMode::Rewrite);
+        assert_eq!(args.jobs, 3);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        let base = ["unpack", "b.tar", "--to", "reg:5000"];
+        for extra in [
+            &["--naming", "md5"][..],
+            &["--sparse", "drop"],
+            &["--jobs", "0"],
+            &["--jobs", "many"],
+            &["--retries", "0"],
+            &["--timeout", "0"],
+            &["--timeout", "3601"],
+            &["--plain-http", "http://reg"],
+            &["--insecure", ""],
+        ] {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            let err = parse(&args).map(|_| ()).unwrap_err();
+            assert!(
+                matches!(
+                    err.kind(),
+                    ErrorKind::ValueValidation | ErrorKind::InvalidValue
+                ),
+                "{extra:?}: {err}"
+            );
+        }
+        let bad_enum = parse(&["unpack", "b.tar", "--to", "reg", "--naming", "md5"]).unwrap_err();
+        assert!(bad_enum.to_string().contains("hash"), "{bad_enum}");
+        for target in ["", "HTTP://reg", "reg/UPPER"] {
+            assert!(
+                parse(&["unpack", "b.tar", "--to", target]).is_err(),
+                "{target:?}"
+            );
+        }
+        for platform in ["linux", "linux/", "a/b/c/d"] {
+            assert!(
+                parse(&["pack", "x", "-o", "o.tar", "--platform", platform]).is_err(),
+                "{platform:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pack_platforms_are_parsed() {
+        let cli = parse(&["pack", "x", "-o", "o.tar", "--platform", "linux/arm64/v8"]).unwrap();
+        let Command::Pack(args) = cli.command else {
+            panic!("not pack");
+        };
+        assert_eq!(
+            args.platform,
+            vec![Platform::parse("linux/arm64/v8").unwrap()]
+        );
+    }
 }

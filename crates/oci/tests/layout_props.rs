@@ -1,7 +1,9 @@
-//! Property tests: the layout reader and the manifest parser never panic,
+//! Property tests: the layout readers and the manifest parser never panic,
 //! whatever bytes they are given. `LayoutArchive::open` returns `Ok` or
 //! `Err`; once open, reading any blob (verified or not) and parsing any
-//! manifest also return `Ok` or `Err`.
+//! manifest also return `Ok` or `Err`. The stream reader (`LayoutStream`,
+//! `ferry unpack -`) gets the same bytes and must also return `Ok` or `Err`
+//! for every blob it hands out and at `finish`.
 //!
 //! The same checks replay every input kept in `fuzz/corpus/` (the fuzz
 //! targets' corpus), so a crash found by fuzzing stays fixed. `make fuzz`
@@ -11,7 +13,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use ferry_oci::layout::{BlobClass, LayoutPlan};
-use ferry_oci::{Digest, LayoutArchive, Manifest};
+use ferry_oci::{Digest, LayoutArchive, LayoutStream, Manifest, VerifyingReader};
 use proptest::prelude::*;
 
 /// Everything a reader of an untrusted archive does; must never panic.
@@ -37,6 +39,44 @@ fn exercise_archive(dir: &Path, bytes: &[u8]) {
             exercise_manifest_view(&m);
         }
     }
+}
+
+/// Everything `ferry unpack -` does with a piped archive; must never panic.
+/// Every other blob is read (verified), the rest skipped by the stream.
+/// Returns the blobs read in full and verified, in order.
+fn exercise_stream(bytes: &[u8]) -> Vec<Digest> {
+    let mut verified = Vec::new();
+    let Ok(mut stream) = LayoutStream::new(std::io::Cursor::new(bytes.to_vec())) else {
+        return verified;
+    };
+    let mut n = 0usize;
+    loop {
+        let blob = match stream.next_blob() {
+            Ok(Some(blob)) => blob,
+            Ok(None) => break,
+            Err(_) => return verified,
+        };
+        let (digest, size) = (blob.digest().clone(), blob.size());
+        if n.is_multiple_of(2) {
+            let mut sink = Vec::new();
+            let read = VerifyingReader::new(blob, &digest, size)
+                .take(1 << 20)
+                .read_to_end(&mut sink);
+            if read.is_ok() && sink.len() as u64 == size {
+                verified.push(digest);
+            }
+        }
+        n += 1;
+    }
+    let _ = (stream.index(), stream.index_json(), stream.problems().len());
+    let _ = stream.finish();
+    verified
+}
+
+/// Both readers over the same bytes.
+fn exercise_both(dir: &Path, bytes: &[u8]) {
+    exercise_archive(dir, bytes);
+    exercise_stream(bytes);
 }
 
 fn exercise_manifest(bytes: &[u8], media_type: Option<&str>) {
@@ -108,11 +148,31 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// One damage to an archive.
 #[derive(Debug, Clone)]
 enum Mutation {
-    Flip { at: usize, xor: u8 },
-    Set { at: usize, byte: u8 },
-    Truncate { at: usize },
-    Insert { at: usize, bytes: Vec<u8> },
-    Remove { at: usize, len: usize },
+    Flip {
+        at: usize,
+        xor: u8,
+    },
+    Set {
+        at: usize,
+        byte: u8,
+    },
+    Truncate {
+        at: usize,
+    },
+    Insert {
+        at: usize,
+        bytes: Vec<u8>,
+    },
+    Remove {
+        at: usize,
+        len: usize,
+    },
+    /// A header block's size field rewritten (base-256 beyond octal) with
+    /// a valid checksum, so the readers believe it.
+    Size {
+        at: usize,
+        size: u64,
+    },
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -140,9 +200,13 @@ fn mutation() -> impl Strategy<Value = Mutation> {
                 bytes,
             }
         }),
-        (at, 1usize..1100).prop_map(|(i, len)| Mutation::Remove {
+        (at.clone(), 1usize..1100).prop_map(|(i, len)| Mutation::Remove {
             at: i.index(usize::MAX),
             len
+        }),
+        (at, huge_size()).prop_map(|(i, size)| Mutation::Size {
+            at: i.index(usize::MAX),
+            size
         }),
     ]
 }
@@ -165,7 +229,29 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
             let end = (at + len).min(n);
             bytes.drain(at..end);
         }
+        Mutation::Size { at, size } => {
+            // The block holding `at`, if whole: set its size and checksum.
+            let start = at % n / 512 * 512;
+            if let Some(block) = bytes.get_mut(start..start + 512) {
+                let mut header = tar::Header::new_old();
+                header.as_mut_bytes().copy_from_slice(block);
+                header.set_size(*size);
+                header.set_cksum();
+                block.copy_from_slice(header.as_bytes());
+            }
+        }
     }
+}
+
+/// Sizes where arithmetic on tar offsets breaks: around the octal limit,
+/// near 2^64, and small ones.
+fn huge_size() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        (0u64..1024).prop_map(|d| u64::MAX - d),
+        (0u64..1024).prop_map(|d| 0o777_7777_7777 - 512 + d),
+        any::<u64>(),
+        0u64..4096,
+    ]
 }
 
 proptest! {
@@ -176,7 +262,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic_the_reader(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
         let dir = tempfile::tempdir().unwrap();
-        exercise_archive(dir.path(), &bytes);
+        exercise_both(dir.path(), &bytes);
     }
 
     #[test]
@@ -193,7 +279,7 @@ proptest! {
         if compress {
             bytes = gzip(&bytes);
         }
-        exercise_archive(dir.path(), &bytes);
+        exercise_both(dir.path(), &bytes);
     }
 
     #[test]
@@ -235,20 +321,42 @@ fn an_undamaged_archive_opens_and_verifies() {
     }
 }
 
+#[test]
+fn an_undamaged_archive_streams_every_other_blob_verified() {
+    let bytes = valid_archive(b"layer bytes");
+    let archive_order: Vec<Digest> = {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ok.tar");
+        std::fs::write(&path, &bytes).unwrap();
+        let archive = LayoutArchive::open(&path).unwrap();
+        let mut blobs: Vec<_> = archive.blobs().cloned().collect();
+        blobs.sort_by_key(|b| b.data_offset);
+        blobs.into_iter().map(|b| b.digest).collect()
+    };
+    assert_eq!(archive_order.len(), 3);
+    let want: Vec<Digest> = archive_order.into_iter().step_by(2).collect();
+    assert_eq!(exercise_stream(&bytes), want);
+    assert_eq!(exercise_stream(&gzip(&bytes)), want);
+}
+
 /// Replay the fuzz corpus (`fuzz/corpus/<target>/*`).
 #[test]
 fn the_fuzz_corpus_never_panics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
     let dir = tempfile::tempdir().unwrap();
     let mut seen = 0;
-    for (target, archive) in [("layout_archive", true), ("manifest_parse", false)] {
+    for (target, archive) in [
+        ("layout_archive", true),
+        ("layout_stream", true),
+        ("manifest_parse", false),
+    ] {
         let Ok(entries) = std::fs::read_dir(root.join(target)) else {
             continue;
         };
         for entry in entries {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
             if archive {
-                exercise_archive(dir.path(), &bytes);
+                exercise_both(dir.path(), &bytes);
             } else {
                 exercise_manifest(&bytes, None);
             }

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ferry_oci::Platform;
 use ferry_pack::{PackOptions, PackSummary};
 
 use super::common::{self, human_bytes};
@@ -13,14 +12,6 @@ use crate::progress;
 
 pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
     let references = common::references(&args.images, &args.images_file)?;
-    let platforms = args
-        .platform
-        .iter()
-        .map(|p| Platform::parse(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    if args.jobs == 0 {
-        anyhow::bail!("--jobs must be at least 1");
-    }
     let require_signature = common::keyring(&args.require_signature)?;
     if require_signature.is_some() && args.no_referrers {
         anyhow::bail!(
@@ -35,7 +26,7 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
     let client = common::client(&args.registry)?;
     let options = PackOptions {
         references,
-        platforms,
+        platforms: args.platform.clone(),
         referrers: !args.no_referrers,
         jobs: args.jobs,
         output: args.output.clone(),

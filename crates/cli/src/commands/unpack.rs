@@ -12,12 +12,9 @@ use crate::args::UnpackArgs;
 use crate::progress;
 
 pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
-    let target = RelocationTarget::parse(&args.to)?;
-    let naming: Naming = args.naming.parse()?;
-    let sparse: SparseMode = args.sparse.parse().map_err(anyhow::Error::msg)?;
-    if args.jobs == 0 {
-        anyhow::bail!("--jobs must be at least 1");
-    }
+    let target = args.to.clone();
+    let naming = Naming::from(args.naming);
+    let sparse = SparseMode::from(args.sparse);
     let signatures = SignaturePolicy {
         bundle_keys: common::keyring(&args.signatures.bundle_key)?,
         image_keys: common::keyring(&args.signatures.require_signature)?,

@@ -40,7 +40,9 @@ impl BlobReader {
             digest,
             size,
             pos: data_offset,
-            end: data_offset + size,
+            // The scanner checked the entry against the file length; saturating
+            // keeps a corrupt caller to a short read, not a wrap.
+            end: data_offset.saturating_add(size),
             check,
         }
     }

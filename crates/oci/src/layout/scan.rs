@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 
 use tar::{EntryType, Header, PaxExtensions};
 
-use super::tarfmt::{checksum_ok, padded, BLOCK};
+use super::tarfmt::{checksum_ok, BLOCK};
 use crate::{Error, Result};
 
 /// The largest pax or GNU long-name extension record accepted.
@@ -186,7 +186,7 @@ impl<S: TarSource> Scanner<S> {
                 reason: "size field is not a number".into(),
             })?
         };
-        let mut data_offset = pos + BLOCK;
+        let mut data_offset = offset_after(pos, BLOCK, &here)?;
         // Old GNU sparse headers may be followed by extension blocks.
         if kind.is_gnu_sparse() && block[482] != 0 {
             let mut ext = [0u8; BLOCK as usize];
@@ -195,7 +195,7 @@ impl<S: TarSource> Scanner<S> {
                 if got < BLOCK as usize {
                     return Err(truncated(shown(), BLOCK, got as u64));
                 }
-                data_offset += BLOCK;
+                data_offset = offset_after(data_offset, BLOCK, &shown)?;
                 if ext[504] == 0 {
                     break;
                 }
@@ -214,7 +214,14 @@ impl<S: TarSource> Scanner<S> {
         if let Some(available) = available.filter(|&a| size > a) {
             return Err(truncated(shown(), size, available));
         }
-        self.next = data_offset + padded(size).min(available.unwrap_or(u64::MAX));
+        // A size whose padded end passes 2^64 can only be hostile: refused
+        // here rather than wrapped into a small offset.
+        let padded_size = size
+            .checked_next_multiple_of(BLOCK)
+            .ok_or_else(|| too_large(shown(), size))?;
+        self.next = data_offset
+            .checked_add(padded_size.min(available.unwrap_or(u64::MAX)))
+            .ok_or_else(|| too_large(shown(), size))?;
         if kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink() {
             let data = self.read_extension(data_offset, size, &shown)?;
             if kind.is_gnu_longname() {
@@ -261,7 +268,8 @@ impl<S: TarSource> Scanner<S> {
                 ),
             });
         }
-        let mut data = vec![0; padded(size) as usize];
+        // `size` is at most MAX_EXTENSION here, so padding cannot overflow.
+        let mut data = vec![0; size.next_multiple_of(BLOCK) as usize];
         let want = if self.source.available(at).is_some() {
             size as usize
         } else {
@@ -297,6 +305,25 @@ pub(crate) fn scan(
         each(entry)?;
     }
     Ok(())
+}
+
+/// `offset + len`, or an error for an archive that claims to pass 2^64 bytes.
+fn offset_after(offset: u64, len: u64, what: &dyn Fn() -> String) -> Result<u64> {
+    offset.checked_add(len).ok_or_else(|| Error::Layout {
+        entry: what(),
+        reason: "offset beyond 2^64 bytes: not a real archive".into(),
+    })
+}
+
+/// The error for an entry whose declared size, padded to whole blocks, ends
+/// beyond 2^64 bytes.
+fn too_large(entry: String, size: u64) -> Error {
+    Error::Layout {
+        entry,
+        reason: format!(
+            "declares {size} bytes of data, which ends beyond 2^64 bytes: hostile or corrupt"
+        ),
+    }
 }
 
 /// The error for an entry whose data is cut short.

@@ -197,3 +197,84 @@ fn a_stream_without_index_json_is_not_a_layout() {
     let err = stream.finish().unwrap_err();
     assert!(err.to_string().contains("index.json"), "{err}");
 }
+
+/// One ustar header for `name` declaring `size` data bytes (octal when it
+/// fits, base-256 beyond), followed by only `data`: what a hostile writer
+/// can send down a pipe.
+fn header_declaring(name: &str, size: u64, data: &[u8]) -> Vec<u8> {
+    let mut header = tar::Header::new_ustar();
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut out = header.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out
+}
+
+/// Sizes at the edges of what a header field can say: the largest octal
+/// value, and base-256 values whose padded end passes 2^64.
+const HUGE_SIZES: [u64; 5] = [
+    0o777_7777_7777,
+    u64::MAX - 1024,
+    u64::MAX - 511,
+    u64::MAX - 1,
+    u64::MAX,
+];
+
+/// Whether `err` says the archive is cut short (a blob's read ends early)
+/// or refuses the entry.
+fn cut_or_refused(err: &Error) -> bool {
+    match err {
+        Error::Truncated { .. } | Error::Layout { .. } => true,
+        Error::Io { source, .. } => source.kind() == std::io::ErrorKind::UnexpectedEof,
+        _ => false,
+    }
+}
+
+#[test]
+fn a_size_that_overflows_when_padded_is_refused_not_wrapped() {
+    // Regression for #14: `padded(size)` and `data_offset + padded(size)`
+    // wrapped (release) or panicked (debug) on the stdin path.
+    let (blob, _) = blob_name(b"x", "");
+    for name in [blob.as_str(), "some/other/file", "oci-layout"] {
+        for size in HUGE_SIZES {
+            let mut data = tar(&[("index.json", INDEX)]);
+            data.truncate(data.len() - 1024);
+            data.extend(header_declaring(name, size, &[7u8; 3000]));
+            let mut stream = LayoutStream::new(std::io::Cursor::new(data)).unwrap();
+            let err = blobs(&mut stream).unwrap_err();
+            assert!(cut_or_refused(&err), "{name} of {size}: {err:?}");
+        }
+    }
+}
+
+#[test]
+fn a_pax_size_that_overflows_is_refused() {
+    let (blob, _) = blob_name(b"x", "");
+    for size in [u64::MAX, u64::MAX - 100] {
+        let body = format!(" size={size}\n");
+        assert!((8..98).contains(&body.len()));
+        let record = format!("{}{body}", body.len() + 2);
+        let mut pax = tar::Header::new_ustar();
+        pax.as_old_mut().name[..3].copy_from_slice(b"pax");
+        pax.set_entry_type(tar::EntryType::XHeader);
+        pax.set_size(record.len() as u64);
+        pax.set_mode(0o644);
+        pax.set_cksum();
+        let mut data = tar(&[("oci-layout", LAYOUT), ("index.json", INDEX)]);
+        data.truncate(data.len() - 1024);
+        data.extend_from_slice(pax.as_bytes());
+        data.extend_from_slice(record.as_bytes());
+        data.resize(
+            data.len() + (padded(record.len() as u64) as usize - record.len()),
+            0,
+        );
+        data.extend(header_declaring(&blob, 1, b"x"));
+        data.resize(data.len() + 511 + 1024, 0);
+        let mut stream = LayoutStream::new(std::io::Cursor::new(data)).unwrap();
+        let err = blobs(&mut stream).unwrap_err();
+        assert!(cut_or_refused(&err), "pax size {size}: {err:?}");
+    }
+}
