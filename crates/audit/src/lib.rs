@@ -10,6 +10,8 @@
 //!   every descriptor reachable from `index.json`, and lists every problem
 //!   it finds, each naming the entry, what was expected and what was found.
 //!   It is offline: it never contacts a registry.
+//! - [`diff`] compares two bundles offline: references added, removed and
+//!   moved (per platform), blobs and bytes added, signatures gained and lost.
 //! - [`verify_mapping`] checks a relocation mapping (written by
 //!   `ferry unpack`) against the target registry: every relocated tag
 //!   resolves to the digest recorded and everything below it is present.
@@ -20,6 +22,7 @@
 
 #![deny(missing_docs)]
 
+mod diff;
 mod error;
 mod mapping;
 mod problem;
@@ -28,6 +31,10 @@ mod signatures;
 mod verify;
 mod walk;
 
+pub use diff::{
+    diff, DiffBlobs, DiffMoved, DiffPlatform, DiffPlatformChange, DiffReference, DiffReport,
+    DiffSide, DiffSignature, DiffSignatures, DIFF_VERSION,
+};
 pub use error::{Error, Result};
 pub use mapping::{verify_mapping, Mapping, MappingCheck, MappingOptions, MappingReport};
 pub use problem::{Problem, Severity, MAX_PROBLEMS};

@@ -455,7 +455,7 @@ fn is_real_platform(p: &Platform) -> bool {
 
 /// The subject digest a cosign-style tag names, with the reference:
 /// `host/repo:sha256-<hex>.sig` -> `sha256:<hex>`.
-fn cosign_subject(reference: &str) -> Option<(Digest, &str)> {
+pub(crate) fn cosign_subject(reference: &str) -> Option<(Digest, &str)> {
     let last = reference.rsplit('/').next()?;
     let (_, tag) = last.rsplit_once(':')?;
     let (digest, suffix) = tag.rsplit_once('.')?;

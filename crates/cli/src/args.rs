@@ -29,6 +29,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Check a bundle offline: every blob hashed, every reference resolvable.
     Verify(VerifyArgs),
+    /// What changed between two bundles, offline: references, platforms, blobs, signatures.
+    Diff(DiffArgs),
 }
 
 /// How to reach registries; shared by every command that talks to one.
@@ -320,4 +322,17 @@ mod tests {
             vec![Platform::parse("linux/arm64/v8").unwrap()]
         );
     }
+}
+
+/// `ferry diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier bundle.
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The later bundle.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    #[command(flatten)]
+    pub output_format: OutputArgs,
 }

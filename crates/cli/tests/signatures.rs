@@ -559,3 +559,151 @@ fn bad_key_files_stop_every_command_before_any_work() {
         );
     }
 }
+
+/// `ferry diff` between two packs of a changed image set reports exactly
+/// what the test changed.
+#[test]
+fn diff_between_two_packs_of_a_changed_image_set() {
+    let s = setup();
+    let before = [
+        "fixtures/base:1",
+        "fixtures/app:1",
+        "fixtures/docker:1",
+        "fixtures/multi:1",
+    ];
+    s.pack(&before, "old.tar", &["-q"]).ok();
+
+    // app:1 moves: one more layer of 5000 bytes.
+    let app = s.fixtures.image("fixtures/app:1");
+    let pusher = s.registry.pusher();
+    let layer: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let layer_digest = pusher.push_blob(&app.repository, &layer);
+    let mut manifest: Value = serde_json::from_slice(&app.manifest).unwrap();
+    manifest["layers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": layer_digest,
+            "size": layer.len(),
+        }));
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let new_app = pusher.push_manifest(&app.repository, "1", &app.media_type, &bytes);
+    // base:1 gains a signature; docker:1 leaves the set; the chart joins.
+    s.sign(
+        "fixtures/base:1",
+        &[s.signed_by(&s.maker, "fixtures/base:1")],
+    );
+    let base_sig = s
+        .registry
+        .manifest_digest(
+            "fixtures/base",
+            &format!("{}.sig", s.digest("fixtures/base:1").replace(':', "-")),
+        )
+        .unwrap();
+    let after = [
+        "fixtures/base:1",
+        "fixtures/app:1",
+        "fixtures/multi:1",
+        "fixtures/chart:0.1.0",
+    ];
+    s.pack(&after, "new.tar", &["-q"]).ok();
+
+    let d = s
+        .scratch
+        .ferry(["diff", "old.tar", "new.tar", "--json"])
+        .ok()
+        .json();
+    assert_eq!(d["diff_version"], 1);
+    let refs = |key: &str| -> Vec<String> {
+        d[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["reference"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(refs("added"), [s.reference("fixtures/chart:0.1.0")]);
+    assert_eq!(d["added"][0]["digest"], s.digest("fixtures/chart:0.1.0"));
+    assert_eq!(refs("removed"), [s.reference("fixtures/docker:1")]);
+    assert_eq!(refs("moved"), [s.reference("fixtures/app:1")]);
+    let moved = &d["moved"][0];
+    assert_eq!(moved["old_digest"], app.digest);
+    assert_eq!(moved["new_digest"], new_app);
+    assert_eq!(moved["blobs_added"], 1, "{moved:#}");
+    assert_eq!(moved["bytes_added"], 5000);
+    assert_eq!(
+        moved["platforms"],
+        serde_json::json!([{"platform": "linux/amd64", "change": "moved",
+            "old_digest": app.digest, "new_digest": new_app}])
+    );
+    let unchanged: Vec<&str> = d["unchanged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        unchanged,
+        [
+            s.reference("fixtures/base:1"),
+            s.reference("fixtures/multi:1")
+        ]
+    );
+    // Signatures: base gained the maker's; app's fixture signature was of
+    // the old digest, so it is lost.
+    assert_eq!(
+        d["signatures"]["gained"],
+        serde_json::json!([{"reference": s.reference("fixtures/base:1"),
+            "subject": s.digest("fixtures/base:1"), "signature": base_sig}])
+    );
+    let app_sig = &s.fixtures.signatures[0];
+    assert_eq!(app_sig.subject_digest, app.digest);
+    assert_eq!(
+        d["signatures"]["lost"],
+        serde_json::json!([{"reference": app.reference,
+            "subject": app.digest, "signature": app_sig.digest}])
+    );
+    // Blobs: counted against the archives themselves.
+    let blobs = |name: &str| -> std::collections::BTreeMap<String, u64> {
+        ferry_oci::LayoutArchive::open(&s.scratch.path(name))
+            .unwrap()
+            .blobs()
+            .map(|b| (b.digest.to_string(), b.size))
+            .collect()
+    };
+    let (old, new) = (blobs("old.tar"), blobs("new.tar"));
+    let added: Vec<u64> = new
+        .iter()
+        .filter(|(k, _)| !old.contains_key(*k))
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(d["blobs"]["added"], added.len());
+    assert_eq!(d["blobs"]["bytes_added"], added.iter().sum::<u64>());
+    assert!(new.contains_key(&layer_digest) && !old.contains_key(&layer_digest));
+
+    let text = s.scratch.ferry(["diff", "old.tar", "new.tar"]).ok().stdout;
+    assert!(
+        text.contains(&format!(
+            "moved    {} {} -> {new_app}",
+            app.reference, app.digest
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 added, 1 removed, 1 moved, 2 unchanged"),
+        "{text}"
+    );
+    // Same bundle twice: nothing changed.
+    let same = s
+        .scratch
+        .ferry(["diff", "new.tar", "new.tar", "--json"])
+        .ok()
+        .json();
+    assert_eq!(same["moved"], serde_json::json!([]));
+    assert_eq!(same["blobs"]["added"], 0);
+    // A bundle that is not one: a clear error naming it.
+    std::fs::write(s.scratch.path("junk.tar"), b"junk").unwrap();
+    let run = s.scratch.ferry(["diff", "junk.tar", "new.tar"]).failed();
+    assert!(run.stderr.contains("junk.tar"), "{}", run.stderr);
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand; each settles its arguments, runs, and prints.
 
 mod common;
+mod diff;
 mod inspect;
 mod pack;
 mod unpack;
@@ -17,5 +18,6 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Unpack(args) => unpack::run(args).await,
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args).await,
+        Command::Diff(args) => diff::run(args),
     }
 }
