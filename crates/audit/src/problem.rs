@@ -148,14 +148,4 @@ pub(crate) fn layout_problem(p: &LayoutProblem) -> Problem {
     }
 }
 
-/// An error and its sources, joined with `: `.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
-}
+pub(crate) use ferry_oci::error_chain;

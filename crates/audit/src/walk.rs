@@ -4,12 +4,11 @@
 //! image configs are, and are hashed as they are.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::io::Read;
 use std::path::Path;
 
 use ferry_oci::layout::{Compression, MAX_MANIFEST_SIZE};
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
-use ferry_oci::{media_type, Descriptor, Digest, DigestHasher, LayoutArchive, Manifest, Platform};
+use ferry_oci::{media_type, Descriptor, Digest, LayoutArchive, Manifest, Platform};
 use serde::Deserialize;
 
 use crate::problem::error_chain;
@@ -425,20 +424,16 @@ impl Walker<'_> {
             return None;
         }
         self.checked.insert(digest.clone());
-        let mut bytes = Vec::with_capacity(entry.size as usize);
-        let read = self
-            .archive
-            .blob_reader(digest)
-            .map_err(|e| error_chain(&e))
-            .and_then(|mut r| r.read_to_end(&mut bytes).map_err(|e| e.to_string()));
-        if let Err(e) = read {
-            self.problems
-                .push(Problem::error(path, format!("cannot be read: {e}")));
-            return None;
-        }
-        let mut hasher = DigestHasher::for_digest(digest);
-        hasher.update(&bytes);
-        let found = hasher.finish();
+        let (bytes, found) = match self.archive.read_blob_hashed(digest, max) {
+            Ok(read) => read,
+            Err(e) => {
+                self.problems.push(Problem::error(
+                    path,
+                    format!("cannot be read: {}", error_chain(&e)),
+                ));
+                return None;
+            }
+        };
         if &found != digest {
             self.problems
                 .push(content_mismatch(self.archive, digest, &found));

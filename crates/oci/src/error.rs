@@ -180,3 +180,31 @@ pub enum Error {
 
 /// Result with the OCI core's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its sources on one line, joined with `: ` (`a: b: c`), for
+/// summaries and reports that keep an error as text.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        out.push_str(": ");
+        out.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_joins_every_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = Error::Io {
+            context: "reading /x".into(),
+            source: io,
+        };
+        assert_eq!(error_chain(&err), "reading /x: no such file");
+    }
+}

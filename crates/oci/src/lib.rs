@@ -9,15 +9,17 @@
 
 pub mod digest;
 mod error;
+pub mod fsutil;
 pub mod layout;
 pub mod manifest;
 pub mod media_type;
 pub mod naming;
 pub mod progress;
 pub mod reference;
+pub mod serde_str;
 
 pub use digest::{Algorithm, Digest, DigestHasher};
-pub use error::{Error, Result};
+pub use error::{error_chain, Error, Result};
 pub use layout::{
     BlobClass, BlobEntry, BlobReader, LayoutArchive, LayoutPlan, LayoutProblem, LayoutProblemKind,
     LayoutStream, PlannedBlob, StreamBlob, VerifyingReader,

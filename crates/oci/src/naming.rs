@@ -16,7 +16,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use md5::{Digest as _, Md5};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::reference::{self, Reference, NAME_TOTAL_LENGTH_MAX};
 use crate::{Error, Result};
@@ -319,18 +318,7 @@ impl fmt::Debug for RelocationTarget {
     }
 }
 
-impl Serialize for RelocationTarget {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for RelocationTarget {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::serde_str::serde_via_str!(Naming, RelocationTarget);
 
 #[cfg(test)]
 #[path = "naming_tests.rs"]

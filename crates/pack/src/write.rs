@@ -6,6 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ferry_oci::fsutil;
 use ferry_oci::layout::LayoutPlan;
 use ferry_oci::{Digest, DigestHasher, Progress};
 use ferry_registry::{Client, Repository};
@@ -40,10 +41,6 @@ pub(crate) struct PendingBundle {
 impl PendingBundle {
     /// Create the temporary file and write the planned skeleton into it.
     pub fn create(output: &Path, plan: &LayoutPlan) -> Result<PendingBundle> {
-        let dir = match output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         if output.is_dir() {
             return Err(Error::Io {
                 action: "cannot write the bundle over the directory",
@@ -51,19 +48,11 @@ impl PendingBundle {
                 source: std::io::Error::from(std::io::ErrorKind::IsADirectory),
             });
         }
-        let name = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "bundle.tar".to_string());
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".partial")
-            .tempfile_in(&dir)
-            .map_err(|source| Error::Io {
-                action: "cannot create a temporary file in",
-                path: dir.clone(),
-                source,
-            })?;
+        let temp = fsutil::temp_beside(output, ".partial").map_err(|source| Error::Io {
+            action: "cannot create a temporary file in",
+            path: fsutil::parent_dir(output).to_path_buf(),
+            source,
+        })?;
         let file = Arc::new(temp.as_file().try_clone().map_err(|source| Error::Io {
             action: "cannot open",
             path: temp.path().to_path_buf(),
@@ -171,16 +160,12 @@ impl PendingBundle {
             .map_err(|e| Error::Task(e.to_string()))?
             .map_err(io("cannot read back"))?;
         let output = self.output.clone();
-        // Temporary files are private (0600); a bundle is meant to be shared.
-        set_readable(self.temp.path()).map_err(|source| Error::Io {
-            action: "cannot set permissions of",
-            path: path.clone(),
-            source,
-        })?;
-        self.temp.persist(&output).map_err(|e| Error::Io {
+        // Already flushed above, alongside the hash: persist's own fsync of
+        // the file finds nothing left to write.
+        fsutil::persist(self.temp, &output).map_err(|source| Error::Io {
             action: "cannot move the finished bundle to",
             path: output.clone(),
-            source: e.error,
+            source,
         })?;
         write_checksum_file(&output, &hashed.0)?;
         Ok(hashed)
@@ -193,7 +178,15 @@ fn write_checksum_file(output: &Path, hex: &str) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    write_beside(output, ".sha256", format!("{hex}  {name}\n").as_bytes())?;
+    write_beside(
+        output,
+        ".sha256",
+        format!(
+            "{hex}  {name}
+"
+        )
+        .as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -207,34 +200,18 @@ pub(crate) fn sign_bundle(output: &Path, hex: &str, key: &PrivateKey) -> Result<
     write_beside(output, ".sig", text.as_bytes())
 }
 
-/// Write `OUT<suffix>` beside the bundle atomically (a temporary file in
-/// the same directory, renamed into place); returns its path.
+/// Write `OUT<suffix>` beside the bundle with the one atomic write; returns
+/// its path.
 fn write_beside(output: &Path, suffix: &str, contents: &[u8]) -> Result<PathBuf> {
     let mut path = output.as_os_str().to_owned();
     path.push(suffix);
     let path = PathBuf::from(path);
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let io = |source| Error::Io {
+    fsutil::write_atomic(&path, contents).map_err(|source| Error::Io {
         action: "cannot write",
         path: path.clone(),
         source,
-    };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".ferry-sidecar.")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    std::io::Write::write_all(&mut temp, contents).map_err(io)?;
-    set_readable(temp.path()).map_err(io)?;
-    temp.persist(&path).map_err(|e| io(e.error))?;
+    })?;
     Ok(path)
-}
-
-fn set_readable(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
 }
 
 /// Where a blob's bytes go: the archive, and the hasher's slot for it.

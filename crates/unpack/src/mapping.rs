@@ -1,32 +1,21 @@
 //! The relocation mapping file.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use crate::{Error, Result};
 
 /// Write `mapping` (original -> relocated reference) to `path` as a JSON
-/// object with sorted keys, atomically: a temporary file in the same
-/// directory, synced, then renamed over `path`.
+/// object with sorted keys, atomically and durably
+/// ([`ferry_oci::fsutil::write_atomic`]).
 pub fn write_mapping(path: &Path, mapping: &BTreeMap<String, String>) -> Result<()> {
     let err = |source| Error::Mapping {
         path: path.to_path_buf(),
         source,
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ferry-mapping-")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    serde_json::to_writer_pretty(&mut tmp, mapping).map_err(|e| err(e.into()))?;
-    tmp.write_all(b"\n").map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    let mut json = serde_json::to_vec_pretty(mapping).map_err(|e| err(e.into()))?;
+    json.push(b'\n');
+    ferry_oci::fsutil::write_atomic(path, &json).map_err(err)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{
@@ -117,7 +117,6 @@ pub struct Plan {
     /// Where images go.
     pub target: RelocationTarget,
     /// How repositories are named.
-    #[serde(serialize_with = "display")]
     pub naming: Naming,
     /// What happens to sparse indexes.
     pub sparse: SparseMode,
@@ -135,10 +134,6 @@ pub struct Plan {
     pub(crate) manifests: BTreeMap<Digest, Manifest>,
     #[serde(skip)]
     pub(crate) blob_sizes: BTreeMap<Digest, u64>,
-}
-
-fn display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_str(v)
 }
 
 impl Plan {

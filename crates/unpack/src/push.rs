@@ -16,8 +16,8 @@ use ferry_oci::layout::read_full;
 use ferry_oci::{media_type, Descriptor, Digest, LayoutArchive, Manifest, Progress};
 use ferry_registry::{Client, MountOutcome, Repository};
 
-use crate::summary::chain;
 use crate::{Error, Result};
+use ferry_oci::error_chain;
 
 /// Bytes per chunk of an upload body; with the bounded channel, about the
 /// most memory one upload holds.
@@ -98,7 +98,7 @@ impl Pusher {
                 };
                 let outcome = this.push_blob(&repo, &digest, size, open, &corrupt).await;
                 this.progress.item_done();
-                (digest, outcome.err().map(|e| chain(&e)))
+                (digest, outcome.err().map(|e| error_chain(&e)))
             });
         }
         let mut out = BTreeMap::new();

@@ -8,8 +8,8 @@ use ferry_oci::{Digest, Manifest};
 use ferry_registry::Repository;
 
 use crate::push::Pusher;
-use crate::summary::chain;
 use crate::{Error, Plan, PlannedImage, Result};
+use ferry_oci::error_chain;
 
 /// What goes into one relocated repository.
 pub(crate) struct RepoPlan {
@@ -108,8 +108,10 @@ impl RepoPlan {
         for &i in &self.images {
             let image = &plan.images[i];
             if let Err(e) = push_image(pusher, repo, plan, image, blob_results).await {
-                pusher.progress.note(&format!("failed: {}", chain(&e)));
-                outcome.image_errors[i] = Some(chain(&e));
+                pusher
+                    .progress
+                    .note(&format!("failed: {}", error_chain(&e)));
+                outcome.image_errors[i] = Some(error_chain(&e));
             }
         }
         let referrer_errors = &mut outcome.referrer_errors;
@@ -122,7 +124,7 @@ impl RepoPlan {
                     .entry(&referrer.subject)
                     .or_default()
                     .push(plan.manifest(&referrer.digest)),
-                Err(e) => referrer_errors[r] = Some(chain(&e)),
+                Err(e) => referrer_errors[r] = Some(error_chain(&e)),
             }
         }
         for (subject, manifests) in pushed {
@@ -136,7 +138,7 @@ impl RepoPlan {
                 };
                 for &r in &self.referrers {
                     if &plan.referrers[r].subject == subject {
-                        referrer_errors[r].get_or_insert_with(|| chain(&e));
+                        referrer_errors[r].get_or_insert_with(|| error_chain(&e));
                     }
                 }
             }

@@ -20,8 +20,8 @@ use ferry_registry::{Client, Repository};
 use crate::push::{pump, BodyChunks, Pusher, CHUNKS_IN_FLIGHT};
 use crate::repos::{Outcome, RepoPlan};
 use crate::stream::{drive, Arrivals, Settings};
-use crate::summary::chain;
 use crate::{finish, Error, Plan, Result, UnpackOptions, UnpackSummary};
+use ferry_oci::error_chain;
 
 /// What the reading thread tells the pushing side.
 enum Event {
@@ -148,7 +148,7 @@ pub(crate) async fn unpack_stream(
             // Whatever was not read is skipped: the stream moves on.
             chunks.lock().expect("lock").take();
             progress.item_done();
-            results[r].insert(digest.clone(), outcome.err().map(|e| chain(&e)));
+            results[r].insert(digest.clone(), outcome.err().map(|e| error_chain(&e)));
         }
     }
     reading_result(reading.await)?;
