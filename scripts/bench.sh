@@ -9,7 +9,8 @@
 # directory, pushes the workload (about F GB, default 1) into the source
 # once, then times, one after the other:
 #   ferry pack, ferry unpack (fresh target), ferry unpack again (everything
-#   already there);
+#   already there), ferry verify without and with --require-signature (every
+#   workload image carries a cosign signature made with a throwaway key);
 #   skopeo: per image `skopeo copy --all docker://... oci:DIR:...`, `tar -cf`;
 #   then `tar -xf` and per image `skopeo copy --all oci:DIR:... docker://...`;
 #   the floor: every unique blob fetched once (curl, N at a time) and pushed
@@ -41,7 +42,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-for tool in docker-registry skopeo curl tar python3 /usr/bin/time; do
+for tool in docker-registry skopeo curl tar python3 openssl /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is missing (run scripts/install-deps.sh)" >&2; exit 1; }
 done
 
@@ -181,6 +182,10 @@ cat "$work/images.txt" >&2
 blob_count=$(wc -l <"$work/blobs.txt")
 blob_bytes=$(awk '{ s += $3 } END { print s }' "$work/blobs.txt")
 image_count=$(wc -l <"$work/images.txt")
+note "signing every workload image (cosign format, throwaway P-256 key)"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/sign.key" 2>/dev/null
+openssl pkey -in "$work/sign.key" -pubout -out "$work/sign.pub"
+"$bin/ferry-fixtures" sign "$src" "$work/sign.key" <"$work/images.txt"
 
 have_unpack=yes
 probe=$("$bin/ferry" unpack "$work/none.tar" --to 127.0.0.1:1/x --dry-run 2>&1 || true)
@@ -194,6 +199,11 @@ note "ferry pack"
 measure ferry_pack : "$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" \
   -o "$work/ferry/bundle.tar" --jobs "$jobs" --quiet
 bundle_bytes=$(stat -c %s "$work/ferry/bundle.tar")
+note "ferry verify"
+measure ferry_verify : "$bin/ferry" verify "$work/ferry/bundle.tar" --quiet
+note "ferry verify --require-signature"
+measure ferry_verify_signed : "$bin/ferry" verify "$work/ferry/bundle.tar" --quiet \
+  --require-signature "$work/sign.pub"
 if [[ $have_unpack == yes ]]; then
   note "ferry unpack into an empty registry"
   measure ferry_unpack "reset_registry ferry-target" "$bin/ferry" unpack "$work/ferry/bundle.tar" --to "$ferry_dst/mirror" \
@@ -232,12 +242,14 @@ import json, sys
 w = {k: (None if v == "null" else float(v)) for k, v in {
     "ferry_pack": "$(get ferry_pack)", "ferry_unpack": "$(get ferry_unpack)",
     "ferry_unpack_again": "$(get ferry_unpack_again)",
+    "ferry_verify": "$(get ferry_verify)", "ferry_verify_signed": "$(get ferry_verify_signed)",
     "skopeo_pack": "$(get skopeo_pack)", "skopeo_unpack": "$(get skopeo_unpack)",
     "floor_fetch": "$(get floor_fetch)", "floor_fetch_verified": "$(get floor_fetch_verified)",
     "floor_push": "$(get floor_push)"}.items()}
 m = {k: (None if v == "null" else int(v)) for k, v in {
     "ferry_pack": "$(mib ferry_pack)", "ferry_unpack": "$(mib ferry_unpack)",
     "ferry_unpack_again": "$(mib ferry_unpack_again)",
+    "ferry_verify": "$(mib ferry_verify)", "ferry_verify_signed": "$(mib ferry_verify_signed)",
     "skopeo_pack": "$(mib skopeo_pack)", "skopeo_unpack": "$(mib skopeo_unpack)",
     "floor_fetch": "$(mib floor_fetch)", "floor_fetch_verified": "$(mib floor_fetch_verified)",
     "floor_push": "$(mib floor_push)"}.items()}
@@ -260,6 +272,7 @@ result = {
         "pack_over_floor_fetch": ratio(w["ferry_pack"], w["floor_fetch"]),
         "pack_over_verified_fetch": ratio(w["ferry_pack"], w["floor_fetch_verified"]),
         "unpack_over_floor_push": ratio(w["ferry_unpack"], w["floor_push"]),
+        "verify_signed_over_verify": ratio(w["ferry_verify_signed"], w["ferry_verify"]),
     },
     "ferry_peak_rss_mib": max(peaks) if peaks else None,
     "loadavg_before": "$load_before", "loadavg_after": "$load_after",
@@ -269,6 +282,8 @@ def s(v, unit=""):
 rows = [
     ("ferry pack", "ferry_pack"), ("ferry unpack", "ferry_unpack"),
     ("ferry unpack again (all present)", "ferry_unpack_again"),
+    ("ferry verify", "ferry_verify"),
+    ("ferry verify --require-signature", "ferry_verify_signed"),
     ("skopeo copy x images + tar -c", "skopeo_pack"),
     ("tar -x + skopeo copy x images", "skopeo_unpack"),
     ("floor: curl GET every blob", "floor_fetch"),
@@ -294,6 +309,7 @@ print(f"ferry pack / verified fetch    {s(r['pack_over_verified_fetch'])}   (the
 print(f"ferry unpack / floor push      {s(r['unpack_over_floor_push'])}   target <= 1.25")
 print(f"ferry peak RSS                 {s(result['ferry_peak_rss_mib'], ' MiB')}   target < 64 MiB")
 print(f"ferry unpack again             {s(w['ferry_unpack_again'], ' s')}   target < 1 s")
+print(f"verify signed / verify         {s(r['verify_signed_over_verify'])}   target <= 1.05")
 line = json.dumps(result, sort_keys=True)
 print()
 print("BENCH " + line)

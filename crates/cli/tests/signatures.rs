@@ -4,7 +4,9 @@
 
 mod util;
 
-use ferry_testkit::cosign::{push_signature, simple_signing_payload, KeyPair, SignedPayload};
+use ferry_testkit::cosign::{
+    push_signature, push_signature_referrer, simple_signing_payload, KeyPair, SignedPayload,
+};
 use ferry_testkit::{FixtureSet, RegistryProcess};
 use serde_json::Value;
 use util::Scratch;
@@ -367,6 +369,36 @@ fn pack_refuses_each_kind_of_signature_that_does_not_hold() {
             "{name}: {problems:#?}"
         );
     }
+
+    // A signature carried as an OCI referrer (subject + tag-schema index)
+    // holds too, beside the broken .sig tag.
+    let chart = s.fixtures.image("fixtures/chart:0.1.0");
+    let referrer = push_signature_referrer(
+        &s.registry.pusher(),
+        &chart.repository,
+        (&chart.media_type, &chart.digest, chart.size()),
+        &[s.signed_by(&s.maker, "fixtures/chart:0.1.0")],
+    );
+    let summary = s
+        .pack(
+            &["fixtures/chart:0.1.0"],
+            "chart.tar",
+            &["--require-signature", &maker, "--json"],
+        )
+        .ok()
+        .json();
+    let i = image(&summary["signatures"], &chart.reference);
+    let holds: Vec<&Value> = i["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "holds")
+        .collect();
+    assert_eq!(holds.len(), 1, "{i:#}");
+    assert_eq!(holds[0]["signature"], referrer.as_str());
+    s.scratch
+        .ferry(["verify", "chart.tar", "--require-signature", &maker])
+        .ok();
 }
 
 #[test]

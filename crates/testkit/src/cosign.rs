@@ -155,6 +155,65 @@ pub fn push_signature(
     digest
 }
 
+/// Push a cosign signature as an OCI referrer of the subject (`subject`
+/// field, artifact type `application/vnd.dev.cosign.artifact.sig.v1+json`),
+/// by digest, listed in the referrers tag-schema index `sha256-<hex>`
+/// (replacing any there). Returns the signature manifest's digest.
+pub fn push_signature_referrer(
+    pusher: &Pusher,
+    repo: &str,
+    subject: (&str, &str, u64),
+    layers: &[SignedPayload],
+) -> String {
+    let (subject_media_type, subject_digest, subject_size) = subject;
+    let empty = b"{}";
+    let empty_digest = pusher.push_blob(repo, empty);
+    let descriptors: Vec<_> = layers
+        .iter()
+        .map(|layer| {
+            json!({
+                "mediaType": COSIGN_PAYLOAD,
+                "size": layer.payload.len(),
+                "digest": pusher.push_blob(repo, &layer.payload),
+                "annotations": {COSIGN_SIGNATURE_ANNOTATION: layer.signature},
+            })
+        })
+        .collect();
+    let artifact_type = "application/vnd.dev.cosign.artifact.sig.v1+json";
+    let manifest = compact(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": artifact_type,
+        "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "size": empty.len(),
+            "digest": empty_digest,
+        },
+        "layers": descriptors,
+        "subject": {"mediaType": subject_media_type, "digest": subject_digest, "size": subject_size},
+    }));
+    let oci_manifest = "application/vnd.oci.image.manifest.v1+json";
+    let digest = sha256(&manifest);
+    pusher.push_manifest(repo, &digest, oci_manifest, &manifest);
+    let index = compact(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": oci_manifest,
+            "digest": digest,
+            "size": manifest.len(),
+            "artifactType": artifact_type,
+        }],
+    }));
+    pusher.push_manifest(
+        repo,
+        &subject_digest.replacen(':', "-", 1),
+        "application/vnd.oci.image.index.v1+json",
+        &index,
+    );
+    digest
+}
+
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("UTF-8 temp path")
 }

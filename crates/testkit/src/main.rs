@@ -17,7 +17,10 @@ const USAGE: &str = "usage:
   ferry-fixtures bench-workload HOST[:PORT] [--scale F] [--blobs FILE]
       push the benchmark workload (about F GB, default 1) into a running plain-HTTP
       registry, streaming; print its references; with --blobs, write every unique
-      config and layer to FILE as `repository digest size` lines";
+      config and layer to FILE as `repository digest size` lines
+  ferry-fixtures sign HOST[:PORT] KEY.pem < REFERENCES
+      sign each reference read from standard input (HOST[:PORT]/REPO:TAG, one a line)
+      with the PEM private key, cosign format, pushing the sha256-<hex>.sig tag";
 
 enum Command {
     Push(String),
@@ -26,6 +29,10 @@ enum Command {
         host: String,
         scale: f64,
         blobs: Option<PathBuf>,
+    },
+    Sign {
+        host: String,
+        key: PathBuf,
     },
 }
 
@@ -66,6 +73,10 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
     let command = match positional.as_slice() {
         [cmd, host] if cmd == "push" => Command::Push(host.clone()),
         [cmd, dir] if cmd == "serve" => Command::Serve(PathBuf::from(dir)),
+        [cmd, host, key] if cmd == "sign" => Command::Sign {
+            host: host.to_string(),
+            key: PathBuf::from(key),
+        },
         [cmd, host] if cmd == "bench-workload" => Command::BenchWorkload {
             host: host.clone(),
             scale: scale.unwrap_or(1.0),
@@ -108,6 +119,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::BenchWorkload { host, scale, blobs } => bench_workload(&host, scale, blobs),
+        Command::Sign { host, key } => sign(&host, key),
         Command::Serve(dir) => {
             let registry = RegistryProcess::start_with(RegistryOptions {
                 storage_dir: Some(dir),
@@ -121,6 +133,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sign every reference on standard input with `key` (cosign format).
+fn sign(host: &str, key: PathBuf) -> ExitCode {
+    use ferry_testkit::cosign::{push_signature, KeyPair, SignedPayload};
+    let pusher = ferry_testkit::Pusher::new(&format!("http://{host}"));
+    let key = KeyPair {
+        private: key,
+        public: PathBuf::new(),
+    };
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else {
+            return ExitCode::FAILURE;
+        };
+        let reference = line.trim();
+        if reference.is_empty() {
+            continue;
+        }
+        let path = reference
+            .strip_prefix(&format!("{host}/"))
+            .unwrap_or(reference);
+        let Some((repo, tag)) = path.rsplit_once(':') else {
+            eprintln!("ferry-fixtures: {reference}: expected HOST/REPO:TAG");
+            return ExitCode::FAILURE;
+        };
+        let digest = pusher.manifest_digest(repo, tag);
+        let payload = SignedPayload::for_digest(&key, repo, &digest);
+        push_signature(&pusher, repo, &digest, &[payload]);
+    }
+    ExitCode::SUCCESS
 }
 
 fn bench_workload(host: &str, scale: f64, blobs: Option<PathBuf>) -> ExitCode {
