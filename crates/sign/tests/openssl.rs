@@ -292,3 +292,161 @@ fn bad_signature_files_are_refused_naming_the_file() {
     std::fs::write(signature_path(&bundle), &good).unwrap();
     BundleSignature::check_file(&bundle, &keyring).unwrap();
 }
+
+/// The check itself, on hand-built graphs: every way a signature fails is
+/// named, and any one key of the keyring suffices.
+#[test]
+fn signature_checks_name_each_failure() {
+    use base64::Engine as _;
+    use ferry_oci::{Digest, Manifest};
+    use ferry_sign::{Outcome, SignedGraph};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_, maker_pub) = p256_pair(d, "maker");
+    let (_, other_pub) = p256_pair(d, "other");
+    let image = Manifest::parse(
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#.to_vec(),
+        None,
+    )
+    .unwrap();
+    let subject = image.digest().clone();
+    let sign = |payload: &[u8]| {
+        std::fs::write(d.join("p"), payload).unwrap();
+        openssl(
+            d,
+            &["dgst", "-sha256", "-sign", "maker.key", "-out", "s", "p"],
+        );
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(d.join("s")).unwrap())
+    };
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"r/x"}},"image":{{"docker-manifest-digest":"{subject}"}},"type":"cosign container image signature"}},"optional":null}}"#
+    )
+    .into_bytes();
+    let signature_manifest = |layers: &[(&[u8], &str)]| {
+        let layers: Vec<String> = layers
+            .iter()
+            .map(|(bytes, sig)| {
+                format!(
+                    r#"{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{}","size":{},"annotations":{{"dev.cosignproject.cosign/signature":"{sig}"}}}}"#,
+                    Digest::sha256_of(bytes),
+                    bytes.len()
+                )
+            })
+            .collect();
+        Manifest::parse(
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}},"layers":[{}]}}"#,
+                layers.join(",")
+            )
+            .into_bytes(),
+            None,
+        )
+        .unwrap()
+    };
+    let tag = format!("r/x:{}.sig", subject.tag_form());
+    let check = |graph: &SignedGraph, keys: &[&Path]| {
+        graph.check(&Keyring::load(keys).unwrap()).images[0].clone()
+    };
+
+    // Holds; with the other key it is the wrong key; with both, it holds.
+    let good_sig = sign(&payload);
+    let mut graph = SignedGraph::new();
+    graph.add_named("r/x:1", &image, |_| true);
+    graph.add_named(&tag, &signature_manifest(&[(&payload, &good_sig)]), |_| {
+        true
+    });
+    for digest in graph.payloads_needed() {
+        graph.add_payload(digest, Ok(payload.clone()));
+    }
+    assert!(check(&graph, &[&maker_pub]).ok);
+    let wrong = check(&graph, &[&other_pub]);
+    assert!(!wrong.ok);
+    assert!(matches!(
+        wrong.signatures[0].outcome,
+        Outcome::WrongKey { .. }
+    ));
+    assert!(check(&graph, &[&other_pub, &maker_pub]).ok);
+
+    // Each broken case, alone.
+    let cases: Vec<(&str, SignedGraph)> = {
+        let mut out = Vec::new();
+        let with = |m: Manifest, payload: Option<Result<Vec<u8>, String>>| {
+            let mut g = SignedGraph::new();
+            g.add_named("r/x:1", &image, |_| true);
+            g.add_named(&tag, &m, |_| true);
+            if let Some(p) = payload {
+                for digest in g.payloads_needed() {
+                    g.add_payload(digest, p.clone());
+                }
+            }
+            g
+        };
+        let ok = signature_manifest(&[(&payload, &good_sig)]);
+        out.push(("was not read", with(ok.clone(), None)));
+        out.push((
+            "not in the bundle",
+            with(ok.clone(), Some(Err("not in the bundle".into()))),
+        ));
+        out.push((
+            "does not match its layer digest",
+            with(ok, Some(Ok(b"other bytes".to_vec()))),
+        ));
+        out.push((
+            "not base64",
+            with(
+                signature_manifest(&[(&payload, "***")]),
+                Some(Ok(payload.clone())),
+            ),
+        ));
+        out.push((
+            "not an ASN.1 DER",
+            with(
+                signature_manifest(&[(&payload, "AAAA")]),
+                Some(Ok(payload.clone())),
+            ),
+        ));
+        let other = String::from_utf8(payload.clone())
+            .unwrap()
+            .replace(&subject.to_string(), &Digest::sha256_of(b"x").to_string());
+        let other_sig = sign(other.as_bytes());
+        out.push((
+            "payload for another digest",
+            with(
+                signature_manifest(&[(other.as_bytes(), &other_sig)]),
+                Some(Ok(other.clone().into_bytes())),
+            ),
+        ));
+        let junk_sig = sign(b"[1,2,3]");
+        out.push((
+            "not simple-signing JSON",
+            with(
+                signature_manifest(&[(b"[1,2,3]", &junk_sig)]),
+                Some(Ok(b"[1,2,3]".to_vec())),
+            ),
+        ));
+        out.push((
+            "no simple-signing payload layer",
+            with(signature_manifest(&[]), None),
+        ));
+        out
+    };
+    for (why, graph) in cases {
+        let report = check(&graph, &[&maker_pub]);
+        assert!(!report.ok, "{why}");
+        let text = report.reason.unwrap();
+        assert!(text.contains(why), "{why}: {text}");
+    }
+
+    // No signature at all, and signatures, attestations and referrers need none.
+    let mut graph = SignedGraph::new();
+    graph.add_named("r/x:1", &image, |_| true);
+    graph.add_named(&format!("r/x:{}.att", subject.tag_form()), &image, |_| true);
+    let report = graph.check(&Keyring::load(&[&maker_pub]).unwrap());
+    assert_eq!(report.images.len(), 1);
+    assert!(report.images[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .starts_with("no signature"));
+}
