@@ -317,3 +317,6 @@ if sys.argv[1]:
     with open(sys.argv[1], "w") as f:
         f.write(line + "\n")
 PY
+
+# Deployment files: `ferry images` / `ferry rewrite` over 10,000 manifests.
+"$(dirname "$0")/bench-deploy.sh" --bin "$bin" --files 10000

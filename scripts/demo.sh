@@ -84,4 +84,14 @@ cat "$work/mapping.json"
 step "ferry verify the archive, and the relocation against the private registry"
 "$bin/ferry" verify "$work/bundle.tar" | tail -1
 "$bin/ferry" verify --mapping "$work/mapping.json" --plain-http "$dst"
+step "the site's manifests: which images they name, and pointing them at the private registry"
+# fixtures/deploy/site names the test images under a placeholder host.
+mkdir -p "$work/site"
+cp -r "$(dirname "$0")/../fixtures/deploy/site/." "$work/site/"
+grep -rl registry.example:5000 "$work/site" | xargs sed -i "s/registry.example:5000/$src/g"
+"$bin/ferry" images "$work/site"
+"$bin/ferry" rewrite --mapping "$work/mapping.json" --dry-run "$work/site/deployment.yaml"
+"$bin/ferry" rewrite --mapping "$work/mapping.json" --strict "$work/site"
+"$bin/ferry" mapping "$work/mapping.json" --format registries-yaml --plain-http | head -8
+
 step "done; cleaning up"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install what ferry's tests and demo need on a Debian machine: a real
-# registry (distribution's docker-registry) and skopeo/podman for interop.
+# registry (distribution's docker-registry) and skopeo/podman/containerd for interop.
 set -euo pipefail
 need=()
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v containerd >/dev/null 2>&1 || need+=(containerd)  # ferry serve: ctr pulls
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)   # demo and bench helpers

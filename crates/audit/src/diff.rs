@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use ferry_oci::graph::cosign_subject;
 use ferry_oci::{Digest, LayoutArchive};
 use ferry_sign::SignedGraph;
 use serde::Serialize;
@@ -12,7 +13,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::problem::Problems;
 use crate::report::ReferenceReport;
-use crate::walk::{cosign_subject, walk};
+use crate::walk::walk;
 
 /// The version of the `ferry diff --json` document.
 pub const DIFF_VERSION: u32 = 1;

@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
-use ferry_oci::{Digest, Manifest, Platform, Reference};
+use ferry_oci::graph::{may_be_left_out, real_platform};
+use ferry_oci::{Descriptor, Digest, Manifest, Platform, Reference, Step, Walk, MAX_DEPTH};
 use ferry_registry::{Client, Repository};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
@@ -12,9 +13,6 @@ use serde::Serialize;
 use crate::problem::{error_chain, Problem, Problems};
 use crate::report::BundleReport;
 use crate::{Error, Result};
-
-/// How deep indexes may nest before the walk stops.
-const MAX_DEPTH: usize = 8;
 
 /// A relocation mapping: original reference to relocated reference
 /// (`HOST[:PORT]/PATH[:TAG]@sha256:...`), as `ferry unpack --mapping` writes it.
@@ -233,116 +231,136 @@ impl Checker<'_> {
                 Some(_) => {}
             }
         }
-        self.manifest(&repo, &digest, None, 0).await;
+        self.manifest(&repo, &digest).await;
     }
 
-    /// Fetch one manifest by digest and check everything below it; false
-    /// when the registry does not have it.
-    fn manifest<'s>(
-        &'s mut self,
-        repo: &'s Repository,
-        digest: &'s Digest,
-        media_type: Option<&'s str>,
-        depth: usize,
-    ) -> futures_util::future::BoxFuture<'s, bool> {
-        Box::pin(async move {
-            let fetched = match self.client.get_manifest(repo, &digest.to_string()).await {
-                Ok(f) => f,
-                Err(ferry_registry::Error::NotFound { .. }) => return false,
-                Err(e) => {
-                    self.problem(format!(
-                        "cannot fetch manifest {repo}@{digest}: {}",
-                        error_chain(&e)
-                    ));
-                    return true;
-                }
-            };
-            self.check.manifests += 1;
-            let served = media_type.unwrap_or(&fetched.media_type).to_string();
-            let m = match Manifest::parse(fetched.bytes, Some(&served)) {
-                Ok(m) => m,
-                Err(e) => {
-                    self.problem(format!(
-                        "manifest {repo}@{digest} does not parse: {}",
-                        error_chain(&e)
-                    ));
-                    return true;
-                }
-            };
-            if m.is_index() {
-                if depth >= MAX_DEPTH {
-                    self.problem(format!("indexes below {repo}@{digest} nest too deep"));
-                    return true;
-                }
-                let mut missing = Vec::new();
-                for child in m.children() {
-                    if !self
-                        .manifest(repo, &child.digest, Some(&child.media_type), depth + 1)
-                        .await
-                    {
-                        missing.push(child.clone());
+    /// Fetch the manifest `root` by digest and check everything below it,
+    /// through the one graph walk (bounded by [`MAX_DEPTH`]).
+    async fn manifest(&mut self, repo: &Repository, root: &Digest) {
+        let mut absent: HashSet<Digest> = HashSet::new();
+        let mut walk = Walk::new(Descriptor::new("", root.clone(), 0));
+        while let Some(step) = walk.next() {
+            match step {
+                Step::Fetch {
+                    descriptor, parent, ..
+                } => {
+                    let digest = &descriptor.digest;
+                    let fetched = match self.client.get_manifest(repo, &digest.to_string()).await {
+                        Ok(f) => f,
+                        Err(ferry_registry::Error::NotFound { .. }) => {
+                            absent.insert(digest.clone());
+                            continue;
+                        }
+                        Err(e) => {
+                            self.problem(format!(
+                                "cannot fetch manifest {repo}@{digest}: {}",
+                                error_chain(&e)
+                            ));
+                            continue;
+                        }
+                    };
+                    self.check.manifests += 1;
+                    let served = match parent {
+                        Some(_) => descriptor.media_type.clone(),
+                        None => fetched.media_type,
+                    };
+                    match Manifest::parse_as(fetched.bytes, Some(&served), digest.algorithm()) {
+                        Ok(m) => walk.enter(m),
+                        Err(e) => self.problem(format!(
+                            "manifest {repo}@{digest} does not parse: {}",
+                            error_chain(&e)
+                        )),
                     }
                 }
-                let any_present = missing.len() < m.children().len();
-                for child in missing {
-                    let real = child.platform.as_ref().is_some_and(|p: &Platform| {
-                        p.os != "unknown" && p.architecture != "unknown"
-                    });
-                    let shown = child
-                        .platform
-                        .as_ref()
-                        .map(Platform::to_string)
-                        .unwrap_or_else(|| "no platform".into());
-                    if any_present && real {
-                        self.check.platforms_not_carried.push(shown);
+                Step::Leave {
+                    descriptor,
+                    manifest,
+                    ..
+                } => {
+                    if manifest.is_index() {
+                        self.absent_children(repo, &descriptor.digest, &manifest, &absent);
                     } else {
-                        self.problem_ef(
-                            format!(
-                                "index {repo}@{digest} lists manifest {} ({shown}), which the target does not have",
-                                child.digest
-                            ),
-                            "the manifest",
-                            "404 Not Found",
-                        );
+                        self.blobs(repo, &descriptor.digest, &manifest).await;
                     }
                 }
-                return true;
+                Step::TooDeep { descriptor, parent } => self.problem(format!(
+                    "index {repo}@{parent} lists {}, deeper than {MAX_DEPTH} levels of indexes; \
+                     not followed",
+                    descriptor.digest
+                )),
+                Step::Cycle { descriptor, parent } => self.problem(format!(
+                    "index {repo}@{parent} lists {}, which lists it in turn (a cycle)",
+                    descriptor.digest
+                )),
             }
-            let blobs: BTreeSet<Digest> = m
-                .blobs()
-                .map(|b| b.digest.clone())
-                .filter(|d| !self.seen.contains(d))
-                .collect();
-            self.seen.extend(blobs.iter().cloned());
-            let client = self.client;
-            let results: Vec<_> = stream::iter(blobs)
-                .map(|d| async move {
-                    let r = client.blob_exists(repo, &d).await;
-                    (d, r)
-                })
-                .buffer_unordered(self.jobs)
-                .collect()
-                .await;
-            let mut results = results;
-            results.sort_by(|a, b| a.0.cmp(&b.0));
-            for (d, r) in results {
-                match r {
-                    Ok(true) => self.check.blobs += 1,
-                    Ok(false) => {
-                        self.problem_ef(
-                            format!(
-                                "blob {d} of manifest {repo}@{digest} is missing from the target"
-                            ),
-                            "the blob",
-                            "404 Not Found",
-                        );
-                    }
-                    Err(e) => {
-                        self.problem(format!("cannot check blob {repo}@{d}: {}", error_chain(&e)));
-                    }
+        }
+    }
+
+    /// Entries of an index the target does not have: platforms left out
+    /// of a sparse index, or problems.
+    fn absent_children(
+        &mut self,
+        repo: &Repository,
+        digest: &Digest,
+        index: &Manifest,
+        absent: &HashSet<Digest>,
+    ) {
+        let present = |d: &Digest| !absent.contains(d);
+        for child in index.children().iter().filter(|c| !present(&c.digest)) {
+            let shown = child
+                .platform
+                .as_ref()
+                .map(Platform::to_string)
+                .unwrap_or_else(|| "no platform".into());
+            if may_be_left_out(index.children(), child, present) {
+                if real_platform(child).is_some() {
+                    self.check.platforms_not_carried.push(shown);
+                }
+                continue;
+            }
+            self.problem_ef(
+                format!(
+                    "index {repo}@{digest} lists manifest {} ({shown}), which the target does not have",
+                    child.digest
+                ),
+                "the manifest",
+                "404 Not Found",
+            );
+        }
+    }
+
+    /// Check that every config and layer of image `digest` exists.
+    async fn blobs(&mut self, repo: &Repository, digest: &Digest, m: &Manifest) {
+        let blobs: BTreeSet<Digest> = m
+            .blobs()
+            .map(|b| b.digest.clone())
+            .filter(|d| !self.seen.contains(d))
+            .collect();
+        self.seen.extend(blobs.iter().cloned());
+        let client = self.client;
+        let mut results: Vec<_> = stream::iter(blobs)
+            .map(|d| async move {
+                let r = client.blob_exists(repo, &d).await;
+                (d, r)
+            })
+            .buffer_unordered(self.jobs)
+            .collect()
+            .await;
+        results.sort_by(|a, b| a.0.cmp(&b.0));
+        for (d, r) in results {
+            match r {
+                Ok(true) => self.check.blobs += 1,
+                Ok(false) => {
+                    self.problem_ef(
+                        format!("blob {d} of manifest {repo}@{digest} is missing from the target"),
+                        "the blob",
+                        "404 Not Found",
+                    );
+                }
+                Err(e) => {
+                    self.problem(format!("cannot check blob {repo}@{d}: {}", error_chain(&e)));
                 }
             }
-            true
-        })
+        }
     }
 }

@@ -6,9 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
+use ferry_oci::graph::{cosign_subject, may_be_left_out, real_platform};
 use ferry_oci::layout::{Compression, MAX_MANIFEST_SIZE};
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
-use ferry_oci::{media_type, Descriptor, Digest, LayoutArchive, Manifest, Platform};
+use ferry_oci::{
+    media_type, Descriptor, Digest, LayoutArchive, Manifest, Platform, Step, Walk, MAX_DEPTH,
+};
 use serde::Deserialize;
 
 use crate::problem::error_chain;
@@ -19,8 +22,6 @@ use crate::report::{
 };
 use crate::{Error, Result};
 
-/// How deep indexes may nest before the walk stops.
-const MAX_DEPTH: usize = 8;
 /// The entry every top-level descriptor lives in.
 const INDEX_JSON: &str = "index.json";
 
@@ -75,7 +76,8 @@ pub(crate) fn walk(archive: &LayoutArchive, path: &Path, problems: &mut Problems
         }
     }
     for r in &references {
-        if let Some((subject, name)) = r.reference.as_deref().and_then(cosign_subject) {
+        let name = r.reference.as_deref();
+        if let Some((subject, name)) = name.and_then(|n| Some((cosign_subject(n)?, n))) {
             let source = ReferrerSource::Tag;
             w.referrers
                 .entry(r.digest.clone())
@@ -166,7 +168,7 @@ impl Walker<'_> {
     /// referrer (which is recorded among the referrers instead).
     fn root(&mut self, desc: &Descriptor, name: Option<String>) -> Option<ReferenceReport> {
         let mut acc = Acc::default();
-        let present = self.visit(desc, INDEX_JSON, None, 0, &mut acc);
+        let present = self.visit(desc, &mut acc);
         if !present {
             let label = name.as_deref().unwrap_or("an unnamed entry");
             self.problems.push(
@@ -205,78 +207,110 @@ impl Walker<'_> {
         })
     }
 
-    /// Visit the manifest `desc` points at from `parent`; false when it is
-    /// not in the archive (the caller decides whether that is a problem).
-    fn visit(
-        &mut self,
-        desc: &Descriptor,
-        parent: &str,
-        platform: Option<&Platform>,
-        depth: usize,
-        acc: &mut Acc,
-    ) -> bool {
-        let Some(size) = self.check_descriptor(desc, parent) else {
-            return false;
-        };
-        acc.blobs.insert(desc.digest.clone(), size);
-        acc.manifests.insert(desc.digest.clone());
-        let Some(m) = self.manifest(desc) else {
-            return true;
-        };
-        let entry = desc.digest.blob_path();
-        if let Some(subject) = m.subject() {
-            self.referrers
-                .entry(desc.digest.clone())
-                .or_insert_with(|| ReferrerReport {
-                    digest: desc.digest.clone(),
-                    media_type: m.media_type().to_string(),
-                    artifact_type: m.artifact_type().map(str::to_string),
-                    subject: subject.digest.clone(),
-                    source: ReferrerSource::Subject,
-                    reference: None,
-                });
-        }
-        if !m.is_index() {
-            self.image(&m, desc, platform, acc);
-            return true;
-        }
-        if depth >= MAX_DEPTH {
-            self.problems.push(Problem::error(
-                entry,
-                format!("indexes nest deeper than {MAX_DEPTH} levels; not followed"),
-            ));
-            return true;
-        }
-        let any_present = m
-            .children()
-            .iter()
-            .any(|c| self.archive.blob(&c.digest).is_some());
-        for child in m.children() {
-            let shown = child
-                .platform
-                .as_ref()
-                .map(Platform::to_string)
-                .unwrap_or_else(|| "no platform".into());
-            if self.visit(child, &entry, child.platform.as_ref(), depth + 1, acc) {
-                if child.platform.is_some() {
-                    acc.carried.push(shown);
+    /// Walk the graph below `root` (through the one graph walk, bounded by
+    /// [`MAX_DEPTH`]); false when `root` itself is not in the archive (the
+    /// caller decides whether that is a problem).
+    fn visit(&mut self, root: &Descriptor, acc: &mut Acc) -> bool {
+        let mut present = true;
+        let mut walk = Walk::new(root.clone());
+        while let Some(step) = walk.next() {
+            match step {
+                Step::Fetch {
+                    descriptor, parent, ..
+                } => {
+                    let parent_entry = parent.as_ref().map(Digest::blob_path);
+                    let from = parent_entry.as_deref().unwrap_or(INDEX_JSON);
+                    let Some(size) = self.check_descriptor(&descriptor, from) else {
+                        match &parent {
+                            None => present = false,
+                            Some(parent) => self.absent_child(parent, &descriptor, acc),
+                        }
+                        continue;
+                    };
+                    if parent.is_some() {
+                        if let Some(p) = real_platform(&descriptor) {
+                            acc.carried.push(p.to_string());
+                        }
+                    }
+                    acc.blobs.insert(descriptor.digest.clone(), size);
+                    acc.manifests.insert(descriptor.digest.clone());
+                    let Some(m) = self.manifest(&descriptor) else {
+                        continue;
+                    };
+                    if let Some(subject) = m.subject() {
+                        self.referrers
+                            .entry(descriptor.digest.clone())
+                            .or_insert_with(|| ReferrerReport {
+                                digest: descriptor.digest.clone(),
+                                media_type: m.media_type().to_string(),
+                                artifact_type: m.artifact_type().map(str::to_string),
+                                subject: subject.digest.clone(),
+                                source: ReferrerSource::Subject,
+                                reference: None,
+                            });
+                    }
+                    walk.enter(m);
                 }
-            } else if any_present && child.platform.as_ref().is_some_and(is_real_platform) {
-                acc.not_carried.push(shown);
-            } else {
-                self.problems.push(
-                    Problem::error(
-                        &entry,
-                        format!(
-                            "lists manifest {} ({shown}), which is not in the archive",
-                            child.digest
-                        ),
-                    )
-                    .expected_found(child.digest.blob_path(), "no such entry"),
-                );
+                Step::Leave {
+                    descriptor,
+                    manifest,
+                    ..
+                } => {
+                    if !manifest.is_index() {
+                        self.image(&manifest, &descriptor, descriptor.platform.as_ref(), acc);
+                    }
+                }
+                Step::TooDeep { descriptor, parent } => self.problems.push(Problem::error(
+                    parent.blob_path(),
+                    format!(
+                        "lists manifest {}, deeper than {MAX_DEPTH} levels of indexes; not followed",
+                        descriptor.digest
+                    ),
+                )),
+                Step::Cycle { descriptor, parent } => self.problems.push(Problem::error(
+                    parent.blob_path(),
+                    format!(
+                        "lists manifest {}, which lists it in turn (a cycle); not followed",
+                        descriptor.digest
+                    ),
+                )),
             }
         }
-        true
+        present
+    }
+
+    /// An entry of index `parent` that is not in the archive: a platform
+    /// left out of a sparse index, or a problem.
+    fn absent_child(&mut self, parent: &Digest, child: &Descriptor, acc: &mut Acc) {
+        let shown = child
+            .platform
+            .as_ref()
+            .map(Platform::to_string)
+            .unwrap_or_else(|| "no platform".into());
+        let siblings = self
+            .manifests
+            .get(parent)
+            .cloned()
+            .flatten()
+            .map(|m| m.children().to_vec())
+            .unwrap_or_default();
+        let archive = self.archive;
+        if may_be_left_out(&siblings, child, |d| archive.blob(d).is_some()) {
+            if real_platform(child).is_some() {
+                acc.not_carried.push(shown);
+            }
+            return;
+        }
+        self.problems.push(
+            Problem::error(
+                parent.blob_path(),
+                format!(
+                    "lists manifest {} ({shown}), which is not in the archive",
+                    child.digest
+                ),
+            )
+            .expected_found(child.digest.blob_path(), "no such entry"),
+        );
     }
 
     /// An image or artifact manifest: its config and layers.
@@ -389,8 +423,8 @@ impl Walker<'_> {
         }
         let m = self
             .read_checked(&desc.digest, MAX_MANIFEST_SIZE)
-            .and_then(
-                |bytes| match Manifest::parse(bytes, Some(&desc.media_type)) {
+            .and_then(|bytes| {
+                match Manifest::parse_as(bytes, Some(&desc.media_type), desc.digest.algorithm()) {
                     Ok(m) => Some(m),
                     Err(e) => {
                         self.problems.push(
@@ -405,8 +439,8 @@ impl Walker<'_> {
                         );
                         None
                     }
-                },
-            );
+                }
+            });
         self.manifests.insert(desc.digest.clone(), m.clone());
         m
     }
@@ -439,42 +473,5 @@ impl Walker<'_> {
                 .push(content_mismatch(self.archive, digest, &found));
         }
         Some(bytes)
-    }
-}
-
-/// Whether a platform names something runnable (not the `unknown/unknown`
-/// of build attestations, which are always carried).
-fn is_real_platform(p: &Platform) -> bool {
-    p.os != "unknown" && p.architecture != "unknown"
-}
-
-/// The subject digest a cosign-style tag names, with the reference:
-/// `host/repo:sha256-<hex>.sig` -> `sha256:<hex>`.
-pub(crate) fn cosign_subject(reference: &str) -> Option<(Digest, &str)> {
-    let last = reference.rsplit('/').next()?;
-    let (_, tag) = last.rsplit_once(':')?;
-    let (digest, suffix) = tag.rsplit_once('.')?;
-    if !matches!(suffix, "sig" | "att" | "sbom") {
-        return None;
-    }
-    let (alg, hex) = digest.split_once('-')?;
-    let digest = format!("{alg}:{hex}").parse().ok()?;
-    Some((digest, reference))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cosign_subject;
-
-    #[test]
-    fn cosign_tags_name_their_subject() {
-        let hex = "a".repeat(64);
-        let r = format!("127.0.0.1:5000/fixtures/app:sha256-{hex}.sig");
-        let (d, name) = cosign_subject(&r).unwrap();
-        assert_eq!(d.to_string(), format!("sha256:{hex}"));
-        assert_eq!(name, r);
-        assert!(cosign_subject("127.0.0.1:5000/fixtures/app:1").is_none());
-        assert!(cosign_subject(&format!("r:sha256-{hex}.txt")).is_none());
-        assert!(cosign_subject("r:sha256-abc.sig").is_none());
     }
 }

@@ -31,6 +31,15 @@ pub enum Command {
     Verify(VerifyArgs),
     /// What changed between two bundles, offline: references, platforms, blobs, signatures.
     Diff(DiffArgs),
+    /// Serve bundles as a read-only registry, straight from the tar (no registry needed yet).
+    Serve(ServeArgs),
+    /// List the images that Kubernetes YAML, Helm output and values, kustomizations and compose
+    /// files name, ready for `ferry pack --images-file`.
+    Images(crate::deploy_args::ImagesArgs),
+    /// Print a relocation mapping in the forms clusters read (IDMS/ITMS, containerd, k3s, kustomize).
+    Mapping(crate::deploy_args::MappingArgs),
+    /// Replace the image references in deployment files with their relocated, pinned references.
+    Rewrite(crate::deploy_args::RewriteArgs),
 }
 
 /// How to reach registries; shared by every command that talks to one.
@@ -86,9 +95,15 @@ pub struct PackArgs {
     /// Images to pack: name[:tag][@digest], e.g. nginx:1.25 or registry.example/app@sha256:...
     #[arg(value_name = "IMAGE")]
     pub images: Vec<String>,
-    /// Read more images from FILE: one per line, blank lines and # comments ignored.
+    /// Read more images from FILE: one per line (blank lines and # comments ignored), or
+    /// mindthegap's YAML (registry: images: name: [tags]).
     #[arg(long = "images-file", value_name = "FILE")]
     pub images_file: Vec<PathBuf>,
+    /// Also pack the images that deployment files name, as `ferry images PATH` lists them: a file
+    /// or a directory of Kubernetes YAML, Helm output or values, kustomizations, compose files.
+    /// Repeatable. A file that cannot be read or parsed stops the run.
+    #[arg(long = "images-from", value_name = "PATH")]
+    pub images_from: Vec<PathBuf>,
     /// Where to write the bundle (a .tar file).
     #[arg(short, long, value_name = "OUT.tar")]
     pub output: PathBuf,
@@ -173,6 +188,36 @@ pub struct VerifyArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output_format: OutputArgs,
+}
+
+/// `ferry serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The bundles to serve (a base and its deltas, several bundles); a blob comes from the
+    /// first that holds it.
+    #[arg(value_name = "BUNDLE", required = true)]
+    pub bundles: Vec<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, value_name = "IP:PORT", default_value = ferry_serve::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require HTTP basic auth from an account in this htpasswd file (bcrypt: `htpasswd -B`).
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+    /// Serve every repository under this path (src/base becomes PREFIX/src/base).
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Option<String>,
+    /// Connections served at once; more are closed at once.
+    #[arg(long = "max-connections", value_name = "N", default_value_t = 256, value_parser = jobs)]
+    pub max_connections: usize,
+    /// Close a connection that moves no byte for this many seconds (stalled or idle clients).
+    #[arg(long = "idle-timeout", value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
 }
 
 /// `--naming`: how repository names are formed under the target's prefix.

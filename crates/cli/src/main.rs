@@ -11,6 +11,7 @@
 
 mod args;
 mod commands;
+mod deploy_args;
 mod progress;
 
 use std::io::Write;

@@ -71,23 +71,20 @@ struct Setup {
 
 /// A bundle of base:1 and app:1 packed from a registry that is then stopped.
 fn setup() -> Setup {
+    setup_with(&["--no-referrers"])
+}
+
+/// [`setup`], with more `pack` arguments.
+fn setup_with(extra: &[&str]) -> Setup {
     let mut source = RegistryProcess::start();
     let fixtures = source.push_fixtures();
     let scratch = Scratch::new();
     let base = &fixtures.image("fixtures/base:1").reference;
     let app = &fixtures.image("fixtures/app:1").reference;
-    scratch
-        .ferry([
-            "pack",
-            base,
-            app,
-            "--no-referrers",
-            "--plain-http",
-            &source.host(),
-            "-o",
-            "good.tar",
-        ])
-        .ok();
+    let host = source.host();
+    let mut args = vec!["pack", base, app, "--plain-http", &host, "-o", "good.tar"];
+    args.extend(extra);
+    scratch.ferry(args).ok();
     source.stop();
     let entries = read_entries(&scratch.path("good.tar"));
     Setup {
@@ -293,5 +290,202 @@ fn content_found_bad_while_pushing_gets_no_tag() {
     assert_eq!(
         s.target.manifest_digest(base_repo, "1").as_deref(),
         Some(base.digest.as_str())
+    );
+}
+
+/// A bundle naming `deep.example/deep:1`, an index nested `levels` deep
+/// above one small image, written as a tar with `ferry pack`'s order
+/// (layout, index.json, manifests, blobs).
+fn nested_bundle(path: &Path, levels: usize) {
+    let blob = |data: Vec<u8>| (Digest::sha256_of(&data), data);
+    let (config, config_bytes) = blob(br#"{"architecture":"amd64","os":"linux"}"#.to_vec());
+    let (layer, layer_bytes) = blob(b"layer".to_vec());
+    let image = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{}}}]}}"#,
+        config_bytes.len(),
+        layer_bytes.len()
+    );
+    let mut manifests = vec![blob(image.into_bytes())];
+    for _ in 0..levels {
+        let (below, bytes) = manifests.last().unwrap();
+        let media_type = if manifests.len() == 1 {
+            "application/vnd.oci.image.manifest.v1+json"
+        } else {
+            "application/vnd.oci.image.index.v1+json"
+        };
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"{media_type}","digest":"{below}","size":{}}}]}}"#,
+            bytes.len()
+        );
+        manifests.push(blob(index.into_bytes()));
+    }
+    let (top, top_bytes) = manifests.last().unwrap();
+    let index_json = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{top}","size":{},"annotations":{{"io.containerd.image.name":"deep.example/deep:1","org.opencontainers.image.ref.name":"deep.example/deep:1"}}}}]}}"#,
+        top_bytes.len()
+    );
+    let entry = |name: String, data: Vec<u8>| Entry {
+        name,
+        data,
+        kind: tar::EntryType::Regular,
+        link: None,
+    };
+    let mut entries = vec![
+        entry(
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        entry("index.json".into(), index_json.into_bytes()),
+    ];
+    for (digest, data) in manifests.into_iter().rev() {
+        entries.push(entry(digest.blob_path(), data));
+    }
+    entries.push(entry(config.blob_path(), config_bytes));
+    entries.push(entry(layer.blob_path(), layer_bytes));
+    write_entries(path, &entries);
+}
+
+/// Issue 14: indexes nested 10,000 deep are refused at the depth limit by
+/// unpack (file and stdin), verify and inspect — no stack overflow, nothing
+/// pushed.
+#[test]
+fn indexes_nested_thousands_deep_stop_at_the_depth_limit() {
+    let scratch = Scratch::new();
+    let target = RegistryProcess::start();
+    let host = target.host();
+    nested_bundle(&scratch.path("deep.tar"), 10_000);
+    let limit = format!("deeper than {}", ferry_oci::MAX_DEPTH);
+
+    let unpack = |bundle: &str| {
+        scratch.ferry([
+            "unpack",
+            bundle,
+            "--to",
+            &format!("{host}/mirror"),
+            "--plain-http",
+            &host,
+        ])
+    };
+    let err = unpack("deep.tar").failed().stderr;
+    assert!(err.contains(&limit), "{err}");
+    let run = scratch.ferry_stdin(
+        [
+            "unpack",
+            "-",
+            "--to",
+            &format!("{host}/mirror"),
+            "--plain-http",
+            &host,
+        ],
+        &std::fs::read(scratch.path("deep.tar")).unwrap(),
+    );
+    let err = run.failed().stderr;
+    assert!(err.contains(&limit), "{err}");
+    assert!(target.catalog().is_empty(), "{:?}", target.catalog());
+
+    let run = scratch.ferry(["verify", "deep.tar"]).failed();
+    assert!(
+        run.stdout.contains(&limit) || run.stderr.contains(&limit),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    let run = scratch.ferry(["inspect", "deep.tar"]);
+    assert!(
+        run.stdout.contains(&limit) || run.stderr.contains(&limit),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+
+    // Just inside the limit is a bundle like any other.
+    nested_bundle(&scratch.path("ok.tar"), ferry_oci::MAX_DEPTH);
+    unpack("ok.tar").ok();
+    scratch.ferry(["verify", "ok.tar"]).ok();
+}
+
+/// Issue 14: when an image fails at unpack (a layer found corrupt while
+/// pushing), its cosign signature tag is not pushed either, and the summary
+/// says why; the healthy image and its OCI referrer land.
+#[test]
+fn referrers_follow_their_subject_when_it_fails() {
+    let s = setup_with(&[]);
+    let base = s.fixtures.image("fixtures/base:1").clone();
+    let app = s.fixtures.image("fixtures/app:1").clone();
+    let sig = s.fixtures.signatures[0].clone();
+    let referrer = s.fixtures.referrers[0].clone();
+    assert_eq!(sig.subject_digest, app.digest);
+    assert_eq!(referrer.subject_digest, base.digest);
+    let own_layer = app.blobs.iter().find(|b| !base.blobs.contains(b)).unwrap();
+    let entries: Vec<Entry> = s
+        .entries
+        .iter()
+        .map(|e| {
+            let mut data = e.data.clone();
+            if e.name == s.blob_entry(own_layer) {
+                data.iter_mut().for_each(|b| *b = b.wrapping_add(1));
+            }
+            Entry {
+                name: e.name.clone(),
+                data,
+                kind: e.kind,
+                link: None,
+            }
+        })
+        .collect();
+    write_entries(&s.scratch.path("bad-layer.tar"), &entries);
+    let run = s.unpack("bad-layer.tar").failed();
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        said.contains(&format!("skipped: its subject {}", app.digest)),
+        "{said}"
+    );
+
+    let catalog = s.target.catalog();
+    let repo_of = |name: &str| catalog.iter().find(|r| r.contains(name)).cloned();
+    if let Some(app_repo) = repo_of("fixtures-app-") {
+        let tags = s.target.tags(&app_repo);
+        assert!(
+            !tags.contains(&sig.tag),
+            "signature of a failed image tagged: {tags:?}"
+        );
+        assert!(tags.is_empty(), "{tags:?}");
+        assert!(s.target.manifest_digest(&app_repo, &sig.digest).is_none());
+    }
+    let base_repo = repo_of("fixtures-base-").unwrap();
+    assert_eq!(
+        s.target.manifest_digest(&base_repo, "1").as_deref(),
+        Some(base.digest.as_str())
+    );
+    assert_eq!(
+        s.target
+            .manifest_digest(&base_repo, &referrer.digest)
+            .as_deref(),
+        Some(referrer.digest.as_str())
+    );
+
+    // The same bundle undamaged: app and its signature land.
+    let host = s.target.host();
+    s.scratch
+        .ferry([
+            "unpack",
+            "good.tar",
+            "--to",
+            &format!("{host}/good"),
+            "--plain-http",
+            &host,
+        ])
+        .ok();
+    let good_app = s
+        .target
+        .catalog()
+        .into_iter()
+        .find(|r| r.starts_with("good/") && r.contains("fixtures-app-"))
+        .unwrap();
+    let tags = s.target.tags(&good_app);
+    assert!(tags.contains(&sig.tag), "{tags:?}");
+    assert_eq!(
+        s.target.manifest_digest(&good_app, &sig.tag).as_deref(),
+        Some(sig.digest.as_str())
     );
 }

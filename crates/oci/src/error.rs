@@ -154,6 +154,18 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
+    /// A byte range asked of a blob does not lie inside it.
+    #[error("bytes {start}..+{len} lie outside blob {digest} ({size} bytes)")]
+    BlobRange {
+        /// The blob's digest.
+        digest: Digest,
+        /// Where the range starts.
+        start: u64,
+        /// Its length.
+        len: u64,
+        /// The blob's size.
+        size: u64,
+    },
     /// The same blob was planned twice with different sizes.
     #[error("blob {digest} is described with two sizes, {first} and {second} bytes")]
     PlanConflict {

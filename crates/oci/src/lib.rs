@@ -10,6 +10,7 @@
 pub mod digest;
 mod error;
 pub mod fsutil;
+pub mod graph;
 pub mod layout;
 pub mod manifest;
 pub mod media_type;
@@ -20,6 +21,7 @@ pub mod serde_str;
 
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::{error_chain, Error, Result};
+pub use graph::{Step, Walk, MAX_DEPTH};
 pub use layout::{
     BlobClass, BlobEntry, BlobReader, LayoutArchive, LayoutPlan, LayoutProblem, LayoutProblemKind,
     LayoutStream, PlannedBlob, StreamBlob, VerifyingReader,

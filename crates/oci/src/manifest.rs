@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digest;
+use crate::digest::{Algorithm, Digest, DigestHasher};
 use crate::media_type;
 use crate::{Error, Result};
 
@@ -194,8 +194,24 @@ impl Manifest {
     /// Parse `bytes`, served with the content type `served_media_type` (when
     /// known). The media type recorded is the one inside the document when it
     /// has one, else the served one, else inferred from the shape.
+    ///
+    /// The digest recorded is the sha256 of the bytes; for a manifest named
+    /// under another algorithm, use [`Manifest::parse_as`].
     pub fn parse(bytes: Vec<u8>, served_media_type: Option<&str>) -> Result<Manifest> {
-        let digest = Digest::sha256_of(&bytes);
+        Manifest::parse_as(bytes, served_media_type, Algorithm::Sha256)
+    }
+
+    /// [`Manifest::parse`], with the digest computed under `algorithm`: a
+    /// manifest a descriptor names by `sha512:` is pushed and checked under
+    /// that digest, not under a sha256 no one asked for.
+    pub fn parse_as(
+        bytes: Vec<u8>,
+        served_media_type: Option<&str>,
+        algorithm: Algorithm,
+    ) -> Result<Manifest> {
+        let mut hasher = DigestHasher::new(algorithm);
+        hasher.update(&bytes);
+        let digest = hasher.finish();
         let raw: RawManifest =
             serde_json::from_slice(&bytes).map_err(|source| Error::ManifestParse {
                 digest: digest.clone(),
@@ -252,7 +268,8 @@ impl Manifest {
         &self.bytes
     }
 
-    /// The sha256 digest of the bytes.
+    /// The digest of the bytes (sha256 unless parsed with
+    /// [`Manifest::parse_as`]).
     pub fn digest(&self) -> &Digest {
         &self.digest
     }
@@ -325,6 +342,12 @@ impl Manifest {
             ManifestView::Image { artifact_type, .. } => artifact_type.as_deref(),
             ManifestView::Index { .. } => None,
         }
+    }
+}
+
+impl AsRef<Manifest> for Manifest {
+    fn as_ref(&self) -> &Manifest {
+        self
     }
 }
 

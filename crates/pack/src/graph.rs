@@ -1,18 +1,15 @@
 //! Walking what a reference names: index, children, configs, layers and
 //! referrers, fetched as exact bytes from the source registry.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
+use ferry_oci::graph::{cosign_tags, real_platform, select_platforms};
 use ferry_oci::layout::BlobClass;
-use ferry_oci::{Descriptor, Digest, Manifest, Platform, Reference};
+use ferry_oci::{Algorithm, DigestHasher};
+use ferry_oci::{Descriptor, Digest, Manifest, Platform, Reference, Step, Walk, MAX_DEPTH};
 use ferry_registry::{Client, Repository};
 
 use crate::{Error, Result};
-
-/// How deep indexes may nest (index -> index -> manifest is depth 2).
-const MAX_DEPTH: usize = 8;
-/// Suffixes cosign (and friends) tag beside a digest.
-const COSIGN_SUFFIXES: &[&str] = &["sig", "att", "sbom"];
 
 /// Everything one reference brings into the bundle.
 #[derive(Debug)]
@@ -67,7 +64,10 @@ pub(crate) async fn resolve(
         .get_manifest(&repo, &reference.tag_or_digest())
         .await
         .map_err(registry_error)?;
-    let root = parse(&label, fetched.bytes, Some(&fetched.media_type))?;
+    let algorithm = reference
+        .digest()
+        .map_or(Algorithm::Sha256, Digest::algorithm);
+    let root = parse_as(&label, fetched.bytes, Some(&fetched.media_type), algorithm)?;
     let mut resolved = Resolved {
         reference: reference.clone(),
         root: root.descriptor(),
@@ -85,7 +85,7 @@ pub(crate) async fn resolve(
         label: &label,
         resolved: &mut resolved,
     };
-    walker.walk(root, &options.platforms, 0, true).await?;
+    walker.walk(root, &options.platforms, true).await?;
     if options.referrers {
         walker.follow_referrers().await?;
     }
@@ -93,8 +93,21 @@ pub(crate) async fn resolve(
 }
 
 fn parse(label: &str, bytes: Vec<u8>, media_type: Option<&str>) -> Result<Manifest> {
-    let digest = Digest::sha256_of(&bytes);
-    Manifest::parse(bytes, media_type).map_err(|source| Error::Manifest {
+    parse_as(label, bytes, media_type, Algorithm::Sha256)
+}
+
+/// Parse a manifest whose digest is taken under `algorithm` (that of the
+/// descriptor or reference naming it).
+fn parse_as(
+    label: &str,
+    bytes: Vec<u8>,
+    media_type: Option<&str>,
+    algorithm: Algorithm,
+) -> Result<Manifest> {
+    let mut hasher = DigestHasher::new(algorithm);
+    hasher.update(&bytes);
+    let digest = hasher.finish();
+    Manifest::parse_as(bytes, media_type, algorithm).map_err(|source| Error::Manifest {
         reference: label.to_string(),
         digest,
         source,
@@ -132,92 +145,117 @@ impl Walker<'_> {
         } else {
             fetched.media_type.as_str()
         };
-        parse(self.label, fetched.bytes, Some(media_type))
+        parse_as(
+            self.label,
+            fetched.bytes,
+            Some(media_type),
+            descriptor.digest.algorithm(),
+        )
     }
 
-    /// Walk `manifest` and below. `top` marks the manifest the reference
-    /// names, where the platform filter applies.
-    async fn walk(
-        &mut self,
-        root: Manifest,
-        platforms: &[Platform],
-        depth: usize,
-        top: bool,
-    ) -> Result<()> {
-        let mut queue = VecDeque::from([(root, depth, top)]);
-        while let Some((manifest, depth, top)) = queue.pop_front() {
-            if depth > MAX_DEPTH {
-                return Err(Error::TooDeep {
-                    reference: self.label.to_string(),
-                    limit: MAX_DEPTH,
-                });
-            }
-            if self.resolved.manifests.contains_key(manifest.digest()) {
-                continue;
-            }
-            if manifest.is_index() {
-                let children = manifest.children().to_vec();
-                let filter = if top { platforms } else { &[] };
-                let mut carried_any = filter.is_empty() || children.is_empty();
-                for child in &children {
-                    let carried = filter.is_empty() || wanted(child, filter);
-                    if let Some(p) = child.platform.clone().filter(|p| p.os != "unknown") {
-                        if carried {
-                            self.resolved.platforms_carried.push(p);
-                        } else {
-                            self.resolved.platforms_left_out.push(p);
+    /// Walk `root` and below through the one graph walk. `top` marks the
+    /// manifest the reference names, where the platform filter applies.
+    async fn walk(&mut self, root: Manifest, platforms: &[Platform], top: bool) -> Result<()> {
+        if self.resolved.manifests.contains_key(root.digest()) {
+            return Ok(());
+        }
+        let mut walk = Walk::new(root.descriptor());
+        for digest in self.resolved.manifests.keys() {
+            walk.visited(digest.clone());
+        }
+        let mut root = Some(root);
+        let mut carried: HashSet<Digest> = HashSet::new();
+        while let Some(step) = walk.next() {
+            match step {
+                Step::Fetch {
+                    descriptor, depth, ..
+                } => {
+                    let Some(manifest) = root.take() else {
+                        if depth == 1 && !carried.contains(&descriptor.digest) {
+                            continue;
                         }
-                    }
-                    if carried {
-                        if child.platform.as_ref().is_some_and(|p| p.os != "unknown") {
-                            carried_any = true;
-                        }
-                        let m = self.fetch(child).await?;
-                        queue.push_back((m, depth + 1, false));
-                    }
-                }
-                if !carried_any {
-                    return Err(Error::NoMatchingPlatform {
-                        reference: self.resolved.reference.clone(),
-                        wanted: list(filter.iter()),
-                        available: list(children.iter().filter_map(|c| c.platform.as_ref())),
-                    });
-                }
-            } else {
-                if let Some(config) = manifest.config() {
-                    let platform = self.platform_of(manifest.digest());
-                    self.resolved.images.push((platform, config.digest.clone()));
-                }
-                for (i, blob) in manifest.blobs().enumerate() {
-                    let class = if i == 0 && manifest.config().is_some() {
-                        BlobClass::Config
-                    } else {
-                        BlobClass::Layer
+                        walk.enter(self.fetch(&descriptor).await?);
+                        continue;
                     };
-                    let entry = self
-                        .resolved
-                        .blobs
-                        .entry(blob.digest.clone())
-                        .or_insert((blob.size, class));
-                    if entry.1 > class {
-                        entry.1 = class;
-                    }
+                    carried = if manifest.is_index() {
+                        let filter = if top { platforms } else { &[] };
+                        self.select(&manifest, filter)?
+                    } else {
+                        HashSet::new()
+                    };
+                    walk.enter(manifest);
+                }
+                Step::Leave {
+                    descriptor,
+                    manifest,
+                    ..
+                } => {
+                    self.add_blobs(&manifest, descriptor.platform);
+                    self.resolved
+                        .manifests
+                        .insert(manifest.digest().clone(), manifest);
+                }
+                Step::TooDeep { .. } | Step::Cycle { .. } => {
+                    return Err(Error::TooDeep {
+                        reference: self.label.to_string(),
+                        limit: MAX_DEPTH,
+                    })
                 }
             }
-            self.resolved
-                .manifests
-                .insert(manifest.digest().clone(), manifest);
         }
         Ok(())
     }
 
-    fn platform_of(&self, digest: &Digest) -> Option<Platform> {
-        self.resolved
-            .manifests
-            .values()
-            .flat_map(|m| m.children())
-            .find(|c| &c.digest == digest)
-            .and_then(|c| c.platform.clone())
+    /// The entries of a top index to carry, given the platform filter;
+    /// records platforms carried and left out.
+    fn select(&mut self, index: &Manifest, filter: &[Platform]) -> Result<HashSet<Digest>> {
+        let children = index.children();
+        let chosen = select_platforms(children, filter);
+        let mut carried_any = filter.is_empty() || children.is_empty();
+        let mut carried = HashSet::new();
+        for (child, chosen) in children.iter().zip(chosen) {
+            if let Some(p) = real_platform(child).cloned() {
+                if chosen {
+                    carried_any = true;
+                    self.resolved.platforms_carried.push(p);
+                } else {
+                    self.resolved.platforms_left_out.push(p);
+                }
+            }
+            if chosen {
+                carried.insert(child.digest.clone());
+            }
+        }
+        if !carried_any {
+            return Err(Error::NoMatchingPlatform {
+                reference: self.resolved.reference.clone(),
+                wanted: list(filter.iter()),
+                available: list(children.iter().filter_map(real_platform)),
+            });
+        }
+        Ok(carried)
+    }
+
+    /// Record the config and layers of an image.
+    fn add_blobs(&mut self, manifest: &Manifest, platform: Option<Platform>) {
+        if let Some(config) = manifest.config() {
+            self.resolved.images.push((platform, config.digest.clone()));
+        }
+        for (i, blob) in manifest.blobs().enumerate() {
+            let class = if i == 0 && manifest.config().is_some() {
+                BlobClass::Config
+            } else {
+                BlobClass::Layer
+            };
+            let entry = self
+                .resolved
+                .blobs
+                .entry(blob.digest.clone())
+                .or_insert((blob.size, class));
+            if entry.1 > class {
+                entry.1 = class;
+            }
+        }
     }
 
     /// Find referrers of every manifest carried so far (children included),
@@ -261,11 +299,10 @@ impl Walker<'_> {
                 let mut entry = m.descriptor();
                 entry.artifact_type = m.artifact_type().map(str::to_string);
                 self.resolved.referrers.insert(digest.clone(), entry);
-                self.walk(m, &[], 1, false).await?;
+                self.walk(m, &[], false).await?;
                 pending.push_back(digest);
             }
-            for suffix in COSIGN_SUFFIXES {
-                let tag = format!("{}.{suffix}", subject.tag_form());
+            for tag in cosign_tags(&subject) {
                 if !self.tag_exists(tags.as_ref(), &tag).await? {
                     continue;
                 }
@@ -283,7 +320,7 @@ impl Walker<'_> {
                 self.resolved
                     .tagged
                     .insert(name.to_string(), m.descriptor());
-                self.walk(m, &[], 1, false).await?;
+                self.walk(m, &[], false).await?;
                 pending.push_back(digest);
             }
         }
@@ -315,15 +352,6 @@ impl Walker<'_> {
                 source,
             })?;
         parse(self.label, fetched.bytes, Some(&fetched.media_type))
-    }
-}
-
-fn wanted(child: &Descriptor, filter: &[Platform]) -> bool {
-    match &child.platform {
-        // Attestations and other platform-less children come along.
-        None => true,
-        Some(p) if p.os == "unknown" => true,
-        Some(p) => filter.iter().any(|w| p.matches(w)),
     }
 }
 

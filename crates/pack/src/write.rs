@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ferry_oci::fsutil;
 use ferry_oci::layout::LayoutPlan;
 use ferry_oci::{Digest, DigestHasher, Progress};
-use ferry_registry::{Client, Repository};
+use ferry_registry::{Client, Failure, Repository};
 use ferry_sign::{BundleSignature, PrivateKey};
 use tokio::task::JoinSet;
 
@@ -227,30 +227,38 @@ async fn fetch_blob(
     place: &Placement,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let policy = client.config().retry;
-    let mut attempt = 1;
-    loop {
-        if attempt > 1 {
-            place.hasher.restarted();
-        }
-        match fetch_once(client, job, place, progress).await {
-            Ok(()) => return Ok(()),
-            // Only a body broken in transit is tried again here: a request
-            // that failed was already retried by the client, and trying it
-            // again would multiply the bound on tries.
-            Err(Failed::InBody(Error::Registry { reference, source }))
-                if source.is_retryable() && attempt < policy.attempts =>
-            {
-                attempt += 1;
-                progress.note(&format!(
-                    "retrying blob {} for {reference}: {source}",
-                    job.digest
-                ));
-                tokio::time::sleep(policy.delay(attempt, None)).await;
-            }
-            Err(Failed::InBody(e) | Failed::Final(e)) => return Err(e),
-        }
-    }
+    client
+        .config()
+        .retry
+        .run_noting(
+            |attempt| async move {
+                if attempt > 1 {
+                    place.hasher.restarted();
+                }
+                // Only a body broken in transit is tried again here: a
+                // request that failed was already retried by the client, and
+                // trying it again would multiply the bound on tries.
+                fetch_once(client, job, place, progress)
+                    .await
+                    .map_err(|failed| match failed {
+                        Failed::InBody(e)
+                            if matches!(&e, Error::Registry { source, .. } if source.is_retryable()) =>
+                        {
+                            Failure::transient(e)
+                        }
+                        Failed::InBody(e) | Failed::Final(e) => Failure::Final(e),
+                    })
+            },
+            |e, _| {
+                if let Error::Registry { reference, source } = e {
+                    progress.note(&format!(
+                        "retrying blob {} for {reference}: {source}",
+                        job.digest
+                    ));
+                }
+            },
+        )
+        .await
 }
 
 /// How one try at a blob failed.

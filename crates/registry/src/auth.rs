@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use serde::Deserialize;
 
 use crate::credentials::Credential;
+use crate::origin::Origin;
 use crate::{Error, Repository, Result};
 
 /// A parsed `WWW-Authenticate` challenge.
@@ -92,16 +92,6 @@ impl Authorization {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
 struct Cached {
     auth: Authorization,
     until: Instant,
@@ -121,13 +111,14 @@ impl TokenCache {
     }
 
     pub(crate) fn put(&self, host: &str, scope: &str, auth: Authorization, ttl: Duration) {
+        let now = Instant::now();
+        let until = now
+            .checked_add(ttl.min(crate::response::MAX_TOKEN_TTL))
+            .unwrap_or(now);
         let mut entries = self.entries.lock().expect("token cache poisoned");
         entries.insert(
             (host.to_string(), scope.to_string()),
-            Cached {
-                auth,
-                until: Instant::now() + ttl,
-            },
+            Cached { auth, until },
         );
     }
 
@@ -146,8 +137,14 @@ pub(crate) fn basic(credential: &Credential) -> String {
 /// Obtain a bearer token for `scopes` from `realm`. `Ok(None)` when the
 /// token service refuses the caller (401 or 403): the caller knows which
 /// registry and repository that concerns, and words the error.
+///
+/// The realm is the registry's choice and may be on another host (a
+/// federated token service, as docker.io's): the credentials go there, as
+/// docker sends them, but never in the clear when the registry itself
+/// (`home`) is reached over https.
 pub(crate) async fn fetch_token(
     http: &reqwest::Client,
+    home: &Origin,
     realm: &str,
     service: Option<&str>,
     scopes: &[String],
@@ -164,7 +161,16 @@ pub(crate) async fn fetch_token(
     for s in scopes {
         query.push(("scope", s));
     }
-    let mut request = http.get(realm).query(&query);
+    let realm_url = reqwest::Url::parse(realm)
+        .map_err(|_| token_error("the registry named no usable token service URL".to_string()))?;
+    if credential.is_some() && realm_url.scheme() != "https" && home.is_https() {
+        return Err(token_error(
+            "the registry, reached over https, names a token service over plain http; \
+             ferry does not send credentials in the clear"
+                .to_string(),
+        ));
+    }
+    let mut request = http.get(realm_url).query(&query);
     if let Some(c) = credential {
         request = request.header(
             reqwest::header::AUTHORIZATION,
@@ -186,16 +192,9 @@ pub(crate) async fn fetch_token(
         .bytes()
         .await
         .map_err(|e| token_error(format!("broken answer ({})", e.without_url())))?;
-    let answer: TokenAnswer = serde_json::from_slice(&body)
-        .map_err(|_| token_error("answer is not a token document".to_string()))?;
-    let token = answer
-        .token
-        .or(answer.access_token)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| token_error("answer holds no token".to_string()))?;
-    // Renew a little early; registries default to 60 s.
-    let ttl = Duration::from_secs(answer.expires_in.unwrap_or(60).max(10) - 5);
-    Ok(Some((Authorization::Bearer(token), ttl)))
+    let answer = crate::response::token_answer(&body)
+        .ok_or_else(|| token_error("answer is not a token document with a token".to_string()))?;
+    Ok(Some((Authorization::Bearer(answer.token), answer.ttl)))
 }
 
 /// The error for a refusal by `by` ("the registry", "the token service

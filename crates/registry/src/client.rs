@@ -11,8 +11,11 @@ use reqwest::{Method, Response, StatusCode};
 
 use ferry_oci::{media_type, Descriptor, Digest};
 
-use crate::transport::{status_error, strip_query, Access, RequestPlan, Transport};
-use crate::{ClientConfig, Error, Result};
+use crate::http::{body_error, strip_query};
+use crate::request::{status_error, Access, RequestPlan};
+use crate::response::{bare_media_type, content_digest, content_length, header_text, next_link};
+use crate::transport::Transport;
+use crate::{ClientConfig, Error, Failure, Result};
 
 /// Largest manifest ferry accepts (the OCI distribution spec's floor is 4 MiB).
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -90,7 +93,8 @@ impl BlobStream {
     /// fetch the blob again from the start.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
         let result = self.response.chunk().await;
-        result.map_err(|e| self.transport.body_error(&self.url, e))
+        let timeout = self.transport.config.read_timeout;
+        result.map_err(|e| body_error(&self.url, timeout, e))
     }
 
     /// The length the registry announced, if any.
@@ -180,7 +184,7 @@ impl Client {
                 limit: MAX_MANIFEST_BYTES,
             });
         }
-        let served_digest = answer.header("docker-content-digest");
+        let served_digest = content_digest(&answer.headers);
         let media_type = answer
             .header(CONTENT_TYPE.as_str())
             .map(|m| bare_media_type(&m))
@@ -189,7 +193,7 @@ impl Client {
         let digest = Digest::sha256_of(&bytes);
         let expected = match reference.parse::<Digest>() {
             Ok(d) => Some(d),
-            Err(_) => served_digest.and_then(|d| d.parse::<Digest>().ok()),
+            Err(_) => served_digest,
         };
         if let Some(expected) = expected {
             let found = expected.recompute(&bytes);
@@ -226,10 +230,11 @@ impl Client {
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
+        let headers = response.headers();
         Ok(Some(ManifestHead {
-            digest: header_str(&response, "docker-content-digest").and_then(|d| d.parse().ok()),
-            media_type: header_str(&response, CONTENT_TYPE.as_str()).map(|m| bare_media_type(&m)),
-            size: header_str(&response, CONTENT_LENGTH.as_str()).and_then(|s| s.parse().ok()),
+            digest: content_digest(headers),
+            media_type: header_text(headers, CONTENT_TYPE.as_str()).map(|m| bare_media_type(&m)),
+            size: content_length(headers),
         }))
     }
 
@@ -296,22 +301,22 @@ impl Client {
         F: Fn() -> std::io::Result<S>,
         S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     {
-        let policy = self.config().retry;
-        let mut attempt = 1;
-        loop {
-            // Opening a session is retried by the transport itself; only a
-            // PUT that failed (and spoiled its session) starts over here, so
-            // no request is tried more than `attempts` times.
-            let url = self.start_upload(repo, digest).await?;
-            match self.put_upload(repo, digest, size, &open, url).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_retryable() && attempt < policy.attempts => {
-                    attempt += 1;
-                    tokio::time::sleep(policy.delay(attempt, None)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let open = &open;
+        self.config()
+            .retry
+            .run(|_| async move {
+                // Opening a session is retried by the transport itself; only
+                // a PUT that failed (and spoiled its session) starts over
+                // here, so no request is tried more than `attempts` times.
+                let url = self
+                    .start_upload(repo, digest)
+                    .await
+                    .map_err(Failure::Final)?;
+                self.put_upload(repo, digest, size, open, url)
+                    .await
+                    .map_err(Error::failure)
+            })
+            .await
     }
 
     /// Open an upload session; the URL to `PUT` the blob to.
@@ -322,17 +327,25 @@ impl Client {
             .transport
             .send(&plan, |r| Ok(r.header(CONTENT_LENGTH, "0")))
             .await?;
-        let location = header_str(&response, LOCATION.as_str()).ok_or_else(|| Error::Protocol {
+        let protocol = |reason: String| Error::Protocol {
             host: repo.host().to_string(),
             what: format!("upload of {digest}"),
-            reason: "no Location header".to_string(),
-        })?;
-        let base = self.transport.base_url(repo.host());
-        let mut url = if location.starts_with("http://") || location.starts_with("https://") {
-            location
-        } else {
-            format!("{base}{location}")
+            reason,
         };
+        let location = header_text(response.headers(), LOCATION.as_str())
+            .ok_or_else(|| protocol("no Location header".to_string()))?;
+        // Relative to the URL that answered; it may name another origin,
+        // which then gets the upload but not the registry's credentials.
+        let mut url = response
+            .url()
+            .join(&location)
+            .map_err(|e| {
+                protocol(format!(
+                    "Location {} is not a URL ({e})",
+                    strip_query(&location)
+                ))
+            })?
+            .to_string();
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&format!("digest={digest}"));
         Ok(url)
@@ -391,17 +404,15 @@ impl Client {
             })
             .await?;
         let digest = Digest::sha256_of(&bytes);
-        if let Some(served) = header_str(&response, "docker-content-digest") {
-            if let Ok(served) = served.parse::<Digest>() {
-                if served.algorithm() == digest.algorithm() && served != digest {
-                    return Err(Error::DigestMismatch {
-                        host: repo.host().to_string(),
-                        repository: repo.name().to_string(),
-                        what: format!("manifest {reference} (as stored)"),
-                        expected: digest,
-                        found: served,
-                    });
-                }
+        if let Some(served) = content_digest(response.headers()) {
+            if served.algorithm() == digest.algorithm() && served != digest {
+                return Err(Error::DigestMismatch {
+                    host: repo.host().to_string(),
+                    repository: repo.name().to_string(),
+                    what: format!("manifest {reference} (as stored)"),
+                    expected: digest,
+                    found: served,
+                });
             }
         }
         Ok(digest)
@@ -446,28 +457,27 @@ impl Client {
                 limit: MAX_MANIFEST_BYTES,
             });
         }
-        let body = answer.body;
-        #[derive(serde::Deserialize)]
-        struct Index {
-            #[serde(default)]
-            manifests: Vec<Descriptor>,
-        }
-        let index: Index = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
-            host: repo.host().to_string(),
-            what: format!("referrers of {digest}"),
-            reason: format!("not an index ({e})"),
-        })?;
-        Ok(Some(index.manifests))
+        let manifests =
+            crate::response::referrers_index(&answer.body).map_err(|e| Error::Protocol {
+                host: repo.host().to_string(),
+                what: format!("referrers of {digest}"),
+                reason: format!("not an index ({e})"),
+            })?;
+        Ok(Some(manifests))
     }
 
-    /// Every tag of the repository (following `Link` pagination).
+    /// Every tag of the repository (following `Link` pagination). A
+    /// registry whose pages lead back to one already read, or that never
+    /// end, gets an error rather than a loop.
     pub async fn list_tags(&self, repo: &Repository) -> Result<Vec<String>> {
-        #[derive(serde::Deserialize)]
-        struct Tags {
-            #[serde(default)]
-            tags: Option<Vec<String>>,
-        }
+        const MAX_PAGES: usize = 10_000;
+        let protocol = |reason: String| Error::Protocol {
+            host: repo.host().to_string(),
+            what: "tag list".to_string(),
+            reason,
+        };
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut target = format!("/v2/{}/tags/list?n=1000", repo.name());
         loop {
             let plan = Self::lookup(Method::GET, repo, target.clone());
@@ -478,34 +488,38 @@ impl Client {
             if answer.status == StatusCode::NOT_FOUND {
                 return Ok(out);
             }
-            let next = answer.header("link").and_then(|l| {
-                let start = l.find('<')? + 1;
-                let end = l.find('>')?;
-                Some(l[start..end].to_string())
-            });
-            let body = answer.body;
-            let tags: Tags = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
-                host: repo.host().to_string(),
-                what: "tag list".to_string(),
-                reason: e.to_string(),
-            })?;
-            out.extend(tags.tags.unwrap_or_default());
-            match next {
-                Some(n) => target = n,
-                None => return Ok(out),
+            if answer.too_large {
+                return Err(protocol(format!(
+                    "a page is larger than {} bytes",
+                    16 * MAX_MANIFEST_BYTES
+                )));
             }
+            seen.insert(answer.url.to_string());
+            out.extend(
+                crate::response::tag_page(&answer.body).map_err(|e| protocol(e.to_string()))?,
+            );
+            let Some(link) = answer.header("link") else {
+                return Ok(out);
+            };
+            let Some(next) = next_link(&link) else {
+                return Ok(out);
+            };
+            // Relative to the page that named it; on another origin it is
+            // fetched without the registry's credentials.
+            let next = answer
+                .url
+                .join(next)
+                .map_err(|e| protocol(format!("its Link names no URL ({e})")))?;
+            if seen.contains(next.as_str()) || seen.len() >= MAX_PAGES {
+                return Err(protocol(format!(
+                    "its pages do not end (page {} links to {})",
+                    seen.len(),
+                    strip_query(next.as_str())
+                )));
+            }
+            target = next.to_string();
         }
     }
-}
-
-/// A `Content-Type` value without its parameters (`; charset=...`).
-fn bare_media_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string()
 }
 
 fn not_found(repo: &Repository, what: String) -> Error {
@@ -514,12 +528,4 @@ fn not_found(repo: &Repository, what: String) -> Error {
         repository: repo.name().to_string(),
         what,
     }
-}
-
-fn header_str(response: &Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
 }

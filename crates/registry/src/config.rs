@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::RetryPolicy;
+
 /// Settings for a [`Client`](crate::Client), usually built from command-line flags.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -78,38 +80,6 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
-/// Bounded exponential backoff for requests that are safe to repeat.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Total tries, the first included (1 = never retry).
-    pub attempts: u32,
-    /// Delay before the second try; doubled each time.
-    pub base_delay: Duration,
-    /// Longest delay between tries, `Retry-After` included.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> RetryPolicy {
-        RetryPolicy {
-            attempts: 5,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(10),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Delay before try number `attempt` (1-based; attempt 2 waits
-    /// `base_delay`), or the server's `Retry-After`, capped at `max_delay`.
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(2).min(16));
-        retry_after.unwrap_or(exp).min(self.max_delay)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,21 +98,5 @@ mod tests {
         assert!(c.is_plain_http("[::1]:5000"));
         assert!(!c.is_plain_http("reg.internal.evil"));
         assert!(!c.is_insecure("reg.internal"));
-    }
-
-    #[test]
-    fn backoff_is_bounded() {
-        let p = RetryPolicy::default();
-        assert_eq!(p.delay(2, None), Duration::from_millis(250));
-        assert_eq!(p.delay(3, None), Duration::from_millis(500));
-        assert_eq!(p.delay(30, None), Duration::from_secs(10));
-        assert_eq!(
-            p.delay(2, Some(Duration::from_secs(3))),
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            p.delay(2, Some(Duration::from_secs(300))),
-            Duration::from_secs(10)
-        );
     }
 }

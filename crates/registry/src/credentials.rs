@@ -8,6 +8,9 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -137,6 +140,58 @@ impl DockerCredentials {
             return run_helper(store, &keys[0]);
         }
         Ok(None)
+    }
+}
+
+/// Credentials looked up once per host, for the async client.
+///
+/// A lookup may run a credential helper (`docker-credential-*`): a process
+/// that can take seconds (a keychain prompt, a cloud CLI). It runs on
+/// tokio's blocking pool, never on an async worker thread, and no lock is
+/// held while it runs: the map's mutex is held only to find the host's
+/// cell. Tasks asking for the same host meanwhile wait for that one
+/// lookup (the cell's async initialization) rather than each starting a
+/// helper. A failed lookup is not remembered; the next request tries again.
+#[derive(Default)]
+pub(crate) struct CredentialCache {
+    docker: Arc<DockerCredentials>,
+    hosts: Mutex<HashMap<String, Arc<OnceCell<Option<Credential>>>>>,
+}
+
+impl CredentialCache {
+    pub(crate) fn new(docker: DockerCredentials) -> CredentialCache {
+        CredentialCache {
+            docker: Arc::new(docker),
+            hosts: Mutex::default(),
+        }
+    }
+
+    /// Where the credentials come from, for messages.
+    pub(crate) fn source(&self) -> Option<&Path> {
+        self.docker.source()
+    }
+
+    /// The credential for `host`, if docker has one.
+    pub(crate) async fn get(&self, host: &str) -> Result<Option<Credential>> {
+        let cell = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            hosts.entry(host.to_string()).or_default().clone()
+        };
+        let found = cell
+            .get_or_try_init(|| {
+                let docker = self.docker.clone();
+                let host = host.to_string();
+                async move {
+                    tokio::task::spawn_blocking(move || docker.lookup(&host))
+                        .await
+                        .map_err(|e| Error::Config {
+                            what: "looking up docker credentials failed".to_string(),
+                            source: Some(Box::new(e)),
+                        })?
+                }
+            })
+            .await?;
+        Ok(found.clone())
     }
 }
 
@@ -293,6 +348,55 @@ mod tests {
         write_config(dir.path(), "{nope");
         let err = DockerCredentials::load(Some(dir.path())).err().unwrap();
         assert!(err.to_string().contains("config.json"), "{err}");
+    }
+
+    /// A credential helper runs on the blocking pool: a helper that takes
+    /// its time leaves the runtime's only worker thread free meanwhile.
+    #[tokio::test(flavor = "current_thread")]
+    async fn helpers_run_off_the_async_threads() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join("docker-credential-ferry-slow");
+        std::fs::write(
+            &helper,
+            "#!/bin/sh\nread server\nsleep 1\necho '{\"Username\":\"u\",\"Secret\":\"s\"}'\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_config(
+            dir.path(),
+            r#"{"credHelpers":{"slow.example":"ferry-slow"}}"#,
+        );
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        // Only this test sets PATH, and it only adds a directory.
+        std::env::set_var("PATH", path);
+        let cache = CredentialCache::new(DockerCredentials::load(Some(dir.path())).unwrap());
+        let ticks = std::sync::atomic::AtomicU32::new(0);
+        let ticker = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                ticks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        };
+        let lookup = async {
+            let (a, b) = tokio::join!(cache.get("slow.example"), cache.get("slow.example"));
+            (a.unwrap(), b.unwrap())
+        };
+        let (a, b) = tokio::select! {
+            found = lookup => found,
+            _ = ticker => unreachable!(),
+        };
+        assert_eq!(a.unwrap().username, "u");
+        assert_eq!(b.unwrap().secret, "s");
+        let ticks = ticks.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            ticks >= 10,
+            "the runtime stalled while the helper ran ({ticks} ticks)"
+        );
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub enum Error {
         code: Option<String>,
         /// The registry's error message, if any.
         message: Option<String>,
+        /// The registry's `Retry-After`, if any.
+        retry_after: Option<std::time::Duration>,
     },
     /// Content served did not match its digest.
     #[error("{host}/{repository} served {what} with digest {found}, expected {expected}")]
@@ -176,6 +178,21 @@ impl Error {
             Error::Connect { .. } | Error::Transport { .. } | Error::Timeout { .. } => true,
             Error::Status { status, .. } => *status == 429 || *status == 408 || *status >= 500,
             _ => false,
+        }
+    }
+
+    /// This error as the retry policy sees it: transient when
+    /// [`is_retryable`](Self::is_retryable) (with the registry's
+    /// `Retry-After`, if any), else final.
+    pub fn failure(self) -> crate::Failure<Error> {
+        let after = match &self {
+            Error::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        if self.is_retryable() {
+            crate::Failure::Transient { error: self, after }
+        } else {
+            crate::Failure::Final(self)
         }
     }
 

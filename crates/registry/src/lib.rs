@@ -4,8 +4,10 @@
 //! blobs stream in both directions and are never held whole in memory.
 //! Credentials come from docker's config file and credential helpers; hosts
 //! are reached over verified TLS unless named as plain-HTTP or insecure; a
-//! transient failure is retried with bounded backoff, anything else is a
-//! typed [`Error`] that says what to do.
+//! transient failure is retried under the one [`RetryPolicy`], anything
+//! else is a typed [`Error`] that says what to do. A registry's credentials
+//! go to that registry's origin only, never to the other origins it names
+//! (upload locations, links, redirects).
 
 #![deny(missing_docs)]
 
@@ -14,11 +16,17 @@ mod client;
 mod config;
 pub mod credentials;
 mod error;
+mod http;
+mod origin;
+mod request;
+mod response;
+mod retry;
 mod tls;
 mod transport;
 
 pub use client::{
     BlobStream, Client, FetchedManifest, ManifestHead, MountOutcome, Repository, MAX_MANIFEST_BYTES,
 };
-pub use config::{ClientConfig, RetryPolicy};
+pub use config::ClientConfig;
 pub use error::{Error, Result};
+pub use retry::{Failure, RetryPolicy};

@@ -1,6 +1,7 @@
 //! The cosign signature format: where signatures live beside an image, and
 //! the simple-signing payload they sign.
 
+use ferry_oci::graph::cosign_subject;
 use ferry_oci::{Digest, Manifest};
 use serde::Deserialize;
 
@@ -16,20 +17,14 @@ pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.s
 /// `sha256:<hex>`. The tag may be given bare or as the end of a reference
 /// (`registry/repo:sha256-<hex>.sig`).
 pub fn signature_tag_subject(tag: &str) -> Option<Digest> {
-    let tag = tag.rsplit(':').next().unwrap_or(tag);
-    let hex = tag.strip_prefix("sha256-")?.strip_suffix(".sig")?;
-    format!("sha256:{hex}").parse().ok()
+    cosign_subject(tag).filter(|_| tag.ends_with(".sig"))
 }
 
 /// Whether a name is a cosign-style tag beside a digest (`.sig`, `.att`,
 /// `.sbom`): signatures, attestations and SBOMs need no signature
 /// themselves.
 pub(crate) fn is_cosign_tag(name: &str) -> bool {
-    let tag = name.rsplit(':').next().unwrap_or(name);
-    tag.starts_with("sha256-")
-        && [".sig", ".att", ".sbom"]
-            .iter()
-            .any(|suffix| tag.ends_with(suffix))
+    cosign_subject(name).is_some()
 }
 
 /// Whether a manifest is a cosign signature: an image manifest with at

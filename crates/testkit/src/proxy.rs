@@ -14,6 +14,10 @@
 //!
 //! The `Host` header is forwarded unchanged, so the registry writes upload
 //! `Location`s that point back at the proxy: uploads stream through it too.
+//!
+//! [`FaultProxy::start_foreign`] opens a second origin in front of the same
+//! registry; [`Fault::MoveLocation`] and [`Fault::Redirect`] send clients
+//! there, and its log tells whether they brought credentials along.
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -55,6 +59,30 @@ pub enum Fault {
     /// upstream itself answers `401` with its challenge, as when a token
     /// expires. (With an upstream that needs no auth this changes nothing.)
     ExpireToken,
+    /// Forward the request, and point the answer's `Location` (an upload
+    /// session) at another origin, `http://HOST:PORT`, keeping its path
+    /// and query: as a registry that hands uploads to a separate upload
+    /// service does.
+    MoveLocation {
+        /// `host:port` of the other origin (usually a
+        /// [`FaultProxy::start_foreign`]).
+        to: String,
+    },
+    /// Forward the request, and set header `name` of the answer to
+    /// `value` (replacing any): a `Link` that misleads, say.
+    SetHeader {
+        /// The header's name.
+        name: String,
+        /// Its value.
+        value: String,
+    },
+    /// Answer `307 Temporary Redirect` to the same path and query on
+    /// another origin, `http://HOST:PORT`, as a registry that serves blobs
+    /// from object storage does. The request never reaches the upstream.
+    Redirect {
+        /// `host:port` of the other origin.
+        to: String,
+    },
 }
 
 /// Which requests a rule applies to. Every condition set must hold.
@@ -101,6 +129,8 @@ pub struct Seen {
     pub path: String,
     /// The fault applied to it, if any.
     pub fault: Option<Fault>,
+    /// Whether it carried an `Authorization` header.
+    pub authorization: bool,
 }
 
 struct Rule {
@@ -117,6 +147,8 @@ struct State {
 
 struct Shared {
     upstream: SocketAddr,
+    /// Set for a foreign origin: how it authorizes itself upstream.
+    own_auth: Option<OwnAuth>,
     state: Mutex<State>,
     stop: AtomicBool,
     sockets: Mutex<Vec<(u64, TcpStream)>>,
@@ -145,10 +177,42 @@ impl FaultProxy {
 
     /// A proxy in front of any plain-HTTP server at `upstream`.
     pub fn start_to(upstream: SocketAddr) -> FaultProxy {
+        FaultProxy::launch(upstream, None)
+    }
+
+    /// Another origin in front of `registry` (another port, so another
+    /// origin to a client): what an object store or an upload service is to
+    /// a registry that sends clients there with a redirect or an upload
+    /// `Location`. Such a service holds its own access (a signed URL, in
+    /// real life), so this one drops the client's `Authorization` header,
+    /// noting in the log that it came ([`Seen::authorization`]), and sends
+    /// the registry's own credentials instead (basic or bearer, as the
+    /// registry wants), so the request succeeds without the client's.
+    pub fn start_foreign(registry: &RegistryProcess) -> FaultProxy {
+        assert!(
+            registry.options().tls.is_none(),
+            "FaultProxy forwards plain HTTP only"
+        );
+        let options = registry.options();
+        let own = if let Some(token) = &options.token {
+            OwnAuth::Bearer(crate::bearer::BearerTokens::new(token.clone()))
+        } else if let Some((user, password)) = &options.htpasswd {
+            use base64::Engine as _;
+            let pair =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            OwnAuth::Basic(format!("Basic {pair}"))
+        } else {
+            OwnAuth::None
+        };
+        FaultProxy::launch(([127, 0, 0, 1], registry.port()).into(), Some(own))
+    }
+
+    fn launch(upstream: SocketAddr, own_auth: Option<OwnAuth>) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy to 127.0.0.1:0");
         let addr = listener.local_addr().expect("proxy address");
         let shared = Arc::new(Shared {
             upstream,
+            own_auth,
             state: Mutex::new(State::default()),
             stop: AtomicBool::new(false),
             sockets: Mutex::new(Vec::new()),
@@ -289,7 +353,7 @@ impl Shared {
     }
 
     /// Log the request and pick the fault for it, using up one of its uses.
-    fn decide(&self, method: &str, path: &str) -> Option<Fault> {
+    fn decide(&self, method: &str, path: &str, authorization: bool) -> Option<Fault> {
         let mut state = self.state.lock().expect("proxy state poisoned");
         let fault = state
             .rules
@@ -305,6 +369,7 @@ impl Shared {
             method: method.to_string(),
             path: path.to_string(),
             fault: fault.clone(),
+            authorization,
         });
         fault
     }
@@ -330,7 +395,14 @@ fn serve_connection(shared: &Shared, client: TcpStream) -> io::Result<()> {
             return Ok(());
         };
         let client_close = request.wants_close();
-        let fault = shared.decide(&method, &path);
+        let mut request = request;
+        let fault = shared.decide(&method, &path, request.get("authorization").is_some());
+        if let Some(own) = &shared.own_auth {
+            request.remove("authorization");
+            if let Some(value) = own.header_for(&path) {
+                request.push("Authorization", &value);
+            }
+        }
         let keep_alive = match fault {
             Some(Fault::Status { code, retry_after }) => {
                 copy_body(&mut reader, &mut io::sink(), request.request_framing())?;
@@ -343,26 +415,33 @@ fn serve_connection(shared: &Shared, client: TcpStream) -> io::Result<()> {
                 false
             }
             Some(Fault::ExpireToken) => {
-                let mut request = request;
                 request.remove("authorization");
                 forward(shared, &mut reader, &mut writer, &request, &method, None)?
             }
-            Some(Fault::ResetMidBody) => forward(
-                shared,
-                &mut reader,
-                &mut writer,
-                &request,
-                &method,
-                Some(None),
-            )?,
-            Some(Fault::StallMidBody(d)) => forward(
-                shared,
-                &mut reader,
-                &mut writer,
-                &request,
-                &method,
-                Some(Some(d)),
-            )?,
+            Some(Fault::ResetMidBody) => {
+                let how = Forwarding::cut(None);
+                forward(shared, &mut reader, &mut writer, &request, &method, how)?
+            }
+            Some(Fault::StallMidBody(d)) => {
+                let how = Forwarding::cut(Some(d));
+                forward(shared, &mut reader, &mut writer, &request, &method, how)?
+            }
+            Some(Fault::MoveLocation { to }) => {
+                let how = Forwarding::move_location(to);
+                forward(shared, &mut reader, &mut writer, &request, &method, how)?
+            }
+            Some(Fault::SetHeader { name, value }) => {
+                let how = Some(Forwarding {
+                    set_header: Some((name, value)),
+                    ..Forwarding::default()
+                });
+                forward(shared, &mut reader, &mut writer, &request, &method, how)?
+            }
+            Some(Fault::Redirect { to }) => {
+                copy_body(&mut reader, &mut io::sink(), request.request_framing())?;
+                write_redirect(&mut writer, &format!("http://{to}{path}"), client_close)?;
+                !client_close
+            }
             None => forward(shared, &mut reader, &mut writer, &request, &method, None)?,
         };
         if !keep_alive {
@@ -398,17 +477,83 @@ fn write_status(
     out.flush()
 }
 
-/// Forward one request and its answer. `cut`: `Some(stall)` sends only
-/// half the response body, then stalls for `stall` (if any) and closes.
-/// Returns whether the client connection stays open.
+fn write_redirect(out: &mut TcpStream, location: &str, close: bool) -> io::Result<()> {
+    let mut head =
+        format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n");
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    out.flush()
+}
+
+/// How a foreign origin authorizes itself to the registry behind it.
+enum OwnAuth {
+    None,
+    Basic(String),
+    Bearer(crate::bearer::BearerTokens),
+}
+
+impl OwnAuth {
+    fn header_for(&self, path: &str) -> Option<String> {
+        match self {
+            OwnAuth::None => None,
+            OwnAuth::Basic(value) => Some(value.clone()),
+            OwnAuth::Bearer(tokens) => Some(tokens.header_for(path)),
+        }
+    }
+}
+
+/// What [`forward`] changes on the way.
+#[derive(Default)]
+struct Forwarding {
+    /// `Some(stall)`: send only half the body (of an upload: of the
+    /// request), then stall for `stall` (if any) and close.
+    cut: Option<Option<Duration>>,
+    /// Point the answer's `Location` at this `host:port`.
+    move_location: Option<String>,
+    /// Set this header of the answer.
+    set_header: Option<(String, String)>,
+}
+
+impl Forwarding {
+    fn cut(stall: Option<Duration>) -> Option<Forwarding> {
+        Some(Forwarding {
+            cut: Some(stall),
+            ..Forwarding::default()
+        })
+    }
+
+    fn move_location(to: String) -> Option<Forwarding> {
+        Some(Forwarding {
+            move_location: Some(to),
+            ..Forwarding::default()
+        })
+    }
+}
+
+/// `location` (absolute or a path) on the origin `http://to`.
+fn relocate(location: &str, to: &str) -> String {
+    let path = match location.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => location,
+    };
+    format!("http://{to}{path}")
+}
+
+/// Forward one request and its answer, changed as `how` says (`None`:
+/// untouched). Returns whether the client connection stays open.
 fn forward(
     shared: &Shared,
     client_in: &mut BufReader<TcpStream>,
     client_out: &mut TcpStream,
     request: &Head,
     method: &str,
-    cut: Option<Option<Duration>>,
+    how: Option<Forwarding>,
 ) -> io::Result<bool> {
+    let how = how.unwrap_or_default();
+    let cut = how.cut;
     let upstream = TcpStream::connect(shared.upstream)?;
     let id = shared.track(&upstream);
     let result = (|| {
@@ -431,6 +576,16 @@ fn forward(
             return Ok(false);
         };
         let framing = response.response_framing(method);
+        if let Some(to) = &how.move_location {
+            if let Some(location) = response.get("location").map(|l| relocate(l, to)) {
+                response.remove("location");
+                response.push("Location", &location);
+            }
+        }
+        if let Some((name, value)) = &how.set_header {
+            response.remove(name);
+            response.push(name, value);
+        }
         response.remove("connection");
         response.remove("keep-alive");
         let keep_alive = !request.wants_close() && framing != BodyFraming::UntilClose;
@@ -461,4 +616,25 @@ fn forward(
     shared.untrack(id);
     let _ = upstream.shutdown(Shutdown::Both);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relocate;
+
+    #[test]
+    fn locations_move_to_the_other_origin() {
+        assert_eq!(
+            relocate(
+                "http://127.0.0.1:5000/v2/a/blobs/uploads/u?_state=x",
+                "127.0.0.1:6000"
+            ),
+            "http://127.0.0.1:6000/v2/a/blobs/uploads/u?_state=x"
+        );
+        assert_eq!(
+            relocate("/v2/a/blobs/uploads/u", "h:1"),
+            "http://h:1/v2/a/blobs/uploads/u"
+        );
+        assert_eq!(relocate("https://h", "o:2"), "http://o:2/");
+    }
 }

@@ -134,6 +134,35 @@ pub enum Error {
         /// The reference that needs it.
         needed_by: String,
     },
+    /// Indexes in the bundle nest deeper than ferry follows.
+    #[error(
+        "manifest {digest}, needed by {needed_by}, lies deeper than {limit} levels of indexes \
+         (listed by index {parent}); ferry follows indexes at most {limit} deep, so this bundle \
+         is damaged or crafted: nothing was pushed"
+    )]
+    TooDeep {
+        /// The manifest past the limit.
+        digest: Digest,
+        /// The index listing it.
+        parent: Digest,
+        /// The reference that needs it.
+        needed_by: String,
+        /// The depth limit ([`ferry_oci::MAX_DEPTH`]).
+        limit: usize,
+    },
+    /// An index in the bundle lists one of its own ancestors.
+    #[error(
+        "index {parent}, needed by {needed_by}, lists {digest}, which lists it in turn: the \
+         bundle's manifests form a cycle (damaged or crafted content); nothing was pushed"
+    )]
+    Cycle {
+        /// The manifest listed again.
+        digest: Digest,
+        /// The index listing it.
+        parent: Digest,
+        /// The reference that needs it.
+        needed_by: String,
+    },
     /// A manifest in the bundle cannot be read or understood.
     #[error("manifest {digest}, needed by {needed_by}")]
     Manifest {

@@ -80,6 +80,6 @@ impl Holdings for Buffered {
                 found,
             });
         }
-        Manifest::parse(bytes.clone(), media_type)
+        Manifest::parse_as(bytes.clone(), media_type, digest.algorithm())
     }
 }

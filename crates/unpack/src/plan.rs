@@ -8,10 +8,11 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use ferry_oci::graph::{cosign_subject, real_platform};
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{
     check_collisions, Descriptor, Digest, LayoutArchive, Manifest, Naming, Reference,
-    RelocationTarget,
+    RelocationTarget, Step, Walk, MAX_DEPTH,
 };
 
 use crate::holdings::{Held, Holdings};
@@ -73,6 +74,11 @@ pub struct PlannedImage {
     /// Children of the index not carried in the bundle (their platforms, or
     /// digests when they have none).
     pub platforms_missing: Vec<String>,
+    /// For a cosign-style tag (`sha256-<hex>.sig`, `.att`, `.sbom`), the
+    /// manifest it is about: when that fails at unpack, this is not pushed
+    /// either.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Digest>,
     /// Manifests to push, children first, the top one last.
     #[serde(skip)]
     pub(crate) manifests: Vec<Digest>,
@@ -363,19 +369,19 @@ impl Walker<'_> {
                 digest: digest.clone(),
                 source,
             })?;
-            let new = Manifest::parse(bytes, Some(root.media_type())).map_err(|source| {
-                Error::Manifest {
+            let new = Manifest::parse_as(bytes, Some(root.media_type()), digest.algorithm())
+                .map_err(|source| Error::Manifest {
                     digest: digest.clone(),
                     needed_by: recorded.clone(),
                     source,
-                }
-            })?;
+                })?;
             bundle_digest = Some(digest);
             digest = new.digest().clone();
             graph.manifests.pop();
             graph.manifests.push(digest.clone());
             self.manifests.insert(digest.clone(), new);
         }
+        let subject = original.tag().and_then(cosign_subject);
         Ok(NamedImage {
             reference_original: original,
             image: PlannedImage {
@@ -386,6 +392,7 @@ impl Walker<'_> {
                 media_type: root.media_type().to_string(),
                 bundle_digest,
                 platforms_missing: graph.missing,
+                subject,
                 manifests: graph.manifests,
                 blobs: graph.blobs,
             },
@@ -417,23 +424,60 @@ impl Walker<'_> {
         Ok(manifest)
     }
 
-    /// Add `descriptor`'s manifest and everything below it to `graph`.
+    /// Add `descriptor`'s manifest and everything below it to `graph`,
+    /// children first, through the one graph walk (depth-bounded).
     fn walk(&mut self, descriptor: &Descriptor, needed_by: &str, graph: &mut Graph) -> Result<()> {
         if graph.manifests.contains(&descriptor.digest) {
             return Ok(());
         }
-        let manifest = self.load(descriptor, needed_by)?;
-        for child in manifest.children() {
-            if !matches!(self.archive.held(&child.digest), Held::Yes(_)) {
-                let name = child
-                    .platform
-                    .as_ref()
-                    .map_or_else(|| child.digest.to_string(), |p| p.to_string());
-                graph.missing.push(name);
-                continue;
-            }
-            self.walk(child, needed_by, graph)?;
+        let mut walk = Walk::new(descriptor.clone());
+        for digest in &graph.manifests {
+            walk.visited(digest.clone());
         }
+        while let Some(step) = walk.next() {
+            match step {
+                Step::Fetch {
+                    descriptor, depth, ..
+                } => {
+                    if depth > 0 && !matches!(self.archive.held(&descriptor.digest), Held::Yes(_)) {
+                        let name = real_platform(&descriptor)
+                            .map_or_else(|| descriptor.digest.to_string(), |p| p.to_string());
+                        graph.missing.push(name);
+                        walk.skip();
+                        continue;
+                    }
+                    walk.enter(self.load(&descriptor, needed_by)?);
+                }
+                Step::Leave {
+                    descriptor,
+                    manifest,
+                    ..
+                } => {
+                    self.blobs(&manifest, needed_by, graph)?;
+                    graph.manifests.push(descriptor.digest);
+                }
+                Step::TooDeep { descriptor, parent } => {
+                    return Err(Error::TooDeep {
+                        digest: descriptor.digest,
+                        parent,
+                        needed_by: needed_by.to_string(),
+                        limit: MAX_DEPTH,
+                    })
+                }
+                Step::Cycle { descriptor, parent } => {
+                    return Err(Error::Cycle {
+                        digest: descriptor.digest,
+                        parent,
+                        needed_by: needed_by.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check and add the configs and layers of `manifest` to `graph`.
+    fn blobs(&mut self, manifest: &Manifest, needed_by: &str, graph: &mut Graph) -> Result<()> {
         for blob in manifest.blobs() {
             match self.archive.held(&blob.digest) {
                 Held::No => {
@@ -450,7 +494,6 @@ impl Walker<'_> {
                 graph.blobs.push(blob.digest.clone());
             }
         }
-        graph.manifests.push(descriptor.digest.clone());
         Ok(())
     }
 }

@@ -97,6 +97,10 @@ impl RepoPlan {
 
     /// Push this repository's manifests, tags and referrers, given how its
     /// blobs fared (`None` when in place); failures go into `outcome`.
+    ///
+    /// Referrers follow their subject: images first, then cosign-style tags
+    /// and OCI referrers, each skipped (with the reason in the summary) when
+    /// the manifest it is about failed here.
     pub async fn finish(
         &self,
         pusher: &Pusher,
@@ -105,26 +109,51 @@ impl RepoPlan {
         blob_results: &BTreeMap<Digest, Option<String>>,
         outcome: &mut Outcome,
     ) {
-        for &i in &self.images {
+        let mut fate = Fate::default();
+        let (plain, tagged): (Vec<usize>, Vec<usize>) = self
+            .images
+            .iter()
+            .partition(|&&i| plan.images[i].subject.is_none());
+        for i in plain.into_iter().chain(tagged) {
             let image = &plan.images[i];
-            if let Err(e) = push_image(pusher, repo, plan, image, blob_results).await {
-                pusher
-                    .progress
-                    .note(&format!("failed: {}", error_chain(&e)));
-                outcome.image_errors[i] = Some(error_chain(&e));
+            let result = match image.subject.as_ref().and_then(|s| fate.failed(s)) {
+                Some(subject) => Err(skipped(subject)),
+                None => push_image(pusher, repo, plan, image, blob_results)
+                    .await
+                    .map_err(|e| error_chain(&e)),
+            };
+            let graph = image.manifests.iter().chain(&image.bundle_digest);
+            match result {
+                Ok(()) => fate.landed(graph),
+                Err(e) => {
+                    pusher.progress.note(&format!("failed: {e}"));
+                    fate.fail(graph, &image.original);
+                    outcome.image_errors[i] = Some(e);
+                }
             }
         }
         let referrer_errors = &mut outcome.referrer_errors;
         let mut pushed: BTreeMap<&Digest, Vec<&Manifest>> = BTreeMap::new();
-        for &r in &self.referrers {
+        for r in subjects_first(plan, &self.referrers) {
             let referrer = &plan.referrers[r];
             let (manifests, blobs) = (&referrer.manifests, &referrer.blobs);
+            if let Some(subject) = fate.failed(&referrer.subject) {
+                referrer_errors[r] = Some(skipped(subject));
+                fate.fail(manifests, &referrer.digest.to_string());
+                continue;
+            }
             match push_graph(pusher, repo, plan, manifests, blobs, blob_results).await {
-                Ok(()) => pushed
-                    .entry(&referrer.subject)
-                    .or_default()
-                    .push(plan.manifest(&referrer.digest)),
-                Err(e) => referrer_errors[r] = Some(error_chain(&e)),
+                Ok(()) => {
+                    fate.landed(manifests);
+                    pushed
+                        .entry(&referrer.subject)
+                        .or_default()
+                        .push(plan.manifest(&referrer.digest))
+                }
+                Err(e) => {
+                    fate.fail(manifests, &referrer.digest.to_string());
+                    referrer_errors[r] = Some(error_chain(&e));
+                }
             }
         }
         for (subject, manifests) in pushed {
@@ -144,6 +173,62 @@ impl RepoPlan {
             }
         }
     }
+}
+
+/// Which manifests of one repository landed and which failed, and for
+/// whom: what a referrer needs to know about its subject.
+#[derive(Default)]
+struct Fate {
+    landed: BTreeSet<Digest>,
+    failed: BTreeMap<Digest, String>,
+}
+
+impl Fate {
+    fn landed<'a>(&mut self, graph: impl IntoIterator<Item = &'a Digest>) {
+        self.landed.extend(graph.into_iter().cloned());
+    }
+
+    fn fail<'a>(&mut self, graph: impl IntoIterator<Item = &'a Digest>, who: &str) {
+        for digest in graph {
+            self.failed
+                .entry(digest.clone())
+                .or_insert_with(|| who.to_string());
+        }
+    }
+
+    /// Who failed with `subject` when it did not land here by another way.
+    fn failed(&self, subject: &Digest) -> Option<String> {
+        if self.landed.contains(subject) {
+            return None;
+        }
+        let who = self.failed.get(subject)?;
+        Some(format!("{subject} ({who})"))
+    }
+}
+
+fn skipped(subject: String) -> String {
+    format!("skipped: its subject {subject} failed")
+}
+
+/// `referrers` ordered so that a referrer of a referrer comes after it.
+fn subjects_first(plan: &Plan, referrers: &[usize]) -> Vec<usize> {
+    let mut pending: Vec<usize> = referrers.to_vec();
+    let mut ordered = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let waiting: BTreeSet<&Digest> =
+            pending.iter().map(|&r| &plan.referrers[r].digest).collect();
+        let (ready, rest): (Vec<usize>, Vec<usize>) = pending
+            .iter()
+            .partition(|&&r| !waiting.contains(&plan.referrers[r].subject));
+        if ready.is_empty() {
+            // Only content that lies about its digest can loop; keep order.
+            ordered.extend(rest);
+            break;
+        }
+        ordered.extend(ready);
+        pending = rest;
+    }
+    ordered
 }
 
 /// Push one named image: its manifests once all its blobs are in, then its

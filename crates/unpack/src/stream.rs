@@ -14,9 +14,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Read;
+use std::sync::Arc;
 
 use ferry_oci::layout::MAX_MANIFEST_SIZE;
-use ferry_oci::{Digest, LayoutStream, Manifest, Naming, RelocationTarget, StreamBlob};
+use ferry_oci::{Digest, LayoutStream, Manifest, Naming, RelocationTarget, Step, StreamBlob, Walk};
 
 use crate::holdings::Buffered;
 use crate::plan::plan_holdings;
@@ -51,38 +52,44 @@ pub(crate) struct Settings {
 struct Head {
     buffered: Buffered,
     bytes: u64,
-    /// The children of buffered indexes, once looked at.
-    children: HashMap<Digest, Vec<Digest>>,
+    /// Buffered manifests, parsed once (`None`: not a manifest).
+    parsed: HashMap<Digest, Option<Arc<Manifest>>>,
 }
 
 impl Head {
     /// The manifests reachable from `index.json` not buffered yet, and
-    /// whether one `index.json` names itself is among them.
+    /// whether one `index.json` names itself is among them. The walk stops
+    /// at the depth limit; the plan reports what lies beyond.
     fn missing(&mut self) -> (BTreeSet<Digest>, bool) {
         let mut missing = BTreeSet::new();
-        let mut seen = HashSet::new();
         let mut named_missing = false;
-        let mut todo: Vec<(Digest, bool)> = self
-            .buffered
-            .index
-            .iter()
-            .map(|d| (d.digest.clone(), true))
-            .collect();
-        while let Some((digest, named)) = todo.pop() {
-            if !seen.insert(digest.clone()) {
-                continue;
+        for entry in &self.buffered.index {
+            let mut walk: Walk<Arc<Manifest>> = Walk::new(entry.clone());
+            for digest in &missing {
+                walk.visited(Digest::clone(digest));
             }
-            let Some(bytes) = self.buffered.blobs.get(&digest) else {
-                named_missing |= named;
-                missing.insert(digest);
-                continue;
-            };
-            let children = self.children.entry(digest).or_insert_with(|| {
-                Manifest::parse(bytes.clone(), None)
-                    .map(|m| m.children().iter().map(|c| c.digest.clone()).collect())
-                    .unwrap_or_default()
-            });
-            todo.extend(children.iter().map(|c| (c.clone(), false)));
+            while let Some(step) = walk.next() {
+                let Step::Fetch {
+                    descriptor, depth, ..
+                } = step
+                else {
+                    continue;
+                };
+                let digest = descriptor.digest;
+                let Some(bytes) = self.buffered.blobs.get(&digest) else {
+                    named_missing |= depth == 0;
+                    missing.insert(digest);
+                    continue;
+                };
+                let parsed = self.parsed.entry(digest).or_insert_with_key(|d| {
+                    Manifest::parse_as(bytes.clone(), None, d.algorithm())
+                        .ok()
+                        .map(Arc::new)
+                });
+                if let Some(m) = parsed {
+                    walk.enter(m.clone());
+                }
+            }
         }
         (missing, named_missing)
     }

@@ -47,15 +47,9 @@ pub fn references(images: &[String], files: &[impl AsRef<Path>]) -> anyhow::Resu
         let file = file.as_ref();
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read images file {}", file.display()))?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let r =
-                Reference::parse(line).with_context(|| format!("{}:{}", file.display(), n + 1))?;
-            out.push(r);
-        }
+        let list = ferry_deploy::parse_image_list(&text)
+            .map_err(|(line, e)| anyhow::anyhow!("{}:{line}: {e}", file.display()))?;
+        out.extend(list.into_iter().map(|(_, r)| r));
     }
     Ok(out)
 }

@@ -2,8 +2,12 @@
 
 mod common;
 mod diff;
+mod images;
 mod inspect;
+mod mapping;
 mod pack;
+mod rewrite;
+mod serve;
 mod unpack;
 mod verify;
 
@@ -19,5 +23,9 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args).await,
         Command::Diff(args) => diff::run(args),
+        Command::Serve(args) => serve::run(args).await,
+        Command::Images(args) => images::run(args),
+        Command::Mapping(args) => mapping::run(args),
+        Command::Rewrite(args) => rewrite::run(args),
     }
 }

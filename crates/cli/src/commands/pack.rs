@@ -11,7 +11,10 @@ use crate::args::PackArgs;
 use crate::progress;
 
 pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
-    let references = common::references(&args.images, &args.images_file)?;
+    let mut references = common::references(&args.images, &args.images_file)?;
+    if !args.images_from.is_empty() {
+        references.extend(super::images::from_paths(&args.images_from)?);
+    }
     let require_signature = common::keyring(&args.require_signature)?;
     if require_signature.is_some() && args.no_referrers {
         anyhow::bail!(

@@ -89,6 +89,32 @@ impl Scratch {
         Run::from(output)
     }
 
+    /// [`Scratch::ferry`] with `input` on standard input.
+    pub fn ferry_stdin<I, S>(&self, args: I, input: &[u8]) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("DOCKER_CONFIG", self.dir.path().join(".docker"))
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run ferry");
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        // ferry may stop reading early (a refused archive): not an error here.
+        let writer = std::thread::spawn(move || drop(stdin.write_all(&input)));
+        let output = child.wait_with_output().expect("run ferry");
+        writer.join().unwrap();
+        Run::from(output)
+    }
+
     /// Names of the files in the scratch dir (not hidden ones).
     pub fn files(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.dir.path())

@@ -332,7 +332,11 @@ impl LayoutArchive {
     /// Read and parse a manifest or index (at most [`MAX_MANIFEST_SIZE`]),
     /// with the media type of the descriptor that points at it, when known.
     pub fn manifest(&self, digest: &Digest, media_type: Option<&str>) -> Result<Manifest> {
-        Manifest::parse(self.read_blob(digest, MAX_MANIFEST_SIZE)?, media_type)
+        Manifest::parse_as(
+            self.read_blob(digest, MAX_MANIFEST_SIZE)?,
+            media_type,
+            digest.algorithm(),
+        )
     }
 
     /// A reader over one blob's bytes, unchecked.
@@ -344,6 +348,28 @@ impl LayoutArchive {
     /// if they do not match the digest.
     pub fn verifying_blob_reader(&self, digest: &Digest) -> Result<BlobReader> {
         self.reader(digest, true)
+    }
+
+    /// A reader over `len` bytes of one blob starting `start` bytes in,
+    /// unchecked (a part of a blob cannot be checked against its digest);
+    /// [`Error::BlobRange`] when the range does not lie inside the blob.
+    pub fn blob_range_reader(&self, digest: &Digest, start: u64, len: u64) -> Result<BlobReader> {
+        let e = self.entry(digest)?;
+        if start.checked_add(len).is_none_or(|end| end > e.size) {
+            return Err(Error::BlobRange {
+                digest: digest.clone(),
+                start,
+                len,
+                size: e.size,
+            });
+        }
+        Ok(BlobReader::new(
+            self.file.clone(),
+            digest.clone(),
+            e.data_offset + start,
+            len,
+            false,
+        ))
     }
 
     fn reader(&self, digest: &Digest, verify: bool) -> Result<BlobReader> {

@@ -52,7 +52,8 @@ impl BlobReader {
         &self.digest
     }
 
-    /// The blob's size in bytes.
+    /// How many bytes this reader yields in all: the blob's size, or the
+    /// range's length for a range reader.
     pub fn size(&self) -> u64 {
         self.size
     }
