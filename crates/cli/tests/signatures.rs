@@ -478,6 +478,21 @@ fn signed_bundle_is_verified_then_refused_after_one_byte_changes() {
     };
     unpack(&impostor).failed();
     assert!(target.catalog().is_empty());
+    // From standard input the signature cannot be checked first: refused.
+    let run = s
+        .scratch
+        .ferry([
+            "unpack",
+            "-",
+            "--to",
+            &to,
+            "--plain-http",
+            &target.host(),
+            "--bundle-key",
+            &maker,
+        ])
+        .failed();
+    assert!(run.stderr.contains("as a file"), "{}", run.stderr);
 
     // One byte of the bundle changes (inside a layer): refused everywhere.
     let path = s.scratch.path("bundle.tar");
