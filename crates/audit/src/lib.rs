@@ -25,6 +25,7 @@
 mod diff;
 mod error;
 mod mapping;
+mod parts;
 mod problem;
 mod report;
 mod signatures;
@@ -37,6 +38,7 @@ pub use diff::{
 };
 pub use error::{Error, Result};
 pub use mapping::{verify_mapping, Mapping, MappingCheck, MappingOptions, MappingReport};
+pub use parts::{PartCheck, PartStatus, PartsReport};
 pub use problem::{Problem, Severity, MAX_PROBLEMS};
 pub use report::{
     BundleReport, ImageReport, Inspection, ManifestKind, ReferenceReport, ReferrerReport,

@@ -11,6 +11,7 @@ use ferry_oci::{BlobEntry, Digest, LayoutArchive, Progress};
 use ferry_sign::{Keyring, SignatureReport};
 use serde::Serialize;
 
+use crate::parts::{check_parts, name_affected, PartsReport};
 use crate::problem::{content_mismatch, error_chain, Problem, Problems};
 use crate::report::BundleReport;
 use crate::signatures::{self, BundleSignatureReport};
@@ -67,6 +68,8 @@ pub struct VerifyReport {
     /// Who signed each image, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signatures: Option<SignatureReport>,
+    /// A split bundle's parts, each checked against `OUT.sha256`.
+    pub parts: Option<PartsReport>,
 }
 
 /// Verify the archive at `path` offline.
@@ -76,7 +79,9 @@ pub struct VerifyReport {
 /// failed report with one problem naming the entry. Otherwise every
 /// descriptor reachable from `index.json` is checked (present, size) and every
 /// blob in the archive is hashed against its name, on `options.jobs`
-/// threads. Never writes anything.
+/// threads. A split bundle's parts are first hashed one by one against
+/// `OUT.sha256`: a missing, damaged or misplaced part is named, with the
+/// references it holds bytes of. Never writes anything.
 ///
 /// With [`VerifyOptions::bundle_keys`], `BUNDLE.sig` is checked first and a
 /// bundle whose signature is missing or does not hold is not read further;
@@ -89,19 +94,35 @@ pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
             Ok(report) => Some(report),
             Err(p) => {
                 problems.push(p);
-                return finish(problems, 0, 0, None);
+                return finish(problems, 0, 0, None, None);
             }
         },
         None => None,
     };
+    let mut part_problems = Vec::new();
+    let parts = check_parts(
+        path,
+        options.jobs,
+        options.progress.as_ref(),
+        &mut part_problems,
+    );
     let archive = match LayoutArchive::open(path) {
         Ok(a) => a,
         Err(e) => {
+            for p in part_problems {
+                problems.push(p);
+            }
             problems.push(open_problem(path, &e));
-            return finish(problems, 0, 0, None);
+            return finish(problems, 0, 0, None, parts);
         }
     };
     let walked = walk(&archive, path, &mut problems);
+    if let Some(report) = &parts {
+        name_affected(report, &archive, &walked.uses, &mut part_problems);
+    }
+    for p in part_problems {
+        problems.push(p);
+    }
     let image_signatures = options
         .image_keys
         .as_ref()
@@ -119,6 +140,7 @@ pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
         hashed + checked,
         bytes + checked_bytes,
         Some(walked.report),
+        parts,
     );
     report.bundle_signature = bundle_signature;
     report.signatures = image_signatures;
@@ -130,6 +152,7 @@ fn finish(
     blobs_hashed: u64,
     bytes_hashed: u64,
     bundle: Option<BundleReport>,
+    parts: Option<PartsReport>,
 ) -> VerifyReport {
     let errors = problems.errors();
     VerifyReport {
@@ -143,6 +166,7 @@ fn finish(
         bundle,
         bundle_signature: None,
         signatures: None,
+        parts,
     }
 }
 

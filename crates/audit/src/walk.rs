@@ -49,6 +49,9 @@ pub(crate) struct Walked {
     pub report: BundleReport,
     /// Blobs the walk read whole and hashed (manifests, configs).
     pub checked: HashSet<Digest>,
+    /// Each `index.json` entry (its reference, or its digest when unnamed)
+    /// and every blob it reaches, to say what a damaged byte range affects.
+    pub uses: Vec<(String, BTreeSet<Digest>)>,
 }
 
 /// Walk `archive`: scan problems, then everything reachable from
@@ -64,6 +67,7 @@ pub(crate) fn walk(archive: &LayoutArchive, path: &Path, problems: &mut Problems
         reached: HashSet::new(),
         checked: HashSet::new(),
         referrers: BTreeMap::new(),
+        uses: Vec::new(),
     };
     let mut references = Vec::new();
     for desc in archive.index() {
@@ -137,6 +141,7 @@ pub(crate) fn walk(archive: &LayoutArchive, path: &Path, problems: &mut Problems
     Walked {
         report,
         checked: w.checked,
+        uses: w.uses,
     }
 }
 
@@ -161,6 +166,8 @@ struct Walker<'a> {
     checked: HashSet<Digest>,
     /// Referrers, by digest.
     referrers: BTreeMap<Digest, ReferrerReport>,
+    /// What each root reaches.
+    uses: Vec<(String, BTreeSet<Digest>)>,
 }
 
 impl Walker<'_> {
@@ -169,6 +176,8 @@ impl Walker<'_> {
     fn root(&mut self, desc: &Descriptor, name: Option<String>) -> Option<ReferenceReport> {
         let mut acc = Acc::default();
         let present = self.visit(desc, &mut acc);
+        let label = name.clone().unwrap_or_else(|| desc.digest.to_string());
+        self.uses.push((label, acc.blobs.keys().cloned().collect()));
         if !present {
             let label = name.as_deref().unwrap_or("an unnamed entry");
             self.problems.push(

@@ -31,6 +31,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// What changed between two bundles, offline: references, platforms, blobs, signatures.
     Diff(DiffArgs),
+    /// Rebuild lost or damaged parts of a split bundle from its parity parts, offline.
+    Repair(RepairArgs),
     /// Serve bundles as a read-only registry, straight from the tar (no registry needed yet).
     Serve(ServeArgs),
     /// List the images that Kubernetes YAML, Helm output and values, kustomizations and compose
@@ -124,6 +126,17 @@ pub struct PackArgs {
     /// Sign the bundle with this PEM private key (ECDSA P-256): writes OUT.sig beside OUT.sha256.
     #[arg(long, value_name = "KEY.pem")]
     pub sign: Option<PathBuf>,
+    /// Cut the bundle into parts of SIZE bytes (OUT.tar.000, .001, ...; the last may be
+    /// shorter), for media with size limits. SIZE is bytes or a number with a unit:
+    /// K, M, G, T are powers of 1000 (4.7G, 25G, 650M, as media are sold), Ki, Mi, Gi, Ti
+    /// powers of 1024; `fat32` is 4GiB - 1 byte.
+    #[arg(long, value_name = "SIZE", value_parser = split_size)]
+    pub split: Option<u64>,
+    /// With --split: add N Reed-Solomon parity parts (OUT.tar.p00, ...); any N lost or
+    /// damaged parts can then be rebuilt with `ferry repair`.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "split",
+          value_parser = clap::value_parser!(u16).range(0..=99))]
+    pub parity: u16,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -133,10 +146,11 @@ pub struct PackArgs {
 /// `ferry unpack`.
 #[derive(Debug, Args)]
 pub struct UnpackArgs {
-    /// The bundle (an OCI image layout tarball, plain, gzip or zstd); `-` reads it from
-    /// standard input when manifests come before layers, as `ferry pack` writes them.
-    #[arg(value_name = "BUNDLE")]
-    pub bundle: PathBuf,
+    /// The bundle (an OCI image layout tarball, plain, gzip or zstd), or a split bundle's
+    /// first part (OUT.tar.000) or all its parts; `-` reads it from standard input when
+    /// manifests come before layers, as `ferry pack` writes them (`cat OUT.tar.[0-9]* |`).
+    #[arg(value_name = "BUNDLE", required = true, num_args = 1..)]
+    pub bundle: Vec<PathBuf>,
     /// Target registry and optional prefix: HOST[:PORT][/PREFIX].
     #[arg(long, value_name = "HOST[:PORT][/PREFIX]", value_parser = RelocationTarget::parse)]
     pub to: RelocationTarget,
@@ -166,7 +180,17 @@ pub struct UnpackArgs {
 /// `ferry inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The bundle.
+    /// The bundle, or a split bundle's first part (OUT.tar.000) or all its parts.
+    #[arg(value_name = "BUNDLE", required = true, num_args = 1..)]
+    pub bundle: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output_format: OutputArgs,
+}
+
+/// `ferry repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The split bundle: its first part (OUT.tar.000) or its name (OUT.tar).
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
     #[command(flatten)]
@@ -176,9 +200,10 @@ pub struct InspectArgs {
 /// `ferry verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The bundle to check offline.
-    #[arg(value_name = "BUNDLE")]
-    pub bundle: Option<PathBuf>,
+    /// The bundle to check offline, or a split bundle's first part (OUT.tar.000) or all
+    /// its parts: each part is checked against OUT.tar.sha256.
+    #[arg(value_name = "BUNDLE", num_args = 0..)]
+    pub bundle: Vec<PathBuf>,
     /// Check a relocation: every reference in this mapping resolves in its registry.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
@@ -266,6 +291,60 @@ fn jobs(input: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// The smallest `--split` part size.
+const MIN_PART_SIZE: u64 = 512;
+
+/// A size as `--split` takes it: bytes, or a number (fractions allowed)
+/// with a unit; K, M, G, T are powers of 1000 (media are sold so: a 4.7G
+/// DVD, a 25G Blu-ray), Ki, Mi, Gi, Ti powers of 1024; a trailing `B` is
+/// allowed; `fat32` is the largest file FAT32 holds (4 GiB - 1).
+fn split_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("fat32") {
+        return Ok((4 << 30) - 1);
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let unit = unit
+        .strip_suffix('B')
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(unit);
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" => 1_000,
+        "m" => 1_000_000,
+        "g" => 1_000_000_000,
+        "t" => 1_000_000_000_000,
+        "ki" => 1 << 10,
+        "mi" => 1 << 20,
+        "gi" => 1 << 30,
+        "ti" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?}; use bytes or K, M, G, T (powers of 1000), \
+                 Ki, Mi, Gi, Ti (powers of 1024), e.g. 4.7G or 4Gi"
+            ))
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v > 0.0)
+        .ok_or_else(|| "expected a size such as 4G, 4.7G or 650M".to_string())?;
+    let bytes = value * factor as f64;
+    if bytes >= u64::MAX as f64 {
+        return Err("too large".to_string());
+    }
+    let bytes = bytes.floor() as u64;
+    if bytes < MIN_PART_SIZE {
+        return Err(format!("parts must be at least {MIN_PART_SIZE} bytes"));
+    }
+    Ok(bytes)
 }
 
 /// `--plain-http` and `--insecure`: a host or host:port, no scheme or path.
@@ -366,6 +445,25 @@ mod tests {
             args.platform,
             vec![Platform::parse("linux/arm64/v8").unwrap()]
         );
+    }
+
+    #[test]
+    fn sizes_are_decimal_or_binary_by_their_unit() {
+        for (text, bytes) in [
+            ("4G", 4_000_000_000),
+            ("4.7G", 4_700_000_000),
+            ("25GB", 25_000_000_000),
+            ("650M", 650_000_000),
+            ("4Gi", 4 << 30),
+            ("1.5KiB", 1536),
+            ("fat32", (4 << 30) - 1),
+            ("4096", 4096),
+        ] {
+            assert_eq!(split_size(text).unwrap(), bytes, "{text}");
+        }
+        for bad in ["", "G", "4X", "-1G", "1.2.3M", "100", "1e30T"] {
+            assert!(split_size(bad).is_err(), "{bad}");
+        }
     }
 }
 

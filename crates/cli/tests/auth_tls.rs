@@ -14,9 +14,10 @@ use std::process::Command;
 use base64::Engine as _;
 use ferry_oci::layout::LayoutArchive;
 use ferry_testkit::{
-    Fault, FaultProxy, FixtureOptions, FixtureSet, Match, RegistryOptions, RegistryProcess,
+    require_tool, Fault, FaultProxy, FixtureOptions, FixtureSet, Match, RegistryOptions,
+    RegistryProcess,
 };
-use util::{have, Scratch};
+use util::Scratch;
 
 const USER: &str = "ferry-user";
 const PASSWORD: &str = "Pa55-ferry-S3CRET-7781";
@@ -187,10 +188,7 @@ fn self_signed(dir: &Path, san: &str) -> (std::path::PathBuf, std::path::PathBuf
 
 #[test]
 fn a_self_signed_registry_needs_ca_cert_or_insecure() {
-    if !have("openssl") {
-        eprintln!("openssl not installed; skipping");
-        return;
-    }
+    require_tool("openssl", "apt-get install openssl");
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(certs.path(), "IP:127.0.0.1");
     let registry = RegistryProcess::start_with(RegistryOptions {
@@ -236,10 +234,7 @@ fn a_self_signed_registry_needs_ca_cert_or_insecure() {
 
 #[test]
 fn a_trusted_certificate_for_another_name_is_refused() {
-    if !have("openssl") {
-        eprintln!("openssl not installed; skipping");
-        return;
-    }
+    require_tool("openssl", "apt-get install openssl");
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(certs.path(), "DNS:registry.elsewhere.invalid");
     let registry = RegistryProcess::start_with(RegistryOptions {

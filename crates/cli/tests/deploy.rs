@@ -388,8 +388,16 @@ fn rewrite_in_place_out_dir_stdin_and_strict() {
     ])
     .failed();
 
-    // In place: only files with changes are replaced.
+    // In place: only files with changes are replaced, keeping their mode.
+    use std::os::unix::fs::PermissionsExt;
+    let perms = std::fs::Permissions::from_mode(0o640);
+    std::fs::set_permissions(site.join("values.yaml"), perms).unwrap();
     s.ferry(["rewrite", "--mapping", "m.json", "site"]).ok();
+    let mode = std::fs::metadata(site.join("values.yaml"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
     let after = snapshot(&site);
     assert_eq!(
         after[Path::new("extra.yaml")],
@@ -537,6 +545,33 @@ fn images_pack_unpack_rewrite_end_to_end() {
     for r in &want {
         assert!(inspect.contains(r.as_str()), "{r} packed");
     }
+    // A mindthegap list of the same images packs the same bundle.
+    let mut list = format!("{src}:\n  images:\n");
+    for r in &want {
+        let r = Reference::parse(r).unwrap();
+        list.push_str(&format!(
+            "    {}: ['{}']\n",
+            r.repository(),
+            r.tag().unwrap()
+        ));
+    }
+    std::fs::write(s.path("mindthegap.yaml"), list).unwrap();
+    s.ferry([
+        "pack",
+        "--plain-http",
+        &src,
+        "--images-file",
+        "mindthegap.yaml",
+        "-o",
+        "m.tar",
+        "--quiet",
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read(s.path("m.tar")).unwrap(),
+        std::fs::read(s.path("b.tar")).unwrap()
+    );
+
     let tgt = target.host();
     s.ferry([
         "unpack",

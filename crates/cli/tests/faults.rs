@@ -319,3 +319,60 @@ fn an_unpack_stopped_by_a_persistent_fault_completes_when_run_again() {
         assert_eq!(found, Some(digest));
     }
 }
+
+/// Issue 15: a repeat unpack asks for each image's (and referrer's) top
+/// manifest by digest and finds it there: nothing below it is looked at —
+/// no blob request at all — and each tag costs one HEAD.
+#[test]
+fn a_repeat_unpack_checks_top_manifests_only() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    let first = unpack(&scratch, &bundle, &proxy).ok();
+    assert!(proxy.count(&Match::path_contains("/blobs/")) > 0);
+    proxy.reset_log();
+    let again = unpack(&scratch, &bundle, &proxy).ok();
+    let log = proxy.log();
+    let summary = again.json();
+    let images = summary["images"].as_array().unwrap().len();
+    let referrers = summary["referrers"].as_array().unwrap().len();
+    assert_eq!(summary["blobs_uploaded"], 0);
+    assert_eq!(proxy.count(&Match::path_contains("/blobs/")), 0, "{log:#?}");
+    let heads = proxy.count(&Match::path_contains("/manifests/").method("HEAD"));
+    let tags = images; // every fixture reference has a tag
+    assert_eq!(heads, images + referrers + tags, "{log:#?}");
+    // Besides: the referrers tag schema index of each subject with unnamed
+    // referrers is looked up (referrers API, then its tag), nothing else.
+    let others: Vec<_> = log.iter().filter(|s| s.method != "HEAD").collect();
+    assert!(
+        others.iter().all(|s| s.method == "GET"
+            && (s.path.contains("/referrers/") || s.path.contains("/manifests/sha256-"))),
+        "{others:#?}"
+    );
+    assert!(others.len() <= 2 * referrers, "{others:#?}");
+    assert_eq!(first.json()["mapping"], summary["mapping"]);
+    drop(registry);
+}
+
+/// One retry policy (issue 14): a manifest whose body is cut, then whose
+/// request fails, counts both against the same `--retries`, rather than
+/// retrying the request again inside each retry of the body.
+#[test]
+fn a_manifest_cut_then_refused_is_tried_exactly_the_tries_asked_for() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let manifest = Match::path_contains("/fixtures/base/manifests/1").method("GET");
+    source
+        .proxy
+        .inject(Fault::ResetMidBody, manifest.clone(), 1);
+    source
+        .proxy
+        .inject(status(503, None), manifest.clone(), FOREVER);
+    let run = source
+        .pack(&scratch, "bundle.tar", &["--retries", "3"])
+        .failed();
+    assert!(run.stderr.contains("answered 503"), "{}", run.stderr);
+    assert_eq!(source.proxy.count(&manifest), 3);
+    assert!(!scratch.path("bundle.tar").exists());
+}

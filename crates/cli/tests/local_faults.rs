@@ -13,7 +13,7 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ferry_testkit::{FixtureOptions, FixtureSet, RegistryProcess};
+use ferry_testkit::{require_tool, FixtureOptions, FixtureSet, RegistryProcess};
 use util::Scratch;
 
 fn source() -> (RegistryProcess, FixtureSet) {
@@ -51,31 +51,26 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// `None` (after saying why) where this sandbox does not allow mounts.
-    fn mount(options: &str) -> Option<Tmpfs> {
+    /// Mount one, or fail the test saying what it needs: these tests fill
+    /// and freeze a real filesystem, which takes mount(8) and root.
+    fn mount(options: &str) -> Tmpfs {
+        let mount = require_tool("mount", "apt-get install mount");
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("mnt");
         std::fs::create_dir(&dir).unwrap();
-        let out = Command::new("mount")
+        let out = Command::new(mount)
             .args(["-t", "tmpfs", "-o", options, "ferry-test"])
             .arg(&dir)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Tmpfs {
-                dir,
-                _parent: parent,
-            }),
-            Ok(o) => {
-                eprintln!(
-                    "cannot mount a tmpfs here ({}); skipping",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("cannot run mount ({e}); skipping");
-                None
-            }
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs ({}): run these tests as root (or with CAP_SYS_ADMIN)",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Tmpfs {
+            dir,
+            _parent: parent,
         }
     }
 
@@ -143,9 +138,7 @@ fn output_that_is_a_directory_is_refused() {
 #[test]
 fn a_read_only_output_directory_keeps_the_existing_bundle() {
     let (registry, fixtures) = source();
-    let Some(fs) = Tmpfs::mount("size=16m") else {
-        return;
-    };
+    let fs = Tmpfs::mount("size=16m");
     let scratch = Scratch::new();
     let refs = [fixtures.image("fixtures/base:1").reference.clone()];
     let out = fs.dir.join("bundle.tar");
@@ -179,9 +172,7 @@ fn a_full_disk_leaves_no_partial_file_and_the_old_bundle_intact() {
 
     // Room for the small bundle and its checksum, not for the big one.
     let size_k = (small_size + full_size / 2) / 1024 + 8;
-    let Some(fs) = Tmpfs::mount(&format!("size={size_k}k")) else {
-        return;
-    };
+    let fs = Tmpfs::mount(&format!("size={size_k}k"));
     let out = fs.dir.join("bundle.tar");
     pack(&scratch, &registry, &base, &out).ok();
     let good = std::fs::read(&out).unwrap();

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use ferry_oci::layout::LayoutArchive;
 use ferry_oci::{Digest, Manifest};
-use ferry_testkit::{FixtureSet, RegistryProcess};
-use util::{have, tar_entries, Scratch};
+use ferry_testkit::{require_tool, FixtureSet, RegistryProcess};
+use util::{tar_entries, Scratch};
 
 fn source() -> (RegistryProcess, FixtureSet) {
     let registry = RegistryProcess::start();
@@ -146,14 +146,12 @@ fn same_images_in_any_order_give_identical_bundles() {
     let sum = std::fs::read_to_string(scratch.path("bundle.tar.sha256")).unwrap();
     let hex = Digest::sha256_of(&second).hex().to_string();
     assert_eq!(sum, format!("{hex}  bundle.tar\n"));
-    if have("sha256sum") {
-        let status = Command::new("sha256sum")
-            .args(["-c", "bundle.tar.sha256"])
-            .current_dir(scratch.dir())
-            .output()
-            .unwrap();
-        assert!(status.status.success());
-    }
+    let status = Command::new(require_tool("sha256sum", "apt-get install coreutils"))
+        .args(["-c", "bundle.tar.sha256"])
+        .current_dir(scratch.dir())
+        .output()
+        .unwrap();
+    assert!(status.status.success());
 }
 
 #[test]
@@ -428,9 +426,7 @@ fn corrupt_blob_in_the_registry_aborts_with_both_digests() {
 
 #[test]
 fn skopeo_reads_the_oci_images_with_unchanged_digests() {
-    if !have("skopeo") {
-        panic!("skopeo is required for interop tests (apt-get install skopeo)");
-    }
+    require_tool("skopeo", "apt-get install skopeo");
     let (registry, fixtures) = source();
     let scratch = Scratch::new();
     pack(&scratch, &registry.host(), &fixtures.references(), &[]).ok();

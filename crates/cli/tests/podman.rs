@@ -7,8 +7,8 @@ mod util;
 
 use std::process::Command;
 
-use ferry_testkit::RegistryProcess;
-use util::{have, Scratch};
+use ferry_testkit::{require_tool, RegistryProcess};
+use util::Scratch;
 
 /// podman with all its state under `root`, so tests leave nothing behind.
 fn podman(root: &std::path::Path, args: &[&str]) -> String {
@@ -39,10 +39,7 @@ fn podman(root: &std::path::Path, args: &[&str]) -> String {
 
 #[test]
 fn podman_pulls_the_same_image_from_the_bundle_and_the_relocated_registry() {
-    assert!(
-        have("podman"),
-        "podman is required for interop tests (apt-get install podman)"
-    );
+    require_tool("podman", "apt-get install podman");
     let mut source = RegistryProcess::start();
     let fixtures = source.push_fixtures();
     let scratch = Scratch::new();

@@ -11,8 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use ferry_testkit::{FixtureSet, RegistryProcess};
-use util::have;
+use ferry_testkit::{require_tool, FixtureSet, RegistryProcess};
 
 /// One bundle of every fixture, packed once for all tests of this file.
 struct Packed {
@@ -221,10 +220,7 @@ fn skopeo(args: &[&str]) -> String {
 
 #[test]
 fn issue_13_skopeo_inspects_and_copies_every_image_out_of_ferry_serve() {
-    assert!(
-        have("skopeo"),
-        "skopeo is required (scripts/install-deps.sh)"
-    );
+    require_tool("skopeo", "apt-get install skopeo");
     let p = packed();
     let mut serve = Serve::start(&[&p.bundle], &[]);
     let target = RegistryProcess::start();
@@ -332,10 +328,7 @@ fn podman(root: &Path, args: &[&str]) -> String {
 
 #[test]
 fn issue_13_podman_pulls_from_ferry_serve_with_the_originals_digests() {
-    assert!(
-        have("podman"),
-        "podman is required (scripts/install-deps.sh)"
-    );
+    require_tool("podman", "apt-get install podman");
     let p = packed();
     let serve = Serve::start(&[&p.bundle], &["--prefix", "mirror"]);
     let engine = tempfile::tempdir().unwrap();
@@ -477,10 +470,8 @@ fn ctr_digest(listing: &str, name: &str) -> Option<String> {
 
 #[test]
 fn issue_13_containerd_pulls_directly_and_through_a_hosts_toml_mirror() {
-    assert!(
-        have("containerd") && have("ctr"),
-        "containerd is required (scripts/install-deps.sh)"
-    );
+    require_tool("containerd", "apt-get install containerd");
+    require_tool("ctr", "apt-get install containerd");
     let p = packed();
     let serve = Serve::start(&[&p.bundle], &[]);
     let containerd = Containerd::start();

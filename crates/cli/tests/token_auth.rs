@@ -11,10 +11,10 @@ use base64::Engine as _;
 use ferry_oci::layout::LayoutArchive;
 use ferry_oci::{Naming, Reference, RelocationTarget};
 use ferry_testkit::{
-    Fault, FaultProxy, FixtureOptions, FixtureSet, Match, RegistryOptions, RegistryProcess,
-    TokenServer, TokenServerOptions,
+    require_tool, Fault, FaultProxy, FixtureOptions, FixtureSet, Match, RegistryOptions,
+    RegistryProcess, TokenServer, TokenServerOptions,
 };
-use util::{have, Run, Scratch};
+use util::{Run, Scratch};
 
 const USER: &str = "carrier";
 const PASSWORD: &str = "pa55-Ferry-7q1z";
@@ -75,19 +75,14 @@ fn assert_fixtures_packed(scratch: &Scratch, fixtures: &FixtureSet) {
     }
 }
 
-fn skip() -> bool {
-    if !have("openssl") {
-        eprintln!("openssl not installed; skipping");
-        return true;
-    }
-    false
+/// The token server signs with a key made by openssl.
+fn require_openssl() {
+    require_tool("openssl", "apt-get install openssl");
 }
 
 #[test]
 fn pack_through_the_token_flow_with_credentials() {
-    if skip() {
-        return;
-    }
+    require_openssl();
     let (tokens, registry) = token_registry(TokenServerOptions::user(USER, PASSWORD));
     let fixtures = registry.push_fixtures();
     tokens.reset_log();
@@ -111,9 +106,7 @@ fn pack_through_the_token_flow_with_credentials() {
 
 #[test]
 fn anonymous_pull_where_the_token_server_allows_it() {
-    if skip() {
-        return;
-    }
+    require_openssl();
     let (tokens, registry) = token_registry(TokenServerOptions {
         anonymous_pull: true,
         // The OAuth2-style answer, `access_token` only.
@@ -132,9 +125,7 @@ fn anonymous_pull_where_the_token_server_allows_it() {
 
 #[test]
 fn anonymous_pull_refused_says_authentication_failed_and_docker_login() {
-    if skip() {
-        return;
-    }
+    require_openssl();
     let (_tokens, registry) = token_registry(TokenServerOptions::user(USER, PASSWORD));
     let fixtures = registry.push_fixtures();
 
@@ -158,9 +149,7 @@ fn anonymous_pull_refused_says_authentication_failed_and_docker_login() {
 
 #[test]
 fn wrong_password_fails_and_never_shows_the_password() {
-    if skip() {
-        return;
-    }
+    require_openssl();
     let (tokens, registry) = token_registry(TokenServerOptions::user(USER, PASSWORD));
     let fixtures = registry.push_fixtures();
     tokens.reset_log();
@@ -204,9 +193,7 @@ fn wrong_password_fails_and_never_shows_the_password() {
 
 #[test]
 fn unpack_into_a_token_registry_pushes_and_mounts() {
-    if skip() {
-        return;
-    }
+    require_openssl();
     let mut source = RegistryProcess::start();
     let fixtures = source.push_fixtures();
     let scratch = Scratch::new();
@@ -263,9 +250,7 @@ fn unpack_into_a_token_registry_pushes_and_mounts() {
 
 #[test]
 fn a_token_dead_on_arrival_is_renewed() {
-    if skip() {
-        return;
-    }
+    require_openssl();
     let (tokens, registry) = token_registry(TokenServerOptions::user(USER, PASSWORD));
     let fixtures = registry.push_fixtures();
     let scratch = Scratch::new();
@@ -290,9 +275,7 @@ fn a_token_dead_on_arrival_is_renewed() {
 
 #[test]
 fn a_cached_token_refused_mid_run_is_renewed() {
-    if skip() {
-        return;
-    }
+    require_openssl();
     let (tokens, registry) = token_registry(TokenServerOptions::user(USER, PASSWORD));
     let proxy = FaultProxy::start(&registry);
     let fixtures = FixtureSet::generate(&proxy.host(), &FixtureOptions::default());
@@ -322,9 +305,7 @@ fn a_cached_token_refused_mid_run_is_renewed() {
 
 #[test]
 fn tokens_that_never_work_end_in_a_clear_error() {
-    if skip() {
-        return;
-    }
+    require_openssl();
     let (tokens, registry) = token_registry(TokenServerOptions::user(USER, PASSWORD));
     let fixtures = registry.push_fixtures();
     let scratch = Scratch::new();
@@ -350,9 +331,7 @@ fn tokens_that_never_work_end_in_a_clear_error() {
 
 #[test]
 fn a_pull_only_account_cannot_unpack_and_is_told_so() {
-    if skip() {
-        return;
-    }
+    require_openssl();
     let mut source = RegistryProcess::start();
     let fixtures = source.push_fixtures();
     let scratch = Scratch::new();

@@ -489,3 +489,110 @@ fn referrers_follow_their_subject_when_it_fails() {
         Some(sig.digest.as_str())
     );
 }
+
+/// A bundle naming `sha512.example/app:1`: an OCI index (sha256) whose one
+/// entry names an image manifest by its sha512 digest
+/// (`blobs/sha512/<hex>`). With `damage`, one byte of that manifest is
+/// changed (same size, same name).
+fn sha512_bundle(path: &Path, damage: bool) -> Digest {
+    let sha256 = |data: &[u8]| Digest::sha256_of(data);
+    let config_bytes = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer_bytes = b"layer".to_vec();
+    let (config, layer) = (sha256(&config_bytes), sha256(&layer_bytes));
+    let image = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{}}}]}}"#,
+        config_bytes.len(),
+        layer_bytes.len()
+    )
+    .into_bytes();
+    let mut hasher = ferry_oci::DigestHasher::new(ferry_oci::Algorithm::Sha512);
+    hasher.update(&image);
+    let image_digest = hasher.finish();
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{image_digest}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        image.len()
+    )
+    .into_bytes();
+    let index_json = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{}","size":{},"annotations":{{"io.containerd.image.name":"sha512.example/app:1","org.opencontainers.image.ref.name":"sha512.example/app:1"}}}}]}}"#,
+        sha256(&index),
+        index.len()
+    );
+    let mut stored_image = image.clone();
+    if damage {
+        stored_image[1] = b' ';
+    }
+    let entry = |name: String, data: Vec<u8>| Entry {
+        name,
+        data,
+        kind: tar::EntryType::Regular,
+        link: None,
+    };
+    let entries = vec![
+        entry(
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        entry("index.json".into(), index_json.into_bytes()),
+        entry(sha256(&index).blob_path(), index),
+        entry(image_digest.blob_path(), stored_image),
+        entry(config.blob_path(), config_bytes),
+        entry(layer.blob_path(), layer_bytes),
+    ];
+    // blobs/sha512/<128 hex> needs more than the 100 bytes of a plain tar
+    // name: the tar crate writes a GNU long name, as other tools do.
+    let mut tar = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for e in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(e.data.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, &e.name, e.data.as_slice())
+            .unwrap();
+    }
+    tar.finish().unwrap();
+    image_digest
+}
+
+/// Issue 14: a manifest named by a sha512 descriptor is checked and pushed
+/// under its own algorithm. docker-registry 2.8 refuses manifests by sha512
+/// digest (`DIGEST_INVALID`), so the round trip is checked at verify and
+/// unpack says clearly why that registry cannot take it.
+#[test]
+fn sha512_manifests_keep_their_algorithm() {
+    let scratch = Scratch::new();
+    let digest = sha512_bundle(&scratch.path("sha512.tar"), false);
+    assert_eq!(digest.algorithm(), ferry_oci::Algorithm::Sha512);
+    scratch.ferry(["verify", "sha512.tar"]).ok();
+    let inspect = scratch.ferry(["inspect", "sha512.tar", "--json"]).ok();
+    assert!(
+        inspect.stdout.contains(&digest.to_string()),
+        "{}",
+        inspect.stdout
+    );
+
+    sha512_bundle(&scratch.path("damaged.tar"), true);
+    let run = scratch.ferry(["verify", "damaged.tar"]).failed();
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(said.contains(&digest.to_string()), "{said}");
+
+    let target = RegistryProcess::start();
+    let host = target.host();
+    let run = scratch
+        .ferry([
+            "unpack",
+            "sha512.tar",
+            "--to",
+            &format!("{host}/mirror"),
+            "--plain-http",
+            &host,
+        ])
+        .failed();
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        said.contains(&format!("refused manifest {digest}")) && said.contains("by sha512 digest"),
+        "{said}"
+    );
+    for repo in target.catalog() {
+        assert!(target.tags(&repo).is_empty(), "{repo} tagged");
+    }
+}

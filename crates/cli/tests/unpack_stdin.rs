@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use ferry_oci::{Naming, Reference, RelocationTarget};
-use ferry_testkit::{FixtureOptions, FixtureSet, RegistryProcess};
+use ferry_testkit::{require_tool, FixtureOptions, FixtureSet, RegistryProcess};
 use serde_json::Value;
 
 /// A layer bigger than the 4 MiB a streamed head may buffer.
@@ -236,7 +236,7 @@ fn issue_3_layers_before_manifests_on_standard_input_are_refused_untouched() {
     let big = set.image("fixtures/big:1");
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("layout");
-    let status = Command::new("skopeo")
+    let status = Command::new(require_tool("skopeo", "apt-get install skopeo"))
         .args(["copy", "--quiet", "--src-tls-verify=false"])
         .arg(format!("docker://{}", big.reference))
         .arg(format!("oci:{}:fixtures/big:1", dir.display()))
@@ -255,7 +255,7 @@ fn issue_3_layers_before_manifests_on_standard_input_are_refused_untouched() {
     blobs.sort_by(|a, b| b.cmp(a));
     assert!(blobs[0].0 > 4 << 20);
     let tarball = work.path().join("layers-first.tar");
-    let status = Command::new("tar")
+    let status = Command::new(require_tool("tar", "apt-get install tar"))
         .arg("-C")
         .arg(&dir)
         .arg("-cf")

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use ferry_oci::LayoutArchive;
-use ferry_testkit::{FixtureSet, RegistryProcess};
+use ferry_testkit::{fixture_path, require_tool, FixtureOptions, FixtureSet, RegistryProcess};
 use serde_json::Value;
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
@@ -60,7 +60,7 @@ fn pack(dir: &Path, fixtures: &FixtureSet, refs: &[&str], extra: &[&str], name: 
 }
 
 fn skopeo(args: &[&str]) {
-    let out = Command::new("skopeo")
+    let out = Command::new(require_tool("skopeo", "apt-get install skopeo"))
         .args(args)
         .output()
         .expect("running skopeo");
@@ -109,7 +109,7 @@ fn packed_bundle_verifies_lists_image_ids_and_matches_its_sha256_file() {
         assert_eq!(ids, want, "config digests of {}", image.reference);
     }
 
-    let check = Command::new("sha256sum")
+    let check = Command::new(require_tool("sha256sum", "apt-get install coreutils"))
         .args(["-c", "x.tar.sha256"])
         .current_dir(dir.path())
         .output()
@@ -137,7 +137,7 @@ fn packed_bundle_verifies_lists_image_ids_and_matches_its_sha256_file() {
         "{text}"
     );
     assert!(text.contains("verify x.tar: FAILED: 1 error(s)"), "{text}");
-    let check = Command::new("sha256sum")
+    let check = Command::new(require_tool("sha256sum", "apt-get install coreutils"))
         .args(["-c", "x.tar.sha256"])
         .current_dir(dir.path())
         .output()
@@ -145,37 +145,43 @@ fn packed_bundle_verifies_lists_image_ids_and_matches_its_sha256_file() {
     assert!(!check.status.success());
 }
 
+/// The committed skopeo layout (fixtures/skopeo-base.tar, names `./`-
+/// prefixed as `tar -C layout -cf x.tar .` writes them) and podman's
+/// `save --format oci-archive`: both verify, and inspect shows the fixture
+/// image's manifest digest (skopeo keeps it; podman stores its own) and
+/// image ID (the config, the same in both).
 #[test]
-fn skopeo_layout_passes_verify_and_inspect() {
-    let registry = RegistryProcess::start();
-    let fixtures = registry.push_fixtures();
+fn skopeo_and_podman_archives_pass_verify_and_inspect() {
+    let base = FixtureSet::generate("h", &FixtureOptions::default())
+        .image("fixtures/base:1")
+        .clone();
     let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    skopeo(&[
-        "copy",
-        "-q",
-        "--src-tls-verify=false",
-        &format!("docker://{}/fixtures/base:1", fixtures.host),
-        &format!("oci:{}:fixtures/base:1", layout.display()),
-    ]);
-    let tar = Command::new("tar")
-        .args(["-C", layout.to_str().unwrap(), "-cf", "s.tar", "."])
-        .current_dir(dir.path())
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    let text = ok(&ferry(dir.path(), &["verify", "s.tar"]));
-    assert!(text.contains("verify s.tar: OK"), "{text}");
-    let base = fixtures.image("fixtures/base:1");
-    let report = json(&ferry(dir.path(), &["inspect", "s.tar", "--json"]));
-    assert_eq!(report["references"][0]["reference"], "fixtures/base:1");
-    assert_eq!(report["references"][0]["digest"], base.digest.as_str());
-    assert_eq!(
-        report["references"][0]["images"][0]["config_digest"],
-        base.config_digests[0].as_str()
-    );
-    let table = ok(&ferry(dir.path(), &["inspect", "s.tar"]));
-    assert!(table.contains("fixtures/base:1"), "{table}");
+    for (file, reference, digest) in [
+        ("skopeo-base.tar", "fixtures/base:1", Some(&base.digest)),
+        (
+            "podman-base.oci.tar",
+            "registry.example/fixtures/base:1",
+            None,
+        ),
+    ] {
+        let path = fixture_path(file);
+        let path = path.to_str().unwrap();
+        let text = ok(&ferry(dir.path(), &["verify", path]));
+        assert!(text.contains(": OK"), "{file}: {text}");
+        let report = json(&ferry(dir.path(), &["inspect", path, "--json"]));
+        let r = &report["references"][0];
+        assert_eq!(r["reference"], reference, "{file}");
+        if let Some(digest) = digest {
+            assert_eq!(r["digest"], digest.as_str(), "{file}");
+        }
+        assert_eq!(
+            r["images"][0]["config_digest"],
+            base.config_digests[0].as_str(),
+            "{file}"
+        );
+        let table = ok(&ferry(dir.path(), &["inspect", path]));
+        assert!(table.contains(reference), "{file}: {table}");
+    }
 }
 
 #[test]

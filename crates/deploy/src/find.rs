@@ -127,6 +127,17 @@ impl<'t> Finder<'t> {
             if value.is_empty() || value == "~" || value == "null" {
                 return true;
             }
+            // YAML 1.1/1.2 booleans written plain (`image: false` switches
+            // a feature off in many charts): not a name for `library/false`.
+            let plain = s.style == crate::yaml::Style::Plain;
+            if plain
+                && matches!(
+                    value.to_ascii_lowercase().as_str(),
+                    "true" | "false" | "yes" | "no" | "on" | "off"
+                )
+            {
+                return true;
+            }
             if value.contains("{{") || value.contains("${") {
                 self.odd.push(Odd {
                     line: s.line,

@@ -331,6 +331,23 @@ mod tests {
     }
 
     #[test]
+    fn plain_booleans_under_image_are_not_references() {
+        let r = rewrite_text(
+            "v",
+            None,
+            "a:\n  image: false\nb:\n  image: 'false'\n",
+            &mapping(),
+        )
+        .unwrap();
+        let found: Vec<String> = r
+            .left
+            .iter()
+            .map(|l| format!("{}:{}", l.line, l.reference))
+            .collect();
+        assert_eq!(found, ["4:docker.io/library/false:latest"]);
+    }
+
+    #[test]
     fn an_unparsable_file_is_an_error() {
         assert!(rewrite_text("b", None, "a: [\n", &mapping()).is_err());
     }

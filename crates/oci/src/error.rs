@@ -176,6 +176,15 @@ pub enum Error {
         /// The other.
         second: u64,
     },
+    /// A part of a split bundle is missing, short, stale, out of order or
+    /// from another pack.
+    #[error("split bundle part {part} {reason}")]
+    Part {
+        /// The part's path.
+        part: String,
+        /// What is wrong with it, and what to do.
+        reason: String,
+    },
     /// A planned archive would be larger than a file can be.
     #[error("planned archive does not fit in a file: sizes add up beyond 2^64 bytes")]
     PlanTooLarge,

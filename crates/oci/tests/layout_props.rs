@@ -339,24 +339,24 @@ fn an_undamaged_archive_streams_every_other_blob_verified() {
     assert_eq!(exercise_stream(&gzip(&bytes)), want);
 }
 
-/// Replay the fuzz corpus (`fuzz/corpus/<target>/*`).
+/// Replay the fuzz corpus (`fuzz/corpus/<target>/*`) and the committed
+/// hostile archives (`fixtures/hostile/`).
 #[test]
 fn the_fuzz_corpus_never_panics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
-    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
     let mut seen = 0;
-    for (target, archive) in [
-        ("layout_archive", true),
-        ("layout_stream", true),
-        ("manifest_parse", false),
+    for (dir, archive) in [
+        (root.join("layout_archive"), true),
+        (root.join("../../fixtures/hostile"), true),
+        (root.join("manifest_parse"), false),
     ] {
-        let Ok(entries) = std::fs::read_dir(root.join(target)) else {
-            continue;
-        };
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("no corpus at {}: {e}", dir.display()));
         for entry in entries {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
             if archive {
-                exercise_both(dir.path(), &bytes);
+                exercise_both(scratch.path(), &bytes);
             } else {
                 exercise_manifest(&bytes, None);
             }

@@ -12,13 +12,12 @@
 //! thread has already hashed; any such retry marks the running hash as
 //! spoiled and the archive is hashed again from the start at commit.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use ferry_oci::layout::PartSet;
 use ferry_oci::Progress;
 use sha2::{Digest as _, Sha256};
 
@@ -27,7 +26,18 @@ const READ: usize = 1 << 20;
 /// How long the thread waits for the frontier to move.
 const POLL: Duration = Duration::from_millis(2);
 
-type FollowResult = std::io::Result<Option<(String, u64)>>;
+type FollowResult = std::io::Result<Option<Hashed>>;
+
+/// The archive's sha256 and, for a split bundle, each part's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hashed {
+    /// sha256 hex of the whole archive.
+    pub sha256: String,
+    /// Its length.
+    pub len: u64,
+    /// sha256 hex of each part, in order; empty for a single file.
+    pub parts: Vec<String>,
+}
 
 /// One blob's planned place in the archive and how much of it is written.
 struct Region {
@@ -52,7 +62,7 @@ struct Shared {
 pub(crate) struct ArchiveHasher {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<FollowResult>>>,
-    file: Arc<File>,
+    file: Arc<PartSet>,
 }
 
 impl ArchiveHasher {
@@ -60,7 +70,7 @@ impl ArchiveHasher {
     /// (`(offset, size)` of each blob still to arrive, in offset order) must
     /// already be written. Slot `i` in [`ArchiveHasher::written`] is
     /// `regions[i]`.
-    pub fn start(file: Arc<File>, len: u64, regions: &[(u64, u64)]) -> ArchiveHasher {
+    pub fn start(file: Arc<PartSet>, len: u64, regions: &[(u64, u64)]) -> ArchiveHasher {
         debug_assert!(regions.windows(2).all(|w| w[0].0 <= w[1].0));
         let shared = Arc::new(Shared {
             regions: regions
@@ -104,10 +114,9 @@ impl ArchiveHasher {
     }
 
     /// Wait for the hash of the whole archive (every blob must be written);
-    /// hash it again from the start if it was spoiled. Returns the sha256
-    /// hex and the length.
-    pub fn finish(&self, progress: &dyn Progress) -> std::io::Result<(String, u64)> {
-        let len = self.file.metadata()?.len();
+    /// hash it again from the start if it was spoiled.
+    pub fn finish(&self, progress: &dyn Progress) -> std::io::Result<Hashed> {
+        let len = self.file.len();
         progress.start("sha256", 1, len);
         let mut reported = 0;
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());
@@ -132,7 +141,7 @@ impl ArchiveHasher {
             }
             _ => {
                 progress.start("sha256", 1, len);
-                hash_range(&self.file, 0, len, &mut |n| progress.bytes(n))?
+                hash_all(&self.file, &mut |n| progress.bytes(n))?
             }
         };
         progress.finish();
@@ -146,12 +155,63 @@ impl Drop for ArchiveHasher {
     }
 }
 
+/// Hashes the whole and, for a split bundle, each part, fed in order.
+struct SetHasher<'a> {
+    set: &'a PartSet,
+    whole: Sha256,
+    part: Option<Sha256>,
+    parts: Vec<String>,
+    pos: u64,
+}
+
+impl<'a> SetHasher<'a> {
+    fn new(set: &'a PartSet) -> SetHasher<'a> {
+        let split = set.parts().count() > 1;
+        SetHasher {
+            set,
+            whole: Sha256::new(),
+            part: split.then(Sha256::new),
+            parts: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// How many bytes from here may be read before a part ends.
+    fn room(&self) -> u64 {
+        match self.part {
+            Some(_) => self.set.part_size() - self.pos % self.set.part_size(),
+            None => u64::MAX,
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.whole.update(bytes);
+        self.pos += bytes.len() as u64;
+        if let Some(part) = &mut self.part {
+            part.update(bytes);
+            let part_end =
+                (self.pos - 1) / self.set.part_size() * self.set.part_size() + self.set.part_size();
+            if self.pos == part_end || self.pos == self.set.len() {
+                let done = std::mem::replace(part, Sha256::new());
+                self.parts.push(hex::encode(done.finalize()));
+            }
+        }
+    }
+
+    fn finish(self) -> Hashed {
+        Hashed {
+            sha256: hex::encode(self.whole.finalize()),
+            len: self.pos,
+            parts: self.parts,
+        }
+    }
+}
+
 /// The thread: hash up to the frontier, wait, repeat. `None` when stopped
 /// or spoiled (the caller hashes from scratch).
-fn follow(shared: &Shared, file: &File, len: u64) -> FollowResult {
-    let mut hasher = Sha256::new();
+fn follow(shared: &Shared, file: &PartSet, len: u64) -> FollowResult {
+    let mut hasher = SetHasher::new(file);
     let mut buf = vec![0u8; READ];
-    let mut pos = 0u64;
     let mut next = 0usize;
     loop {
         if shared.stop.load(Ordering::Acquire) || shared.spoiled.load(Ordering::Acquire) {
@@ -168,43 +228,34 @@ fn follow(shared: &Shared, file: &File, len: u64) -> FollowResult {
             }
             break region.offset + written;
         };
+        let pos = hasher.pos;
         if frontier <= pos {
             if pos >= len {
-                return Ok(Some((hex::encode(hasher.finalize()), pos)));
+                return Ok(Some(hasher.finish()));
             }
             std::thread::park_timeout(POLL);
             continue;
         }
-        let n = usize::try_from(frontier - pos)
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
+        let n = (frontier - pos).min(hasher.room()).min(buf.len() as u64) as usize;
         file.read_exact_at(&mut buf[..n], pos)?;
         hasher.update(&buf[..n]);
-        pos += n as u64;
-        shared.hashed.store(pos, Ordering::Relaxed);
+        shared.hashed.store(hasher.pos, Ordering::Relaxed);
     }
 }
 
-/// sha256 of `file[from..to]` in one pass.
-fn hash_range(
-    file: &File,
-    from: u64,
-    to: u64,
-    on_bytes: &mut dyn FnMut(u64),
-) -> std::io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
+/// sha256 of the whole set (and of each part) in one pass.
+pub(crate) fn hash_all(file: &PartSet, on_bytes: &mut dyn FnMut(u64)) -> std::io::Result<Hashed> {
+    let mut hasher = SetHasher::new(file);
     let mut buf = vec![0u8; READ];
-    let mut pos = from;
-    while pos < to {
-        let n = usize::try_from(to - pos)
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
-        file.read_exact_at(&mut buf[..n], pos)?;
+    while hasher.pos < file.len() {
+        let n = (file.len() - hasher.pos)
+            .min(hasher.room())
+            .min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], hasher.pos)?;
         hasher.update(&buf[..n]);
         on_bytes(n as u64);
-        pos += n as u64;
     }
-    Ok((hex::encode(hasher.finalize()), pos - from))
+    Ok(hasher.finish())
 }
 
 #[cfg(test)]
@@ -222,8 +273,8 @@ mod tests {
         let mut expected = vec![7u8; 100];
         expected.extend((0..3_000_000u32).map(|i| (i % 251) as u8));
         let temp = tempfile::tempfile().unwrap();
-        let file = Arc::new(temp);
-        file.set_len(expected.len() as u64).unwrap();
+        temp.set_len(expected.len() as u64).unwrap();
+        let file = Arc::new(PartSet::single(std::path::Path::new("t"), temp).unwrap());
         file.write_all_at(&expected[..100], 0).unwrap();
         // Two blobs: [100, 2_000_100) and [2_000_100, end).
         let regions = [
@@ -241,9 +292,10 @@ mod tests {
                 .unwrap();
             hasher.written(0, end as u64);
         }
-        let (hex, len) = hasher.finish(&NoProgress).unwrap();
-        assert_eq!(len, expected.len() as u64);
-        assert_eq!(hex, sha256_hex(&expected));
+        let hashed = hasher.finish(&NoProgress).unwrap();
+        assert_eq!(hashed.len, expected.len() as u64);
+        assert_eq!(hashed.sha256, sha256_hex(&expected));
+        assert!(hashed.parts.is_empty());
     }
 
     #[test]
@@ -251,7 +303,7 @@ mod tests {
         let mut temp = tempfile::tempfile().unwrap();
         temp.write_all(&[1u8; 10]).unwrap();
         temp.write_all(&[0u8; 1000]).unwrap();
-        let file = Arc::new(temp);
+        let file = Arc::new(PartSet::single(std::path::Path::new("t"), temp).unwrap());
         let hasher = ArchiveHasher::start(file.clone(), 1010, &[(10, 1000)]);
         // A first attempt writes wrong bytes, then breaks; a retry rewrites.
         file.write_all_at(&[9u8; 500], 10).unwrap();
@@ -260,9 +312,39 @@ mod tests {
         hasher.restarted();
         file.write_all_at(&[2u8; 1000], 10).unwrap();
         hasher.written(0, 1000);
-        let (hex, _) = hasher.finish(&NoProgress).unwrap();
+        let hashed = hasher.finish(&NoProgress).unwrap();
         let mut expected = vec![1u8; 10];
         expected.extend([2u8; 1000]);
-        assert_eq!(hex, sha256_hex(&expected));
+        assert_eq!(hashed.sha256, sha256_hex(&expected));
+    }
+
+    #[test]
+    fn a_split_bundle_gets_each_part_hashed_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let expected: Vec<u8> = (0..2_500_000u32).map(|i| (i % 253) as u8).collect();
+        let files = (0..3)
+            .map(|i| {
+                let p = dir.path().join(format!("p.{i:03}"));
+                let mut options = std::fs::File::options();
+                let f = options.read(true).write(true).create(true).truncate(true);
+                (p.clone(), f.open(&p).unwrap())
+            })
+            .collect();
+        let file = Arc::new(PartSet::for_writing(files, 1_000_000, 2_500_000));
+        file.set_lengths().unwrap();
+        file.write_all_at(&expected[..10], 0).unwrap();
+        let hasher = ArchiveHasher::start(file.clone(), 2_500_000, &[(10, 2_499_990)]);
+        for piece in (10..2_500_000).step_by(700_000) {
+            let end = (piece + 700_000).min(2_500_000);
+            file.write_all_at(&expected[piece..end], piece as u64)
+                .unwrap();
+            hasher.written(0, (end - 10) as u64);
+        }
+        let hashed = hasher.finish(&NoProgress).unwrap();
+        assert_eq!(hashed.sha256, sha256_hex(&expected));
+        let parts: Vec<String> = expected.chunks(1_000_000).map(sha256_hex).collect();
+        assert_eq!(hashed.parts, parts);
+        let again = hash_all(&file, &mut |_| {}).unwrap();
+        assert_eq!(again, hashed);
     }
 }

@@ -88,6 +88,23 @@ pub enum Error {
         #[source]
         source: ferry_oci::Error,
     },
+    /// `--split` would cut the bundle into more parts than can be named.
+    #[error("the bundle is {size} bytes: parts of {part_size} bytes would make {parts} parts, more than the 1000 allowed (.000 to .999); choose a larger --split")]
+    TooManyParts {
+        /// The bundle's size.
+        size: u64,
+        /// The part size asked for.
+        part_size: u64,
+        /// How many parts that makes.
+        parts: usize,
+    },
+    /// Parity parts could not be computed or written.
+    #[error("writing parity parts")]
+    Parity {
+        /// What went wrong.
+        #[source]
+        source: ferry_parity::Error,
+    },
     /// Nothing to pack.
     #[error("no images to pack: name at least one reference or give --images-file")]
     NothingToPack,

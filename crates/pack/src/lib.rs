@@ -32,6 +32,7 @@ use ferry_sign::{Keyring, PrivateKey, SignatureReport};
 pub use error::{Error, Result};
 
 use graph::{Resolved, WalkOptions};
+pub use write::WrittenPart;
 use write::{BlobJob, PendingBundle};
 
 /// What to pack and how.
@@ -52,6 +53,12 @@ pub struct PackOptions {
     pub require_signature: Option<Keyring>,
     /// Sign the bundle with this key: `OUT.sig` beside `OUT.sha256`.
     pub sign: Option<Arc<PrivateKey>>,
+    /// Cut the bundle into parts of this many bytes (`OUT.000`, `OUT.001`,
+    /// …; the last may be shorter) instead of one file.
+    pub split: Option<u64>,
+    /// With `split`: this many Reed–Solomon parity parts (`OUT.p00`, …);
+    /// any that many lost or damaged parts can be rebuilt.
+    pub parity: usize,
 }
 
 /// One packed reference, for the summary.
@@ -82,6 +89,11 @@ pub struct PackSummary {
     pub sha256: String,
     /// Size of the bundle in bytes.
     pub archive_bytes: u64,
+    /// The parts written with `--split` (empty otherwise), parity parts
+    /// last.
+    pub parts: Vec<WrittenPart>,
+    /// Files an earlier pack to the same name left (stale parts), removed.
+    pub removed: Vec<PathBuf>,
     /// The references carried.
     pub images: Vec<PackedImage>,
     /// Manifests and indexes carried.
@@ -155,7 +167,7 @@ pub async fn pack(
             ),
     )
     .map_err(|source| Error::Plan { source })?;
-    let mut bundle = PendingBundle::create(&options.output, &plan)?;
+    let mut bundle = PendingBundle::create(&options.output, &plan, options.split, options.parity)?;
     let mut jobs = Vec::new();
     for planned in plan.blobs() {
         if let Some(bytes) = content.manifests.get(&planned.digest) {
@@ -175,9 +187,9 @@ pub async fn pack(
         .fetch_all(client, jobs, options.jobs, progress.clone())
         .await?;
     progress.finish();
-    let (sha256, archive_bytes) = bundle.commit(progress).await?;
+    let committed = bundle.commit(progress).await?;
     let signature_file = match &options.sign {
-        Some(key) => Some(write::sign_bundle(&options.output, &sha256, key)?),
+        Some(key) => Some(write::sign_bundle(&options.output, &committed.sha256, key)?),
         None => None,
     };
 
@@ -189,8 +201,10 @@ pub async fn pack(
         .sum();
     Ok(PackSummary {
         output: options.output.clone(),
-        sha256,
-        archive_bytes,
+        sha256: committed.sha256,
+        archive_bytes: committed.len,
+        parts: committed.parts,
+        removed: committed.removed,
         images,
         manifests: content.manifests.len(),
         blobs: content.blobs.len(),

@@ -1,14 +1,16 @@
 //! Writing the bundle: plan the whole tar, write the small entries, then
 //! fetch blobs in parallel straight to their offsets, hashing as they land.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_oci::fsutil;
-use ferry_oci::layout::LayoutPlan;
+use ferry_oci::layout::{
+    checksum_path, parity_path, part_path, sha256_file, ChecksumFile, LayoutPlan, PartSet,
+    MAX_PARTS,
+};
 use ferry_oci::{Digest, DigestHasher, Progress};
+use ferry_parity::Geometry;
 use ferry_registry::{Client, Failure, Repository};
 use ferry_sign::{BundleSignature, PrivateKey};
 use tokio::task::JoinSet;
@@ -26,21 +28,51 @@ pub(crate) struct BlobJob {
     pub sources: Vec<(Repository, String)>,
 }
 
-/// A bundle being written: a temporary file beside the output, removed
-/// unless [`PendingBundle::commit`] renames it into place.
+/// A bundle being written: temporary files beside the output (one, or one
+/// per part with `--split`), removed unless [`PendingBundle::commit`]
+/// renames them into place.
 pub(crate) struct PendingBundle {
-    temp: tempfile::NamedTempFile,
-    file: Arc<File>,
+    temps: Vec<tempfile::NamedTempFile>,
+    file: Arc<PartSet>,
     output: PathBuf,
+    split: bool,
+    /// Parity parts to write (with `split`).
+    parity: usize,
     /// The archive's planned length.
     len: u64,
     /// Hashes the archive while blobs arrive (started by `fetch_all`).
     hasher: Option<Arc<ArchiveHasher>>,
 }
 
+/// One part of a split bundle, as written.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WrittenPart {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its sha256 hex (also in `OUT.sha256`).
+    pub sha256: String,
+}
+
+/// What [`PendingBundle::commit`] wrote.
+pub(crate) struct Committed {
+    pub sha256: String,
+    pub len: u64,
+    pub parts: Vec<WrittenPart>,
+    /// Files of an earlier pack to the same name, removed.
+    pub removed: Vec<PathBuf>,
+}
+
 impl PendingBundle {
-    /// Create the temporary file and write the planned skeleton into it.
-    pub fn create(output: &Path, plan: &LayoutPlan) -> Result<PendingBundle> {
+    /// Create the temporary file(s) and write the planned skeleton into
+    /// them: one file, or parts of `split` bytes.
+    pub fn create(
+        output: &Path,
+        plan: &LayoutPlan,
+        split: Option<u64>,
+        parity: usize,
+    ) -> Result<PendingBundle> {
         if output.is_dir() {
             return Err(Error::Io {
                 action: "cannot write the bundle over the directory",
@@ -48,26 +80,49 @@ impl PendingBundle {
                 source: std::io::Error::from(std::io::ErrorKind::IsADirectory),
             });
         }
-        let temp = fsutil::temp_beside(output, ".partial").map_err(|source| Error::Io {
-            action: "cannot create a temporary file in",
-            path: fsutil::parent_dir(output).to_path_buf(),
-            source,
-        })?;
-        let file = Arc::new(temp.as_file().try_clone().map_err(|source| Error::Io {
-            action: "cannot open",
-            path: temp.path().to_path_buf(),
-            source,
-        })?);
-        plan.write_skeleton(&file).map_err(|source| Error::Io {
+        let len = plan.total_size();
+        let part_size = split.unwrap_or(len);
+        let count = PartSet::parts_needed(len, part_size);
+        if count > MAX_PARTS {
+            return Err(Error::TooManyParts {
+                size: len,
+                part_size,
+                parts: count,
+            });
+        }
+        let mut temps = Vec::with_capacity(count);
+        let mut files = Vec::with_capacity(count);
+        for i in 0..count {
+            let name = match split {
+                Some(_) => part_path(output, i),
+                None => output.to_path_buf(),
+            };
+            let temp = fsutil::temp_beside(&name, ".partial").map_err(|source| Error::Io {
+                action: "cannot create a temporary file in",
+                path: fsutil::parent_dir(output).to_path_buf(),
+                source,
+            })?;
+            let file = temp.as_file().try_clone().map_err(|source| Error::Io {
+                action: "cannot open",
+                path: temp.path().to_path_buf(),
+                source,
+            })?;
+            files.push((temp.path().to_path_buf(), file));
+            temps.push(temp);
+        }
+        let file = Arc::new(PartSet::for_writing(files, part_size.max(1), len));
+        plan.write_skeleton(&*file).map_err(|source| Error::Io {
             action: "cannot write",
-            path: temp.path().to_path_buf(),
+            path: temps[0].path().to_path_buf(),
             source,
         })?;
         Ok(PendingBundle {
-            temp,
+            temps,
             file,
             output: output.to_path_buf(),
-            len: plan.total_size(),
+            split: split.is_some(),
+            parity: if split.is_some() { parity } else { 0 },
+            len,
             hasher: None,
         })
     }
@@ -82,7 +137,7 @@ impl PendingBundle {
     fn io_error(&self, source: std::io::Error) -> Error {
         Error::Io {
             action: "cannot write",
-            path: self.temp.path().to_path_buf(),
+            path: self.temps[0].path().to_path_buf(),
             source,
         }
     }
@@ -132,11 +187,12 @@ impl PendingBundle {
         }
     }
 
-    /// Flush to disk while the archive's hash finishes, rename it into
-    /// place and write `OUT.sha256`. Returns the archive's sha256 hex and
-    /// size.
-    pub async fn commit(mut self, progress: Arc<dyn Progress>) -> Result<(String, u64)> {
-        let path = self.temp.path().to_path_buf();
+    /// Flush to disk while the archive's hash finishes, rename the file
+    /// (or every part) into place, remove what an earlier pack to the same
+    /// name left (`OUT.tar`, parts, parity parts) and write `OUT.sha256`.
+    pub async fn commit(mut self, progress: Arc<dyn Progress>) -> Result<Committed> {
+        let path = self.temps[0].path().to_path_buf();
+        let parity_progress = progress.clone();
         let hasher = match self.hasher.take() {
             Some(h) => h,
             None => Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &[])),
@@ -159,64 +215,163 @@ impl PendingBundle {
         let hashed = hashed
             .map_err(|e| Error::Task(e.to_string()))?
             .map_err(io("cannot read back"))?;
-        let output = self.output.clone();
-        // Already flushed above, alongside the hash: persist's own fsync of
-        // the file finds nothing left to write.
-        fsutil::persist(self.temp, &output).map_err(|source| Error::Io {
-            action: "cannot move the finished bundle to",
-            path: output.clone(),
-            source,
-        })?;
-        write_checksum_file(&output, &hashed.0)?;
-        Ok(hashed)
+        let parity_temps = self.write_parity(parity_progress).await?;
+        let finals: Vec<PathBuf> = match self.split {
+            true => (0..self.temps.len())
+                .map(|i| part_path(&self.output, i))
+                .collect(),
+            false => vec![self.output.clone()],
+        };
+        let mut parts = Vec::new();
+        for (i, (temp, target)) in self.temps.into_iter().zip(&finals).enumerate() {
+            // Already flushed above, alongside the hash: persist's own
+            // fsync finds nothing left to write.
+            fsutil::persist(temp, target).map_err(|source| Error::Io {
+                action: "cannot move the finished bundle to",
+                path: target.clone(),
+                source,
+            })?;
+            if self.split {
+                let size = self.file.parts().nth(i).map_or(0, |(_, _, len)| len);
+                parts.push(WrittenPart {
+                    path: target.clone(),
+                    size,
+                    sha256: hashed.parts[i].clone(),
+                });
+            }
+        }
+        let mut written = finals.clone();
+        let mut parity_parts = Vec::new();
+        for (j, (temp, sha256)) in parity_temps.into_iter().enumerate() {
+            let target = parity_path(&self.output, j);
+            let size = temp.as_file().metadata().map_or(0, |m| m.len());
+            fsutil::persist(temp, &target).map_err(|source| Error::Io {
+                action: "cannot move a finished parity part to",
+                path: target.clone(),
+                source,
+            })?;
+            written.push(target.clone());
+            parity_parts.push(WrittenPart {
+                path: target,
+                size,
+                sha256,
+            });
+        }
+        let removed = remove_stale(&self.output, &written)?;
+        let name = file_name(&self.output);
+        let mut sums = ChecksumFile::new();
+        for part in parts.iter().chain(&parity_parts) {
+            sums.push(part.sha256.clone(), file_name(&part.path));
+        }
+        parts.extend(parity_parts);
+        sums.push(hashed.sha256.clone(), name);
+        write_checksum_file(&self.output, &sums)?;
+        Ok(Committed {
+            sha256: hashed.sha256,
+            len: hashed.len,
+            parts,
+            removed,
+        })
     }
 }
 
-/// Write `OUT.sha256` in `sha256sum` format, atomically.
-fn write_checksum_file(output: &Path, hex: &str) -> Result<()> {
-    let name = output
-        .file_name()
+impl PendingBundle {
+    /// Write the parity parts (Reed–Solomon over the finished data parts,
+    /// stripe by stripe) into temporary files; each with its sha256.
+    async fn write_parity(
+        &self,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Vec<(tempfile::NamedTempFile, String)>> {
+        if self.parity == 0 {
+            return Ok(Vec::new());
+        }
+        let file = self.file.clone();
+        let output = self.output.clone();
+        let parity = self.parity;
+        let task = tokio::task::spawn_blocking(move || -> Result<_> {
+            let geometry = Geometry::new(file.len(), file.part_size(), parity)
+                .map_err(|source| Error::Parity { source })?;
+            let mut temps = Vec::new();
+            for j in 0..parity {
+                let temp = fsutil::temp_beside(&parity_path(&output, j), ".partial").map_err(
+                    |source| Error::Io {
+                        action: "cannot create a temporary file in",
+                        path: fsutil::parent_dir(&output).to_path_buf(),
+                        source,
+                    },
+                )?;
+                temps.push(temp);
+            }
+            let size = geometry.part_size;
+            let read =
+                |i: usize, off: u64, buf: &mut [u8]| file.read_exact_at(buf, i as u64 * size + off);
+            let outputs: Vec<Option<(&Path, &std::fs::File)>> = temps
+                .iter()
+                .map(|t| Some((t.path(), t.as_file())))
+                .collect();
+            progress.start("parity", 1, file.len());
+            ferry_parity::encode(&geometry, &read, &outputs, progress.as_ref())
+                .map_err(|source| Error::Parity { source })?;
+            progress.finish();
+            let mut done = Vec::new();
+            for temp in temps {
+                let io = |source| Error::Io {
+                    action: "cannot read back",
+                    path: temp.path().to_path_buf(),
+                    source,
+                };
+                temp.as_file().sync_all().map_err(io)?;
+                let (sha256, _) = sha256_file(temp.path(), &mut |_| {}).map_err(io)?;
+                done.push((temp, sha256));
+            }
+            Ok(done)
+        });
+        task.await.map_err(|e| Error::Task(e.to_string()))?
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    write_beside(
-        output,
-        ".sha256",
-        format!(
-            "{hex}  {name}
-"
-        )
-        .as_bytes(),
-    )?;
-    Ok(())
+        .unwrap_or_default()
 }
 
-/// Write `OUT.sig`, the bundle's detached signature over its sha256
-/// (`hex`), atomically; returns its path.
-pub(crate) fn sign_bundle(output: &Path, hex: &str, key: &PrivateKey) -> Result<PathBuf> {
-    let mut sha256 = [0u8; 32];
-    hex::decode_to_slice(hex, &mut sha256)
-        .map_err(|e| Error::Task(format!("the bundle's sha256 {hex:?} is not hex: {e}")))?;
-    let text = BundleSignature::sign(sha256, key).to_text();
-    write_beside(output, ".sig", text.as_bytes())
+/// Remove what an earlier pack to `output` left that this one did not
+/// write: the unsplit file, data parts, parity parts. `ferry pack -o OUT`
+/// owns `OUT`, `OUT.NNN`, `OUT.pNN` and `OUT.sha256`; after it only what it
+/// wrote is there, so a stale part can never be read as part of the set.
+fn remove_stale(output: &Path, written: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut candidates = vec![output.to_path_buf()];
+    candidates.extend((0..MAX_PARTS).map(|i| part_path(output, i)));
+    candidates.extend((0..100).map(|i| parity_path(output, i)));
+    let mut removed = Vec::new();
+    for path in candidates {
+        if written.contains(&path) || !path.is_file() {
+            continue;
+        }
+        std::fs::remove_file(&path).map_err(|source| Error::Io {
+            action: "cannot remove a stale file of an earlier pack",
+            path: path.clone(),
+            source,
+        })?;
+        removed.push(path);
+    }
+    Ok(removed)
 }
 
-/// Write `OUT<suffix>` beside the bundle with the one atomic write; returns
-/// its path.
-fn write_beside(output: &Path, suffix: &str, contents: &[u8]) -> Result<PathBuf> {
-    let mut path = output.as_os_str().to_owned();
-    path.push(suffix);
-    let path = PathBuf::from(path);
-    fsutil::write_atomic(&path, contents).map_err(|source| Error::Io {
+/// Write `OUT.sha256` in `sha256sum` format, atomically.
+fn write_checksum_file(output: &Path, sums: &ChecksumFile) -> Result<()> {
+    let sum_path = checksum_path(output);
+    fsutil::write_atomic(&sum_path, sums.render().as_bytes()).map_err(|source| Error::Io {
         action: "cannot write",
-        path: path.clone(),
+        path: sum_path.clone(),
         source,
-    })?;
-    Ok(path)
+    })
 }
 
 /// Where a blob's bytes go: the archive, and the hasher's slot for it.
 struct Placement {
-    file: Arc<File>,
+    file: Arc<PartSet>,
     hasher: Arc<ArchiveHasher>,
     slot: usize,
 }
@@ -347,4 +502,21 @@ async fn fetch_once(
     Err(Failed::Final(last_error.unwrap_or_else(|| {
         Error::Task(format!("no source for blob {}", job.digest))
     })))
+}
+
+/// Write `OUT.sig`, the bundle's detached signature over its sha256
+/// (`hex`: the whole bundle's, as in `OUT.sha256`, parts or not),
+/// atomically; returns its path.
+pub(crate) fn sign_bundle(output: &Path, hex: &str, key: &PrivateKey) -> Result<PathBuf> {
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(hex, &mut sha256)
+        .map_err(|e| Error::Task(format!("the bundle's sha256 {hex:?} is not hex: {e}")))?;
+    let text = BundleSignature::sign(sha256, key).to_text();
+    let path = ferry_sign::signature_path(output);
+    fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| Error::Io {
+        action: "cannot write",
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
 }

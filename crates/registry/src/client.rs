@@ -190,23 +190,25 @@ impl Client {
             .map(|m| bare_media_type(&m))
             .unwrap_or_default();
         let bytes = answer.body;
-        let digest = Digest::sha256_of(&bytes);
         let expected = match reference.parse::<Digest>() {
             Ok(d) => Some(d),
             Err(_) => served_digest,
         };
-        if let Some(expected) = expected {
+        if let Some(expected) = &expected {
             let found = expected.recompute(&bytes);
-            if found != expected {
+            if &found != expected {
                 return Err(Error::DigestMismatch {
                     host: repo.host().to_string(),
                     repository: repo.name().to_string(),
                     what,
-                    expected,
+                    expected: expected.clone(),
                     found,
                 });
             }
         }
+        // The digest under the algorithm it was asked by (sha512 stays
+        // sha512), else sha256.
+        let digest = expected.unwrap_or_else(|| Digest::sha256_of(&bytes));
         Ok(FetchedManifest {
             bytes,
             media_type,

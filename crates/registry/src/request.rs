@@ -8,7 +8,6 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use crate::auth::{basic, fetch_token, not_allowed, refused, Authorization, Challenge};
 use crate::http::{body_error, classify, strip_query};
 use crate::origin::Origin;
-use crate::retry::Failure;
 use crate::transport::Transport;
 use crate::{Error, Repository, Result};
 
@@ -113,8 +112,15 @@ impl Transport {
         let mut auth_rounds = 0;
         loop {
             let at_home = Origin::of(&url) == home;
+            // TLS settings follow the host named: the registry as the user
+            // named it, another origin by its own name.
+            let tls_host = if at_home {
+                host.to_string()
+            } else {
+                authority(&url)
+            };
             let mut request = self
-                .http_for(&authority(&url))
+                .http_for(&tls_host)
                 .request(method.clone(), url.clone());
             // The registry's credentials go to the registry's origin only.
             if at_home {
@@ -261,9 +267,9 @@ impl Transport {
         refused(plan.repo, &self.credential_source(), had_credential, by)
     }
 
-    /// [`send`](Self::send), then read the body whole, up to `limit` bytes.
-    /// A body that breaks in transit (cut, timed out) is fetched again,
-    /// within the retry policy.
+    /// Send, then read the body whole, up to `limit` bytes. A request that
+    /// fails, or a body that breaks in transit (cut, timed out), is tried
+    /// again, within the retry policy.
     pub(crate) async fn send_whole<F>(
         &self,
         plan: &RequestPlan<'_>,
@@ -281,8 +287,9 @@ impl Transport {
         let build = &build;
         policy
             .run(|_| async move {
-                // A request that failed was retried by `send` already.
-                let response = self.send(plan, build).await.map_err(Failure::Final)?;
+                // Request and body are one try: `attempts` bounds both
+                // together, rather than multiplying.
+                let response = self.send_once(plan, build).await.map_err(Error::failure)?;
                 self.read_whole(response, limit)
                     .await
                     .map_err(Error::failure)

@@ -43,6 +43,7 @@ pub mod proxy;
 mod push;
 mod registry;
 pub mod token;
+mod tools;
 
 pub use bench::{push_bench_workload, BenchBlob, BenchWorkload};
 pub use content::{BigLayerReader, XorShift};
@@ -54,3 +55,4 @@ pub use proxy::{Fault, FaultProxy, Match, FOREVER};
 pub use push::{push_blob, push_manifest, Pusher};
 pub use registry::{RegistryOptions, RegistryProcess, DEFAULT_REGISTRY_BIN};
 pub use token::{TokenAuth, TokenRequest, TokenServer, TokenServerOptions};
+pub use tools::{find_tool, fixture_path, require_tool};

@@ -6,15 +6,12 @@ use std::process::Command;
 
 use ferry_testkit::fixtures::EMPTY_JSON_DIGEST;
 use ferry_testkit::{
-    FixtureKind, FixtureOptions, RegistryOptions, RegistryProcess, TokenServer, TokenServerOptions,
+    require_tool, FixtureKind, FixtureOptions, RegistryOptions, RegistryProcess, TokenServer,
+    TokenServerOptions,
 };
 
 fn refuses_connections(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_err()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--version").output().is_ok()
 }
 
 #[test]
@@ -171,10 +168,7 @@ fn the_registry_is_gone_after_drop_and_after_stop() {
 
 #[test]
 fn skopeo_reads_the_exact_recorded_bytes() {
-    if !have("skopeo") {
-        eprintln!("skopeo not installed; skipping");
-        return;
-    }
+    require_tool("skopeo", "apt-get install skopeo");
     let registry = RegistryProcess::start();
     let set = registry.push_fixtures();
     for repo_tag in ["fixtures/base:1", "fixtures/multi:1", "fixtures/docker:1"] {
@@ -237,10 +231,7 @@ fn basic_auth_is_required_and_the_pusher_uses_it() {
 
 #[test]
 fn token_auth_is_required_and_the_pusher_goes_through_it() {
-    if !have("openssl") {
-        eprintln!("openssl not installed; skipping");
-        return;
-    }
+    require_tool("openssl", "apt-get install openssl");
     let tokens = TokenServer::start(TokenServerOptions::user("ferry", "s3cret"));
     let registry = RegistryProcess::start_with(RegistryOptions {
         token: Some(tokens.auth()),
@@ -279,10 +270,7 @@ fn token_auth_is_required_and_the_pusher_goes_through_it() {
 
 #[test]
 fn tls_with_a_self_signed_certificate() {
-    if !have("openssl") {
-        eprintln!("openssl not installed; skipping");
-        return;
-    }
+    require_tool("openssl", "apt-get install openssl");
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     self_signed(&cert, &key);

@@ -211,6 +211,24 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The registry refused a manifest named by a digest algorithm other
+    /// than sha256 (distribution 2.8 takes manifests by sha256 only).
+    #[error(
+        "the registry refused manifest {digest} in {repository}: it does not take manifests \
+         by {algorithm} digest, and pushing it under another digest would break the index \
+         that names it; use a registry that supports {algorithm} manifests"
+    )]
+    AlgorithmRefused {
+        /// The manifest.
+        digest: Digest,
+        /// Its algorithm.
+        algorithm: &'static str,
+        /// The relocated repository.
+        repository: String,
+        /// What the registry said.
+        #[source]
+        source: ferry_registry::Error,
+    },
     /// The registry failed while pushing one thing.
     #[error("{what}")]
     Registry {

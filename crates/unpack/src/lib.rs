@@ -4,7 +4,9 @@
 //! [`plan`] does everything that needs no network: it names each image of
 //! the bundle, relocates the names (see [`ferry_oci::naming`]), and checks
 //! the whole graph, so nothing is pushed from a broken bundle. [`unpack`]
-//! then pushes per repository: blobs (skipped when present, mounted from a
+//! then asks each repository for its images' top manifests by digest
+//! (what is there is whole: only its tag is checked) and pushes the rest:
+//! blobs (skipped when present, mounted from a
 //! repository already filled, else streamed from the archive and hashed on
 //! the way), manifests children first as their exact bytes, tags last.
 //! Referrers go beside their subjects. Running it again is cheap: what the
@@ -135,7 +137,7 @@ pub async fn unpack(
     let archive = Arc::new(archive);
     let pusher = Arc::new(Pusher::new(client.clone(), options.jobs, progress.clone()));
 
-    let repos = RepoPlan::all(&plan);
+    let repos = repos_to_fill(&pusher, &plan, options.jobs).await;
     progress.start("pushing", RepoPlan::items(&repos), RepoPlan::bytes(&repos));
     // Repositories fill side by side; the pusher bounds the transfers in
     // flight and lets a blob shared between repositories be uploaded once.
@@ -161,6 +163,23 @@ pub async fn unpack(
     }
     progress.finish();
     finish(options, &plan, &pusher, outcome, started)
+}
+
+/// Every repository of the plan, with what it already has found top-down
+/// (`jobs` repositories asked at once).
+pub(crate) async fn repos_to_fill(pusher: &Pusher, plan: &Plan, jobs: usize) -> Vec<RepoPlan> {
+    let host = plan.target.registry().to_string();
+    futures_util::stream::iter(RepoPlan::all(plan))
+        .map(|mut repo_plan| {
+            let repo = Repository::new(host.clone(), repo_plan.path.clone());
+            async move {
+                repo_plan.check_presence(pusher, &repo, plan).await;
+                repo_plan
+            }
+        })
+        .buffered(jobs.max(1))
+        .collect()
+        .await
 }
 
 /// The summary of a run, and the mapping file written.

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use ferry_oci::graph::{cosign_subject, real_platform};
+use ferry_oci::graph::{attestation_subject, cosign_subject, real_platform};
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{
     check_collisions, Descriptor, Digest, LayoutArchive, Manifest, Naming, Reference,
@@ -440,9 +440,13 @@ impl Walker<'_> {
                     descriptor, depth, ..
                 } => {
                     if depth > 0 && !matches!(self.archive.held(&descriptor.digest), Held::Yes(_)) {
-                        let name = real_platform(&descriptor)
-                            .map_or_else(|| descriptor.digest.to_string(), |p| p.to_string());
-                        graph.missing.push(name);
+                        // An attestation left out with its image is not
+                        // named: it follows the platform listed.
+                        if attestation_subject(&descriptor).is_none() {
+                            let name = real_platform(&descriptor)
+                                .map_or_else(|| descriptor.digest.to_string(), |p| p.to_string());
+                            graph.missing.push(name);
+                        }
                         walk.skip();
                         continue;
                     }

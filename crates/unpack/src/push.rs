@@ -216,6 +216,19 @@ impl Pusher {
         Ok(())
     }
 
+    /// Whether `repo` has the manifest `digest` (one `HEAD`); a registry
+    /// that cannot answer counts as not having it (the push then says why).
+    pub async fn has_manifest(&self, repo: &Repository, digest: &Digest) -> bool {
+        let present = matches!(
+            self.client.head_manifest(repo, &digest.to_string()).await,
+            Ok(Some(_))
+        );
+        if present {
+            add(&self.stats.manifests_present, 1);
+        }
+        present
+    }
+
     /// Point `tag` at `manifest` unless it already does.
     pub async fn push_tag(
         &self,

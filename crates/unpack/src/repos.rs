@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ferry_oci::{Digest, Manifest};
+use ferry_oci::{Algorithm, Digest, Manifest};
 use ferry_registry::Repository;
 
 use crate::push::Pusher;
@@ -21,6 +21,11 @@ pub(crate) struct RepoPlan {
     pub referrers: Vec<usize>,
     /// The configs and layers they need, with their sizes.
     pub blobs: BTreeMap<Digest, u64>,
+    /// Images whose top manifest the repository already has: the registry
+    /// accepted it, so everything below it is there too.
+    pub present_images: BTreeSet<usize>,
+    /// Referrers the repository already has.
+    pub present_referrers: BTreeSet<usize>,
 }
 
 /// How each image and referrer of the plan fared: `None` when pushed.
@@ -80,9 +85,41 @@ impl RepoPlan {
                     images,
                     referrers,
                     blobs,
+                    present_images: BTreeSet::new(),
+                    present_referrers: BTreeSet::new(),
                 }
             })
             .collect()
+    }
+
+    /// Top-down presence: ask the repository for each image's and each
+    /// referrer's top manifest by digest (one `HEAD` each) before anything
+    /// below it. What it has is not looked at further: its manifests and
+    /// blobs are dropped from this run, leaving the blobs only the rest
+    /// needs.
+    pub async fn check_presence(&mut self, pusher: &Pusher, repo: &Repository, plan: &Plan) {
+        for &i in &self.images {
+            if pusher.has_manifest(repo, &plan.images[i].digest).await {
+                self.present_images.insert(i);
+            }
+        }
+        for &r in &self.referrers {
+            if pusher.has_manifest(repo, &plan.referrers[r].digest).await {
+                self.present_referrers.insert(r);
+            }
+        }
+        let images = self
+            .images
+            .iter()
+            .filter(|i| !self.present_images.contains(i))
+            .flat_map(|&i| &plan.images[i].blobs);
+        let referrers = self
+            .referrers
+            .iter()
+            .filter(|r| !self.present_referrers.contains(r))
+            .flat_map(|&r| &plan.referrers[r].blobs);
+        let needed: BTreeSet<&Digest> = images.chain(referrers).collect();
+        self.blobs.retain(|d, _| needed.contains(d));
     }
 
     /// Blob pushes in all: one per blob per repository.
@@ -118,6 +155,9 @@ impl RepoPlan {
             let image = &plan.images[i];
             let result = match image.subject.as_ref().and_then(|s| fate.failed(s)) {
                 Some(subject) => Err(skipped(subject)),
+                None if self.present_images.contains(&i) => tag_image(pusher, repo, plan, image)
+                    .await
+                    .map_err(|e| error_chain(&e)),
                 None => push_image(pusher, repo, plan, image, blob_results)
                     .await
                     .map_err(|e| error_chain(&e)),
@@ -142,7 +182,12 @@ impl RepoPlan {
                 fate.fail(manifests, &referrer.digest.to_string());
                 continue;
             }
-            match push_graph(pusher, repo, plan, manifests, blobs, blob_results).await {
+            let pushed_graph = if self.present_referrers.contains(&r) {
+                Ok(())
+            } else {
+                push_graph(pusher, repo, plan, manifests, blobs, blob_results).await
+            };
+            match pushed_graph {
                 Ok(()) => {
                     fate.landed(manifests);
                     pushed
@@ -262,12 +307,22 @@ async fn push_image(
             },
             other => other,
         })?;
+    tag_image(pusher, repo, plan, image).await
+}
+
+/// Point an image's tag (if it has one) at its manifest.
+async fn tag_image(
+    pusher: &Pusher,
+    repo: &Repository,
+    plan: &Plan,
+    image: &PlannedImage,
+) -> Result<()> {
     if let Some(tag) = image.relocated.tag() {
         pusher
             .push_tag(repo, tag, plan.manifest(&image.digest))
             .await
             .map_err(|source| Error::Registry {
-                what: format!("tagging {reference}"),
+                what: format!("tagging {}", image.relocated),
                 source,
             })?;
     }
@@ -301,9 +356,21 @@ async fn push_graph(
         pusher
             .push_manifest(repo, plan.manifest(digest))
             .await
-            .map_err(|source| Error::Registry {
-                what: format!("pushing manifest {digest} into {repo}"),
-                source,
+            .map_err(|source| {
+                if digest.algorithm() != Algorithm::Sha256
+                    && source.registry_code() == Some("DIGEST_INVALID")
+                {
+                    return Error::AlgorithmRefused {
+                        digest: digest.clone(),
+                        algorithm: digest.algorithm().as_str(),
+                        repository: repo.to_string(),
+                        source,
+                    };
+                }
+                Error::Registry {
+                    what: format!("pushing manifest {digest} into {repo}"),
+                    source,
+                }
             })?;
     }
     Ok(())

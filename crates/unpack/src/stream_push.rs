@@ -114,7 +114,7 @@ pub(crate) async fn unpack_stream(
     };
     let host = plan.target.registry().to_string();
     let pusher = Pusher::new(client.clone(), 1, progress.clone());
-    let repos = RepoPlan::all(&plan);
+    let repos = crate::repos_to_fill(&pusher, &plan, options.jobs).await;
     progress.start("pushing", RepoPlan::items(&repos), RepoPlan::bytes(&repos));
     let mut results: Vec<BTreeMap<Digest, Option<String>>> = vec![BTreeMap::new(); repos.len()];
     while let Some(Event::Blob { digest, body }) = received.recv().await {

@@ -1,7 +1,7 @@
 //! Settling arguments shared by several commands.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -52,6 +52,13 @@ pub fn references(images: &[String], files: &[impl AsRef<Path>]) -> anyhow::Resu
         out.extend(list.into_iter().map(|(_, r)| r));
     }
     Ok(out)
+}
+
+/// The bundle named on the command line: one file, or the first part of a
+/// split bundle given as its first part or as all its parts (checked: one
+/// set, in order, none missing or twice).
+pub fn bundle_path(paths: &[PathBuf]) -> anyhow::Result<PathBuf> {
+    Ok(ferry_oci::layout::PartSet::check_list(paths)?)
 }
 
 /// Print `value` as one pretty JSON document on stdout.

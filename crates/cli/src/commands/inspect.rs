@@ -12,8 +12,9 @@ use super::common::{self, human_bytes};
 use crate::args::InspectArgs;
 
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let inspection = ferry_audit::inspect(&args.bundle)
-        .with_context(|| format!("inspecting {}", args.bundle.display()))?;
+    let bundle = common::bundle_path(&args.bundle)?;
+    let inspection = ferry_audit::inspect(&bundle)
+        .with_context(|| format!("inspecting {}", bundle.display()))?;
     if args.output_format.json {
         common::print_json(&inspection)?;
         return Ok(ExitCode::SUCCESS);
@@ -26,7 +27,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "{} finding(s) ({errors} error(s)) without hashing layers; `ferry verify {}` checks everything:",
             inspection.problems.len(),
-            args.bundle.display()
+            bundle.display()
         );
         for p in &inspection.problems {
             eprintln!("  {p}");

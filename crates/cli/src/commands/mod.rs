@@ -6,6 +6,7 @@ mod images;
 mod inspect;
 mod mapping;
 mod pack;
+mod repair;
 mod rewrite;
 mod serve;
 mod unpack;
@@ -23,6 +24,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args).await,
         Command::Diff(args) => diff::run(args),
+        Command::Repair(args) => repair::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Images(args) => images::run(args),
         Command::Mapping(args) => mapping::run(args),

@@ -35,6 +35,8 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
         output: args.output.clone(),
         require_signature,
         sign,
+        split: args.split,
+        parity: args.parity as usize,
     };
     let progress = progress::for_output(&args.output_format);
     let summary = ferry_pack::pack(&client, &options, progress)
@@ -81,12 +83,29 @@ fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
         human_bytes(s.bytes_saved_by_sharing),
         s.elapsed.as_secs_f64()
     )?;
+    for path in &s.removed {
+        writeln!(out, "removed {} (left by an earlier pack)", path.display())?;
+    }
+    for part in &s.parts {
+        writeln!(
+            out,
+            "wrote {} ({}) sha256 {}",
+            part.path.display(),
+            human_bytes(part.size),
+            part.sha256
+        )?;
+    }
+    let what = if s.parts.is_empty() {
+        format!("wrote {}", s.output.display())
+    } else {
+        format!("{} in {} part(s):", s.output.display(), s.parts.len())
+    };
     writeln!(
         out,
-        "wrote {} ({})\nsha256 {}",
-        s.output.display(),
+        "{what} ({})\nsha256 {} (checksums in {})",
         human_bytes(s.archive_bytes),
-        s.sha256
+        s.sha256,
+        ferry_oci::layout::checksum_path(&s.output).display()
     )?;
     if let Some(path) = &s.signature_file {
         writeln!(out, "signed: wrote {}", path.display())?;

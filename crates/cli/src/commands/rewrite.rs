@@ -105,7 +105,7 @@ pub fn run(args: RewriteArgs) -> anyhow::Result<ExitCode> {
                             std::fs::create_dir_all(parent)
                                 .with_context(|| format!("cannot create {}", parent.display()))?;
                         }
-                        ferry_oci::fsutil::write_atomic(&dest, rewritten.text.as_bytes())
+                        ferry_oci::fsutil::replace_atomic(&dest, rewritten.text.as_bytes())
                             .with_context(|| format!("cannot write {}", dest.display()))?;
                         report.written = Some(dest);
                     }
@@ -144,9 +144,13 @@ pub fn run(args: RewriteArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("{}:{}: {} left: {}", r.file, l.line, l.reference, l.reason);
             }
             for c in r.changes.iter().filter(|c| !c.pinned) {
+                let digest = c.to.digest().map(|d| d.to_string()).unwrap_or_default();
                 eprintln!(
-                    "{}:{}: {} pinned by tag only (no digest key to fill)",
-                    r.file, c.line, c.to
+                    "{}:{}: now {}:{}, pinned by tag only: no digest key to fill (it is {digest})",
+                    r.file,
+                    c.line,
+                    c.to.name(),
+                    c.to.tag().unwrap_or("latest")
                 );
             }
             if let Some(dest) = &r.written {

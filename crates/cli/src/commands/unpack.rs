@@ -15,18 +15,19 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
     let target = args.to.clone();
     let naming = Naming::from(args.naming);
     let sparse = SparseMode::from(args.sparse);
+    let bundle = common::bundle_path(&args.bundle)?;
     let signatures = SignaturePolicy {
         bundle_keys: common::keyring(&args.signatures.bundle_key)?,
         image_keys: common::keyring(&args.signatures.require_signature)?,
     };
     if args.dry_run {
-        ferry_unpack::check_signatures(&args.bundle, &signatures)
-            .with_context(|| format!("checking the signatures of {}", args.bundle.display()))?;
-        return dry_run(&args, &target, naming, sparse);
+        ferry_unpack::check_signatures(&bundle, &signatures)
+            .with_context(|| format!("checking the signatures of {}", bundle.display()))?;
+        return dry_run(&args, &bundle, &target, naming, sparse);
     }
     let client = common::client(&args.registry)?;
     let options = UnpackOptions {
-        bundle: args.bundle.clone(),
+        bundle: bundle.clone(),
         target,
         naming,
         sparse,
@@ -40,7 +41,7 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| {
             format!(
                 "unpacking {} into {} failed",
-                args.bundle.display(),
+                bundle.display(),
                 options.target
             )
         })?;
@@ -78,12 +79,13 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
 /// even made.
 fn dry_run(
     args: &UnpackArgs,
+    bundle: &std::path::Path,
     target: &RelocationTarget,
     naming: Naming,
     sparse: SparseMode,
 ) -> anyhow::Result<ExitCode> {
-    let plan = ferry_unpack::plan_bundle(&args.bundle, target, naming, sparse)
-        .with_context(|| format!("planning the unpack of {}", args.bundle.display()))?;
+    let plan = ferry_unpack::plan_bundle(bundle, target, naming, sparse)
+        .with_context(|| format!("planning the unpack of {}", bundle.display()))?;
     if let Some(path) = &args.mapping {
         ferry_unpack::write_mapping(path, &plan.mapping())?;
     }

@@ -22,11 +22,15 @@ struct Output<'a> {
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    if args.bundle.is_none() && args.mapping.is_none() {
+    if args.bundle.is_empty() && args.mapping.is_none() {
         anyhow::bail!("nothing to verify: give a BUNDLE, --mapping FILE, or both");
     }
+    let bundle = match args.bundle.is_empty() {
+        true => None,
+        false => Some(common::bundle_path(&args.bundle)?),
+    };
     let sigs = &args.signatures;
-    if args.bundle.is_none() && !(sigs.bundle_key.is_empty() && sigs.require_signature.is_empty()) {
+    if bundle.is_none() && !(sigs.bundle_key.is_empty() && sigs.require_signature.is_empty()) {
         anyhow::bail!("--bundle-key and --require-signature check a BUNDLE; give one");
     }
     let mapping = match &args.mapping {
@@ -37,7 +41,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         Some(_) => Some(common::client(&args.registry)?),
         None => None,
     };
-    let archive = match &args.bundle {
+    let archive = match &bundle {
         Some(path) => {
             let options = VerifyOptions {
                 jobs: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
@@ -73,7 +77,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         })?;
     } else {
         let mut out = std::io::stdout().lock();
-        if let (Some(a), Some(path)) = (&archive, &args.bundle) {
+        if let (Some(a), Some(path)) = (&archive, &bundle) {
             print_archive(
                 &mut out,
                 a,
@@ -121,6 +125,21 @@ fn print_archive(
         print_signatures(out, report)?;
     }
     print_problems(out, &a.problems)?;
+    if let Some(parts) = &a.parts {
+        let bad = parts.bad().count();
+        writeln!(
+            out,
+            "parts: {} data and {} parity part(s) checked against {}: {}",
+            parts.parts.len(),
+            parts.parity.len(),
+            parts.checksums.display(),
+            match (bad, parts.repairable) {
+                (0, _) => "all match".to_string(),
+                (_, true) => format!("{bad} bad, repairable with `ferry repair`"),
+                (_, false) => format!("{bad} bad, not repairable"),
+            }
+        )?;
+    }
     if a.problems_omitted > 0 {
         writeln!(out, "... and {} more problem(s)", a.problems_omitted)?;
     }

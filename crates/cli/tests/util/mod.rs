@@ -136,13 +136,3 @@ pub fn tar_entries(path: &Path) -> Vec<String> {
         .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
         .collect()
 }
-
-/// Whether a program is installed.
-pub fn have(program: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}

@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::classify::ScanState;
+use super::parts::PartSet;
 use super::problem::{LayoutProblem, LayoutProblemKind};
 use super::reader::BlobReader;
 use super::scan::scan;
@@ -141,7 +141,7 @@ pub struct BlobEntry {
 #[derive(Debug)]
 pub struct LayoutArchive {
     path: PathBuf,
-    file: Arc<File>,
+    file: Arc<PartSet>,
     compression: Compression,
     layout_version: String,
     index_json: Vec<u8>,
@@ -163,57 +163,75 @@ struct IndexFile {
 }
 
 impl LayoutArchive {
-    /// Open the archive at `path`. Compressed input is inflated into an
-    /// anonymous temporary file (in `TMPDIR`) and refused when it inflates
-    /// beyond [`MAX_INFLATE_RATIO`] times its size (at least
-    /// [`MIN_INFLATE_LIMIT`]); see [`open_with_limit`](Self::open_with_limit).
+    /// Open the archive at `path`: a file, or a split bundle's part set
+    /// when `path` is its first part (`OUT.tar.000`) or its unsplit name
+    /// with only the parts on disk (see [`PartSet::open`]). Compressed
+    /// input is inflated into an anonymous temporary file (in `TMPDIR`) and
+    /// refused when it inflates beyond [`MAX_INFLATE_RATIO`] times its size
+    /// (at least [`MIN_INFLATE_LIMIT`]); see
+    /// [`open_with_limit`](Self::open_with_limit).
     pub fn open(path: &Path) -> Result<LayoutArchive> {
-        let len = std::fs::metadata(path)
-            .map_err(|e| io_err(e, "reading", path))?
-            .len();
-        let limit = len.saturating_mul(MAX_INFLATE_RATIO).max(MIN_INFLATE_LIMIT);
-        Self::open_with_limit(path, limit)
+        let set = PartSet::open(path)?;
+        let limit = set
+            .len()
+            .saturating_mul(MAX_INFLATE_RATIO)
+            .max(MIN_INFLATE_LIMIT);
+        Self::open_set(path, set, limit)
     }
 
     /// Open the archive at `path`, refusing compressed input that inflates
     /// beyond `max_inflated` bytes.
     pub fn open_with_limit(path: &Path, max_inflated: u64) -> Result<LayoutArchive> {
-        let file = File::open(path).map_err(|e| io_err(e, "opening", path))?;
-        let meta = file.metadata().map_err(|e| io_err(e, "reading", path))?;
-        if !meta.is_file() {
-            return Err(Error::Layout {
-                entry: path.display().to_string(),
-                reason: "not a regular file; ferry reads archives by offset, \
-                    so save a stream to a file first"
-                    .into(),
-            });
-        }
-        let mut magic = [0u8; 6];
-        let n = file
-            .read_at(&mut magic, 0)
-            .map_err(|e| io_err(e, "reading", path))?;
-        let (compression, file) = match Compression::detect(&magic[..n], &path.display())? {
-            Compression::Gzip => {
-                let reader = flate2::read::MultiGzDecoder::new(&file);
-                (Compression::Gzip, inflate(reader, max_inflated, path)?)
-            }
-            Compression::Zstd => {
-                let reader = zstd::stream::read::Decoder::new(&file)
-                    .map_err(|e| io_err(e, "decompressing", path))?;
-                (Compression::Zstd, inflate(reader, max_inflated, path)?)
-            }
-            Compression::None => (Compression::None, file),
-        };
-        Self::scan(path, file, compression)
+        Self::open_set(path, PartSet::open(path)?, max_inflated)
     }
 
-    fn scan(path: &Path, file: File, compression: Compression) -> Result<LayoutArchive> {
-        let len = file
-            .metadata()
-            .map_err(|e| io_err(e, "reading", path))?
-            .len();
+    fn open_set(path: &Path, set: PartSet, max_inflated: u64) -> Result<LayoutArchive> {
+        let mut magic = [0u8; 6];
+        let n = set
+            .read_at(&mut magic, 0)
+            .map_err(|e| io_err(e, "reading", path))?;
+        let inflated = match Compression::detect(&magic[..n], &path.display())? {
+            Compression::Gzip => {
+                let reader = flate2::read::MultiGzDecoder::new(set.reader());
+                Some((Compression::Gzip, inflate(reader, max_inflated, path)?))
+            }
+            Compression::Zstd => {
+                let reader = zstd::stream::read::Decoder::new(set.reader())
+                    .map_err(|e| io_err(e, "decompressing", path))?;
+                Some((Compression::Zstd, inflate(reader, max_inflated, path)?))
+            }
+            Compression::None => None,
+        };
+        let (compression, set) = match inflated {
+            Some((compression, file)) => (
+                compression,
+                PartSet::single(path, file).map_err(|e| io_err(e, "reading", path))?,
+            ),
+            None => (Compression::None, set),
+        };
+        Self::scan(path, set, compression)
+    }
+
+    fn scan(path: &Path, file: PartSet, compression: Compression) -> Result<LayoutArchive> {
+        let len = file.len();
         let mut state = ScanState::default();
-        scan(&file, len, |entry| state.add(&file, entry))?;
+        scan(&file, len, |entry| state.add(&file, entry)).map_err(|e| match e {
+            Error::Truncated {
+                entry,
+                declared,
+                available,
+            } if file.is_split() => {
+                let (last, _, _) = file.parts().last().expect("a set has a part");
+                Error::Part {
+                    part: last.display().to_string(),
+                    reason: format!(
+                        "ends inside {entry} ({declared} bytes declared, {available} left): \
+                         parts are missing at the end of the set, or this one is truncated"
+                    ),
+                }
+            }
+            e => e,
+        })?;
         let ScanState {
             oci_layout,
             index_json,
@@ -248,6 +266,13 @@ impl LayoutArchive {
             by_digest,
             problems,
         })
+    }
+
+    /// The bundle's files and where each starts, when the archive is read
+    /// straight from them (not inflated): one file, or a split bundle's
+    /// parts.
+    pub fn part_set(&self) -> Option<&PartSet> {
+        (self.compression == Compression::None).then_some(&*self.file)
     }
 
     /// How the archive file is compressed.

@@ -1,10 +1,9 @@
 //! Sorting scanned entries into what a layout holds and what it should not.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 use super::archive::BlobEntry;
+use super::parts::PartSet;
 use super::problem::{LayoutProblem, LayoutProblemKind};
 use super::scan::RawEntry;
 use super::{INDEX_JSON, OCI_LAYOUT};
@@ -39,7 +38,7 @@ impl ScanState {
         }
     }
 
-    pub fn add(&mut self, file: &File, entry: RawEntry) -> Result<()> {
+    pub fn add(&mut self, file: &PartSet, entry: RawEntry) -> Result<()> {
         match classify(&entry)? {
             Classified::Ignored(None) => {}
             Classified::Ignored(Some(kind)) => self.problem(&entry, kind),
@@ -177,7 +176,7 @@ pub(crate) fn duplicate_conflict(entry: &RawEntry) -> Error {
     }
 }
 
-fn read_small(file: &File, entry: &RawEntry, max: u64) -> Result<Vec<u8>> {
+fn read_small(file: &PartSet, entry: &RawEntry, max: u64) -> Result<Vec<u8>> {
     check_small(entry, max)?;
     let mut bytes = vec![0; entry.size as usize];
     file.read_exact_at(&mut bytes, entry.data_offset)

@@ -7,7 +7,9 @@
 //! same tarballs once, front to back, from a pipe.
 
 mod archive;
+mod checksums;
 mod classify;
+mod parts;
 mod plan;
 mod problem;
 mod reader;
@@ -18,7 +20,11 @@ mod tarfmt;
 pub use archive::{
     BlobEntry, Compression, LayoutArchive, MAX_INFLATE_RATIO, MAX_MANIFEST_SIZE, MIN_INFLATE_LIMIT,
 };
-pub use plan::{BlobClass, LayoutPlan, PlannedBlob};
+pub use checksums::{sha256_file, ChecksumFile};
+pub use parts::{
+    checksum_path, parity_path, part_path, split_part_path, PartSet, PartSetReader, MAX_PARTS,
+};
+pub use plan::{BlobClass, LayoutPlan, PlannedBlob, WriteAt};
 pub use problem::{LayoutProblem, LayoutProblemKind};
 pub use reader::{read_full, BlobReader, VerifyingReader};
 pub use stream::{LayoutStream, StreamBlob};

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use super::parts::PartSet;
 use super::tarfmt::{headers_len, padded, push_headers, BLOCK};
 use super::{INDEX_JSON, OCI_LAYOUT, OCI_LAYOUT_CONTENT};
 use crate::digest::{Algorithm, Digest};
@@ -161,7 +162,7 @@ impl LayoutPlan {
     /// are left for the caller, so this may run before or after the blobs
     /// are written, on a fresh (sparse) file or one being rewritten. `file`
     /// must be open for writing.
-    pub fn write_skeleton(&self, file: &File) -> std::io::Result<()> {
+    pub fn write_skeleton(&self, file: &(impl WriteAt + ?Sized)) -> std::io::Result<()> {
         file.set_len(self.total_size)?;
         let mut buf = Vec::with_capacity(8 * BLOCK as usize + self.index_json.len());
         push_headers(&mut buf, OCI_LAYOUT, OCI_LAYOUT_CONTENT.len() as u64, false);
@@ -187,6 +188,42 @@ impl LayoutPlan {
         buf.resize(buf.len() + 2 * BLOCK as usize, 0);
         debug_assert_eq!(gap_start + buf.len() as u64, self.total_size);
         file.write_all_at(&buf, gap_start)
+    }
+}
+
+/// Where a planned archive is written: one file, or a split bundle's parts
+/// ([`PartSet`]), with positioned writes.
+pub trait WriteAt {
+    /// Write all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()>;
+    /// Make the whole `len` bytes long (zero-filled, sparse where the file
+    /// system allows).
+    fn set_len(&self, len: u64) -> std::io::Result<()>;
+}
+
+impl WriteAt for File {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        FileExt::write_all_at(self, buf, offset)
+    }
+
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        File::set_len(self, len)
+    }
+}
+
+impl WriteAt for PartSet {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        PartSet::write_all_at(self, buf, offset)
+    }
+
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        if len != self.len() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the parts hold {} bytes, not {len}", self.len()),
+            ));
+        }
+        self.set_lengths()
     }
 }
 

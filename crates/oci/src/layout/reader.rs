@@ -1,10 +1,9 @@
 //! Streaming a blob out of an archive with positioned reads.
 
-use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use super::parts::PartSet;
 use crate::digest::{Digest, DigestHasher};
 
 /// Reads one blob's bytes from a layout archive.
@@ -18,7 +17,7 @@ use crate::digest::{Digest, DigestHasher};
 /// returns the end of the blob, so read to the end (`io::copy`,
 /// `read_to_end`) before trusting the bytes.
 pub struct BlobReader {
-    file: Arc<File>,
+    file: Arc<PartSet>,
     digest: Digest,
     size: u64,
     pos: u64,
@@ -28,7 +27,7 @@ pub struct BlobReader {
 
 impl BlobReader {
     pub(crate) fn new(
-        file: Arc<File>,
+        file: Arc<PartSet>,
         digest: Digest,
         data_offset: u64,
         size: u64,

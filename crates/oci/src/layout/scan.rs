@@ -8,12 +8,11 @@
 //! data before asking for the next header. The only data the scanner reads
 //! into memory is extension records (capped).
 
-use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 
 use tar::{EntryType, Header, PaxExtensions};
 
+use super::parts::PartSet;
 use super::tarfmt::{checksum_ok, BLOCK};
 use crate::{Error, Result};
 
@@ -48,11 +47,15 @@ pub(crate) trait TarSource {
     /// Read into `buf` the bytes at `pos`, all of them unless the source
     /// ends first; returns how many were read.
     fn read_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+    /// Where `pos` is, for messages.
+    fn describe(&self, pos: u64) -> String {
+        format!("offset {pos}")
+    }
 }
 
-/// A file of known length, read with positioned reads.
+/// A file (or set of parts) of known length, read with positioned reads.
 pub(crate) struct FileSource<'a> {
-    pub file: &'a File,
+    pub file: &'a PartSet,
     pub len: u64,
 }
 
@@ -64,6 +67,10 @@ impl TarSource for FileSource<'_> {
     fn read_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         let n = (buf.len() as u64).min(self.len.saturating_sub(pos)) as usize;
         self.file.read_exact_at(&mut buf[..n], pos).map(|()| n)
+    }
+
+    fn describe(&self, pos: u64) -> String {
+        self.file.describe(pos)
     }
 }
 
@@ -143,7 +150,8 @@ impl<S: TarSource> Scanner<S> {
     /// Read one header; an entry, or `None` for an extension or the end.
     fn step(&mut self) -> Result<Option<RawEntry>> {
         let pos = self.next;
-        let here = || format!("header at offset {pos}");
+        let at = self.source.describe(pos);
+        let here = || format!("header at {at}");
         let mut block = [0u8; BLOCK as usize];
         let known = self.source.available(pos);
         if known == Some(0) {
@@ -296,7 +304,7 @@ impl<S: TarSource> Scanner<S> {
 /// that is not itself an extension header. Stops at the first zero block or
 /// at the end of the file.
 pub(crate) fn scan(
-    file: &File,
+    file: &PartSet,
     len: u64,
     mut each: impl FnMut(RawEntry) -> Result<()>,
 ) -> Result<()> {
