@@ -9,7 +9,8 @@
 # directory, pushes the workload (about F GB, default 1) into the source
 # once, then times, one after the other:
 #   ferry pack, ferry unpack (fresh target), ferry unpack again (everything
-#   already there);
+#   already there), ferry verify without and with --require-signature (every
+#   workload image carries a cosign signature made with a throwaway key);
 #   skopeo: per image `skopeo copy --all docker://... oci:DIR:...`, `tar -cf`;
 #   then `tar -xf` and per image `skopeo copy --all oci:DIR:... docker://...`;
 #   ferry serve: per image `skopeo copy --all` out of `ferry serve BUNDLE`
@@ -48,7 +49,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-for tool in docker-registry skopeo curl tar python3 /usr/bin/time; do
+for tool in docker-registry skopeo curl tar python3 openssl /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is missing (run scripts/install-deps.sh)" >&2; exit 1; }
 done
 
@@ -201,6 +202,10 @@ cat "$work/images.txt" >&2
 blob_count=$(wc -l <"$work/blobs.txt")
 blob_bytes=$(awk '{ s += $3 } END { print s }' "$work/blobs.txt")
 image_count=$(wc -l <"$work/images.txt")
+note "signing every workload image (cosign format, throwaway P-256 key)"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/sign.key" 2>/dev/null
+openssl pkey -in "$work/sign.key" -pubout -out "$work/sign.pub"
+"$bin/ferry-fixtures" sign "$src" "$work/sign.key" <"$work/images.txt"
 
 have_unpack=yes
 probe=$("$bin/ferry" unpack "$work/none.tar" --to 127.0.0.1:1/x --dry-run 2>&1 || true)
@@ -224,6 +229,11 @@ measure ferry_pack_parity2 "rm -f $work/ferry/split.tar.*" "$bin/ferry" pack --i
   --plain-http "$src" -o "$work/ferry/split.tar" --split "$part_size" --parity 2 --jobs "$jobs" --quiet
 rm -f "$work/ferry/split.tar.001" "$work/ferry/split.tar.005"
 measure ferry_repair2 : "$bin/ferry" repair "$work/ferry/split.tar.000" --quiet
+note "ferry verify"
+measure ferry_verify : "$bin/ferry" verify "$work/ferry/bundle.tar" --quiet
+note "ferry verify --require-signature"
+measure ferry_verify_signed : "$bin/ferry" verify "$work/ferry/bundle.tar" --quiet \
+  --require-signature "$work/sign.pub"
 if [[ $have_unpack == yes ]]; then
   note "ferry unpack into an empty registry"
   measure ferry_unpack "reset_registry ferry-target" "$bin/ferry" unpack "$work/ferry/bundle.tar" --to "$ferry_dst/mirror" \
@@ -297,6 +307,7 @@ import json, sys
 w = {k: (None if v == "null" else float(v)) for k, v in {
     "ferry_pack": "$(get ferry_pack)", "ferry_unpack": "$(get ferry_unpack)",
     "ferry_unpack_again": "$(get ferry_unpack_again)",
+    "ferry_verify": "$(get ferry_verify)", "ferry_verify_signed": "$(get ferry_verify_signed)",
     "skopeo_pack": "$(get skopeo_pack)", "skopeo_unpack": "$(get skopeo_unpack)",
     "floor_fetch": "$(get floor_fetch)", "floor_fetch_verified": "$(get floor_fetch_verified)",
     "floor_push": "$(get floor_push)", "serve_copy": "$(get serve_copy)",
@@ -308,6 +319,7 @@ w = {k: (None if v == "null" else float(v)) for k, v in {
 m = {k: (None if v == "null" else int(v)) for k, v in {
     "ferry_pack": "$(mib ferry_pack)", "ferry_unpack": "$(mib ferry_unpack)",
     "ferry_unpack_again": "$(mib ferry_unpack_again)",
+    "ferry_verify": "$(mib ferry_verify)", "ferry_verify_signed": "$(mib ferry_verify_signed)",
     "skopeo_pack": "$(mib skopeo_pack)", "skopeo_unpack": "$(mib skopeo_unpack)",
     "floor_fetch": "$(mib floor_fetch)", "floor_fetch_verified": "$(mib floor_fetch_verified)",
     "floor_push": "$(mib floor_push)",
@@ -343,6 +355,7 @@ result = {
         "serve_over_registry": ratio(w["serve_copy"], w["registry_copy"]),
         "delta_pack_over_full_pack": ratio(w["ferry_pack_delta"], w["ferry_pack_next"]),
         "delta_bytes_over_changed_bytes": ratio($delta_bytes, $changed_bytes),
+        "verify_signed_over_verify": ratio(w["ferry_verify_signed"], w["ferry_verify"]),
     },
     "delta": {"changed_bytes": $changed_bytes, "delta_bytes": $delta_bytes,
               "merge_identical_to_full_pack": "$merge_identical" == "true"},
@@ -354,6 +367,8 @@ def s(v, unit=""):
 rows = [
     ("ferry pack", "ferry_pack"), ("ferry unpack", "ferry_unpack"),
     ("ferry unpack again (all present)", "ferry_unpack_again"),
+    ("ferry verify", "ferry_verify"),
+    ("ferry verify --require-signature", "ferry_verify_signed"),
     ("skopeo copy x images + tar -c", "skopeo_pack"),
     ("tar -x + skopeo copy x images", "skopeo_unpack"),
     ("floor: curl GET every blob", "floor_fetch"),
@@ -397,6 +412,7 @@ print(f"delta pack / full pack         {s(r['delta_pack_over_full_pack'])}   tar
 print(f"delta bytes / changed bytes    {s(r['delta_bytes_over_changed_bytes'])}   "
       f"({$delta_bytes / 1e6:.1f} MB delta, {$changed_bytes / 1e6:.1f} MB new; target: changed bytes plus metadata)")
 print(f"merge == full pack             {result['delta']['merge_identical_to_full_pack']}")
+print(f"verify signed / verify         {s(r['verify_signed_over_verify'])}   target <= 1.05")
 line = json.dumps(result, sort_keys=True)
 print()
 print("BENCH " + line)

@@ -33,6 +33,8 @@ pub enum Command {
     Merge(MergeArgs),
     /// Write what a registry holds of a bundle under a prefix (a receipt), by HEAD requests only.
     Receipt(ReceiptArgs),
+    /// What changed between two bundles, offline: references, platforms, blobs, signatures.
+    Diff(DiffArgs),
     /// Rebuild lost or damaged parts of a split bundle from its parity parts, offline.
     Repair(RepairArgs),
     /// Serve bundles as a read-only registry, straight from the tar (no registry needed yet).
@@ -67,6 +69,19 @@ pub struct RegistryArgs {
     /// Seconds a registry may stay silent mid-request before the try fails (then retried).
     #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+}
+
+/// Signatures that must hold; shared by unpack and verify.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SignatureArgs {
+    /// Require every image to carry a cosign signature that verifies with this PEM public key
+    /// (ECDSA P-256). Repeatable: any of the keys suffices.
+    #[arg(long = "require-signature", value_name = "PUB.pem")]
+    pub require_signature: Vec<PathBuf>,
+    /// Require BUNDLE.sig (written by `ferry pack --sign`) to verify with this PEM public key,
+    /// checked before anything else. Repeatable: any of the keys suffices.
+    #[arg(long = "bundle-key", value_name = "PUB.pem")]
+    pub bundle_key: Vec<PathBuf>,
 }
 
 /// Output shared by every command.
@@ -108,6 +123,13 @@ pub struct PackArgs {
     /// How many blobs to fetch at once.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 8, value_parser = jobs)]
     pub jobs: usize,
+    /// Refuse, before writing anything, an image without a cosign signature that verifies with
+    /// this PEM public key (ECDSA P-256). Repeatable: any of the keys suffices.
+    #[arg(long = "require-signature", value_name = "PUB.pem")]
+    pub require_signature: Vec<PathBuf>,
+    /// Sign the bundle with this PEM private key (ECDSA P-256): writes OUT.sig beside OUT.sha256.
+    #[arg(long, value_name = "KEY.pem")]
+    pub sign: Option<PathBuf>,
     /// Cut the bundle into parts of SIZE bytes (OUT.tar.000, .001, ...; the last may be
     /// shorter), for media with size limits. SIZE is bytes or a number with a unit:
     /// K, M, G, T are powers of 1000 (4.7G, 25G, 650M, as media are sold), Ki, Mi, Gi, Ti
@@ -207,6 +229,8 @@ pub struct UnpackArgs {
     #[arg(long, short = 'j', value_name = "N", default_value_t = 8, value_parser = jobs)]
     pub jobs: usize,
     #[command(flatten)]
+    pub signatures: SignatureArgs,
+    #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output_format: OutputArgs,
@@ -242,6 +266,8 @@ pub struct VerifyArgs {
     /// Check a relocation: every reference in this mapping resolves in its registry.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -519,4 +545,17 @@ mod tests {
             assert!(split_size(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// `ferry diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier bundle.
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The later bundle.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    #[command(flatten)]
+    pub output_format: OutputArgs,
 }

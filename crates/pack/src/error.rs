@@ -153,6 +153,14 @@ pub enum Error {
     /// Nothing to pack.
     #[error("no images to pack: name at least one reference or give --images-file")]
     NothingToPack,
+    /// Images without a signature that holds (`--require-signature`).
+    #[error("{} image(s) without a signature that holds for the key(s) given ({keys}):\n  {}", images.len(), images.join("\n  "))]
+    Unsigned {
+        /// The fingerprints of the keys given.
+        keys: String,
+        /// Each image and why, `reference: reason`.
+        images: Vec<String>,
+    },
     /// A worker task died.
     #[error("internal error: a transfer task failed: {0}")]
     Task(String),

@@ -14,6 +14,7 @@ mod error;
 mod graph;
 mod merge;
 mod since;
+mod signatures;
 mod write;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ use ferry_oci::layout::{BlobClass, LayoutPlan};
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{media_type, Descriptor, Digest, Platform, Progress, Reference};
 use ferry_registry::{Client, Repository};
+use ferry_sign::{Keyring, PrivateKey, SignatureReport};
 
 pub use error::{Error, Result};
 pub use merge::{merge, MergeSummary};
@@ -53,6 +55,11 @@ pub struct PackOptions {
     /// Bases (bundles, deltas, receipts): when any, write a delta that
     /// leaves out the layers they hold.
     pub since: Vec<PathBuf>,
+    /// Refuse, before writing anything, an image without a cosign
+    /// signature that holds for one of these keys.
+    pub require_signature: Option<Keyring>,
+    /// Sign the bundle with this key: `OUT.sig` beside `OUT.sha256`.
+    pub sign: Option<Arc<PrivateKey>>,
     /// Cut the bundle into parts of this many bytes (`OUT.000`, `OUT.001`,
     /// …; the last may be shorter) instead of one file.
     pub split: Option<u64>,
@@ -107,6 +114,12 @@ pub struct PackSummary {
     /// What a delta (`--since`) leaves to its bases.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delta: Option<DeltaSummary>,
+    /// Who signed each image (`--require-signature`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<SignatureReport>,
+    /// The bundle's detached signature file (`--sign`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_file: Option<PathBuf>,
     /// Wall time.
     #[serde(serialize_with = "seconds")]
     pub elapsed: Duration,
@@ -141,6 +154,13 @@ pub async fn pack(
         .try_collect()
         .await?;
     resolved.sort_by_key(|r| r.reference.to_string());
+    let signatures = match &options.require_signature {
+        Some(keys) => {
+            progress.note("checking image signatures");
+            Some(signatures::require(client, &resolved, keys).await?)
+        }
+        None => None,
+    };
 
     let content = Content::merge(&resolved);
     let mut index_json = content.index_json();
@@ -200,6 +220,10 @@ pub async fn pack(
         .await?;
     progress.finish();
     let committed = bundle.commit(progress).await?;
+    let signature_file = match &options.sign {
+        Some(key) => Some(write::sign_bundle(&options.output, &committed.sha256, key)?),
+        None => None,
+    };
 
     let images = resolved.iter().map(packed_image).collect();
     let blob_bytes = content.blobs.values().map(|b| b.size).sum::<u64>();
@@ -226,6 +250,8 @@ pub async fn pack(
         blob_bytes: bytes_carried,
         bytes_saved_by_sharing: per_image_bytes.saturating_sub(blob_bytes),
         delta: delta.map(|d| d.summary),
+        signatures,
+        signature_file,
         elapsed: started.elapsed(),
     })
 }

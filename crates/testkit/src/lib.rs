@@ -36,6 +36,7 @@
 mod bearer;
 mod bench;
 mod content;
+pub mod cosign;
 pub mod fixtures;
 mod http1;
 pub mod proxy;

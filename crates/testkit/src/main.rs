@@ -18,7 +18,10 @@ const USAGE: &str = "usage:
       push the benchmark workload (about F GB, default 1) into a running plain-HTTP
       registry, streaming; print its references; with --blobs, write every unique
       config and layer to FILE as `repository digest size` lines; --release 2 pushes
-      the next release (about a tenth of the bytes new) under the same tags";
+      the next release (about a tenth of the bytes new) under the same tags
+  ferry-fixtures sign HOST[:PORT] KEY.pem < REFERENCES
+      sign each reference read from standard input (HOST[:PORT]/REPO:TAG, one a line)
+      with the PEM private key, cosign format, pushing the sha256-<hex>.sig tag";
 
 enum Command {
     Push(String),
@@ -28,6 +31,10 @@ enum Command {
         scale: f64,
         release: u32,
         blobs: Option<PathBuf>,
+    },
+    Sign {
+        host: String,
+        key: PathBuf,
     },
 }
 
@@ -77,6 +84,10 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
     let command = match positional.as_slice() {
         [cmd, host] if cmd == "push" => Command::Push(host.clone()),
         [cmd, dir] if cmd == "serve" => Command::Serve(PathBuf::from(dir)),
+        [cmd, host, key] if cmd == "sign" => Command::Sign {
+            host: host.to_string(),
+            key: PathBuf::from(key),
+        },
         [cmd, host] if cmd == "bench-workload" => Command::BenchWorkload {
             host: host.clone(),
             scale: scale.unwrap_or(1.0),
@@ -125,6 +136,7 @@ fn main() -> ExitCode {
             release,
             blobs,
         } => bench_workload(&host, scale, release, blobs),
+        Command::Sign { host, key } => sign(&host, key),
         Command::Serve(dir) => {
             let registry = RegistryProcess::start_with(RegistryOptions {
                 storage_dir: Some(dir),
@@ -138,6 +150,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sign every reference on standard input with `key` (cosign format).
+fn sign(host: &str, key: PathBuf) -> ExitCode {
+    use ferry_testkit::cosign::{push_signature, KeyPair, SignedPayload};
+    let pusher = ferry_testkit::Pusher::new(&format!("http://{host}"));
+    let key = KeyPair {
+        private: key,
+        public: PathBuf::new(),
+    };
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else {
+            return ExitCode::FAILURE;
+        };
+        let reference = line.trim();
+        if reference.is_empty() {
+            continue;
+        }
+        let path = reference
+            .strip_prefix(&format!("{host}/"))
+            .unwrap_or(reference);
+        let Some((repo, tag)) = path.rsplit_once(':') else {
+            eprintln!("ferry-fixtures: {reference}: expected HOST/REPO:TAG");
+            return ExitCode::FAILURE;
+        };
+        let digest = pusher.manifest_digest(repo, tag);
+        let payload = SignedPayload::for_digest(&key, repo, &digest);
+        push_signature(&pusher, repo, &digest, &[payload]);
+    }
+    ExitCode::SUCCESS
 }
 
 fn bench_workload(host: &str, scale: f64, release: u32, blobs: Option<PathBuf>) -> ExitCode {

@@ -14,6 +14,27 @@ pub enum Error {
          (e.g. `cat > bundle.tar`) and use that"
     )]
     Stdin,
+    /// A signature requirement with the bundle on standard input.
+    #[error(
+        "--bundle-key and --require-signature are checked before anything is pushed, \
+         which needs the bundle as a file; save the stream to a file first"
+    )]
+    SignatureNeedsFile,
+    /// The bundle's signature does not hold, or signatures cannot be read.
+    #[error("refusing to unpack, nothing was pushed")]
+    Signature {
+        /// Why.
+        #[source]
+        source: ferry_sign::Error,
+    },
+    /// Images without a signature that holds (`--require-signature`).
+    #[error("refusing to unpack, nothing was pushed: {} image(s) without a signature that holds for the key(s) given ({keys}):\n  {}", images.len(), images.join("\n  "))]
+    Unsigned {
+        /// The fingerprints of the keys given.
+        keys: String,
+        /// Each image and why, `reference: reason`.
+        images: Vec<String>,
+    },
     /// The bundle stream could not be read as an OCI image layout.
     #[error("reading the bundle from the stream")]
     Stream {

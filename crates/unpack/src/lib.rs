@@ -28,6 +28,7 @@ mod sparse;
 mod stream;
 mod stream_push;
 mod summary;
+mod trust;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,7 @@ pub use receipt::{collect_receipt, write_receipt};
 pub use stream::HEAD_LIMIT;
 pub use stream_push::plan_stream;
 pub use summary::{UnpackSummary, UnpackedImage, UnpackedReferrer};
+pub use trust::{check_signatures, SignaturePolicy};
 
 use push::Pusher;
 use repos::{Outcome, RepoPlan};
@@ -75,6 +77,8 @@ pub struct UnpackOptions {
     pub existing_tag: ExistingTag,
     /// Where to write the receipt after the run, if anywhere.
     pub receipt: Option<PathBuf>,
+    /// Signatures that must hold before anything is pushed.
+    pub signatures: SignaturePolicy,
 }
 
 /// Open a bundle file for [`plan`] (`-`, standard input, is refused: blobs
@@ -109,8 +113,9 @@ pub fn plan_bundle(
 /// are pushed as they go by, one at a time, and nothing is written to
 /// disk.
 ///
-/// Fails before pushing anything when the bundle is unreadable, its graph
-/// is incomplete, or names collide. Once pushing starts, an image that
+/// Fails before pushing anything when a signature the policy
+/// ([`UnpackOptions::signatures`]) requires does not hold, the bundle is
+/// unreadable, its graph is incomplete, or names collide. Once pushing starts, an image that
 /// fails (a blob that will not push, a corrupt blob, a sparse index the
 /// registry refuses) gets no tag and is reported in the summary with its
 /// error; the others carry on. The mapping then lists only the images
@@ -121,6 +126,9 @@ pub async fn unpack(
     progress: Arc<dyn Progress>,
 ) -> Result<UnpackSummary> {
     if options.bundle == Path::new("-") {
+        if !options.signatures.is_empty() {
+            return Err(Error::SignatureNeedsFile);
+        }
         let reader = receipt::HashingReader::new(std::io::stdin());
         let hasher = reader.hasher.clone();
         // The receipt's sha256 covers the whole stream: what the layout
@@ -138,7 +146,9 @@ pub async fn unpack(
     let (archive, mut plan) = {
         let options = options.clone();
         tokio::task::spawn_blocking(move || {
+            trust::check_bundle_signature(&options.bundle, &options.signatures)?;
             let archive = open_bundle(&options.bundle)?;
+            trust::check_image_signatures(&archive, &options.signatures)?;
             let plan = plan(&archive, &options.target, options.naming, options.sparse)?;
             Ok::<_, Error>((archive, plan))
         })

@@ -1,6 +1,7 @@
 //! One module per subcommand; each settles its arguments, runs, and prints.
 
 mod common;
+mod diff;
 mod images;
 mod inspect;
 mod mapping;
@@ -26,6 +27,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(args).await,
         Command::Merge(args) => merge::run(args).await,
         Command::Receipt(args) => receipt::run(args).await,
+        Command::Diff(args) => diff::run(args),
         Command::Repair(args) => repair::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Images(args) => images::run(args),

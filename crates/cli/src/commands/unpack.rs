@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ferry_oci::{Naming, RelocationTarget};
-use ferry_unpack::{Plan, SparseMode, UnpackOptions, UnpackSummary};
+use ferry_unpack::{Plan, SignaturePolicy, SparseMode, UnpackOptions, UnpackSummary};
 
 use super::common::{self, human_bytes};
 use crate::args::UnpackArgs;
@@ -19,7 +19,13 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
     let naming = Naming::from(args.naming);
     let sparse = SparseMode::from(args.sparse);
     let bundle = common::bundle_path(&args.bundle)?;
+    let signatures = SignaturePolicy {
+        bundle_keys: common::keyring(&args.signatures.bundle_key)?,
+        image_keys: common::keyring(&args.signatures.require_signature)?,
+    };
     if args.dry_run {
+        ferry_unpack::check_signatures(&bundle, &signatures)
+            .with_context(|| format!("checking the signatures of {}", bundle.display()))?;
         return dry_run(&args, &bundle, &target, naming, sparse);
     }
     let client = common::client(&args.registry)?;
@@ -35,6 +41,7 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         mapping: args.mapping.clone(),
         existing_tag: args.existing_tag.into(),
         receipt: args.receipt.clone(),
+        signatures,
     };
     let progress = progress::for_output(&args.output_format);
     let summary = ferry_unpack::unpack(&client, &options, progress)
