@@ -13,8 +13,8 @@ mod archive_hash;
 mod error;
 mod graph;
 mod merge;
-mod since;
 mod signatures;
+mod since;
 mod write;
 
 use std::collections::BTreeMap;
