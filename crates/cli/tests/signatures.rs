@@ -754,3 +754,75 @@ fn diff_between_two_packs_of_a_changed_image_set() {
     let run = s.scratch.ferry(["diff", "junk.tar", "new.tar"]).failed();
     assert!(run.stderr.contains("junk.tar"), "{}", run.stderr);
 }
+
+/// Issue 16: a signed bundle split into parts (issue 11) is checked as the
+/// one bundle the parts make up — from its first part, from its unsplit
+/// name — and refused when one byte of one part changes.
+#[test]
+fn a_signed_split_bundle_is_checked_across_its_parts() {
+    let s = setup();
+    let maker_key = s.maker.private.display().to_string();
+    let maker = s.key(&s.maker);
+    s.pack(
+        &["fixtures/base:1", "fixtures/app:1"],
+        "bundle.tar",
+        &["--sign", &maker_key, "--split", "4096"],
+    )
+    .ok();
+    assert!(s.scratch.path("bundle.tar.001").is_file());
+    assert!(!s.scratch.path("bundle.tar").exists());
+    // The signature is over the whole bundle: the parts concatenated.
+    let mut whole = Vec::new();
+    for i in 0.. {
+        match std::fs::read(s.scratch.path(&format!("bundle.tar.{i:03}"))) {
+            Ok(bytes) => whole.extend(bytes),
+            Err(_) => break,
+        }
+    }
+    let sig = std::fs::read_to_string(s.scratch.path("bundle.tar.sig")).unwrap();
+    let whole_sha = ferry_oci::Digest::sha256_of(&whole);
+    assert!(
+        sig.contains(&format!("sha256 {}\n", whole_sha.hex())),
+        "{sig}"
+    );
+    for name in ["bundle.tar.000", "bundle.tar"] {
+        let run = s
+            .scratch
+            .ferry(["verify", name, "--bundle-key", &maker])
+            .ok();
+        assert!(run.stdout.contains("bundle signature"), "{}", run.stdout);
+    }
+    let part = s.scratch.path("bundle.tar.001");
+    let mut bytes = std::fs::read(&part).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&part, &bytes).unwrap();
+    let run = s
+        .scratch
+        .ferry(["verify", "bundle.tar.000", "--bundle-key", &maker])
+        .failed();
+    assert!(
+        run.stdout.contains("changed after it was signed"),
+        "{}",
+        run.stdout
+    );
+    let target = RegistryProcess::start();
+    let run = s
+        .scratch
+        .ferry([
+            "unpack",
+            "bundle.tar.000",
+            "--to",
+            &format!("{}/mirror", target.host()),
+            "--plain-http",
+            &target.host(),
+            "--bundle-key",
+            &maker,
+        ])
+        .failed();
+    assert!(
+        run.stderr.contains("changed after it was signed"),
+        "{}",
+        run.stderr
+    );
+    assert!(target.catalog().is_empty(), "{:?}", target.catalog());
+}

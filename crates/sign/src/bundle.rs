@@ -36,17 +36,23 @@ pub fn signature_path(bundle: &Path) -> PathBuf {
     PathBuf::from(path)
 }
 
-/// The sha256 of a whole file, read sequentially.
+/// The sha256 of a whole bundle, read sequentially: a plain file, or a
+/// split part set (`X.000`, or `X` when only its parts exist), whose parts
+/// are hashed in order as the one file they make up.
 pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
+    let parts = ferry_oci::layout::PartSet::open(path).map_err(|source| Error::OpenBundle {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut reader = parts.reader();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        match file.read(&mut buf) {
+        match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => hasher.update(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -54,6 +60,16 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
         }
     }
     Ok(hasher.finalize().into())
+}
+
+/// The name a bundle is signed under: `X` for `X` itself and for the parts
+/// of a set (`X.000`, `X.001`, …), whose signature is `X.sig` beside
+/// `X.sha256`.
+fn signed_name(bundle: &Path) -> PathBuf {
+    match ferry_oci::layout::split_part_path(bundle) {
+        Some((base, _)) => base,
+        None => bundle.to_path_buf(),
+    }
 }
 
 /// A bundle's detached signature.
@@ -202,11 +218,12 @@ impl BundleSignature {
         })
     }
 
-    /// Check the bundle file at `bundle` against its `BUNDLE.sig`: hash the
-    /// whole file, then [`verify`](Self::verify). Returns the bundle's
+    /// Check the bundle at `bundle` (a file, or a split part set named by
+    /// its first part or its unsplit name) against its `BUNDLE.sig`: hash
+    /// the whole bundle, then [`verify`](Self::verify). Returns the bundle's
     /// sha256 hex and the key that verified it.
     pub fn check_file<'k>(bundle: &Path, keyring: &'k Keyring) -> Result<(String, &'k PublicKey)> {
-        let path = signature_path(bundle);
+        let path = signature_path(&signed_name(bundle));
         let signature = BundleSignature::load(&path)?;
         let actual = sha256_file(bundle)?;
         let key = signature.verify(bundle, &path, &actual, keyring)?;

@@ -85,6 +85,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A bundle (a file or a split part set) could not be opened to hash it.
+    #[error("opening bundle {path}")]
+    OpenBundle {
+        /// The bundle as named.
+        path: PathBuf,
+        /// What the layout reader said (a missing or misplaced part, ...).
+        #[source]
+        source: ferry_oci::Error,
+    },
     /// A bundle could not be read for its signatures.
     #[error("reading manifest {entry} of the bundle")]
     Bundle {

@@ -89,13 +89,44 @@ pub struct CheckReport {
 /// at another digest. A tag that already points where the plan would put
 /// it is not a move.
 pub async fn tag_moves(client: &Client, plan: &Plan, jobs: usize) -> Result<Vec<TagMove>> {
+    let states = tag_states(client, plan, jobs).await?;
+    Ok(moves_of(plan, &states))
+}
+
+/// The moves among `states` (from [`tag_states`]).
+pub(crate) fn moves_of(plan: &Plan, states: &[(usize, Option<Digest>)]) -> Vec<TagMove> {
+    states
+        .iter()
+        .filter_map(|(i, current)| {
+            let image = &plan.images[*i];
+            current
+                .as_ref()
+                .filter(|d| **d != image.digest)
+                .map(|from| TagMove {
+                    reference: image.tag_reference().unwrap_or_default(),
+                    from: from.clone(),
+                    to: image.digest.clone(),
+                })
+        })
+        .collect()
+}
+
+/// Where each tag the plan sets points now in the target (`None`: no such
+/// tag), by image index: one `HEAD` per tag (a `GET` when the registry
+/// answers without a digest).
+pub(crate) async fn tag_states(
+    client: &Client,
+    plan: &Plan,
+    jobs: usize,
+) -> Result<Vec<(usize, Option<Digest>)>> {
     let host = plan.target.registry().to_string();
     let tagged = plan
         .images
         .iter()
-        .filter_map(|image| image.relocated.tag().map(|tag| (image, tag.to_string())));
-    let moves: Vec<Option<TagMove>> = futures_util::stream::iter(tagged)
-        .map(|(image, tag)| {
+        .enumerate()
+        .filter_map(|(i, image)| image.relocated.tag().map(|tag| (i, image, tag.to_string())));
+    futures_util::stream::iter(tagged)
+        .map(|(i, image, tag)| {
             let repo = Repository::new(host.clone(), image.repository_path().to_string());
             async move {
                 let head = client.head_manifest(&repo, &tag).await.map_err(|source| {
@@ -121,17 +152,12 @@ pub async fn tag_moves(client: &Client, plan: &Plan, jobs: usize) -> Result<Vec<
                     },
                     None => None,
                 };
-                Ok::<_, crate::Error>(current.filter(|d| *d != image.digest).map(|from| TagMove {
-                    reference: image.tag_reference().unwrap_or_default(),
-                    from,
-                    to: image.digest.clone(),
-                }))
+                Ok::<_, crate::Error>((i, current))
             }
         })
         .buffered(jobs.max(1))
         .try_collect()
-        .await?;
-    Ok(moves.into_iter().flatten().collect())
+        .await
 }
 
 /// Run every check against the target of `plan`. Only a failure to plan is

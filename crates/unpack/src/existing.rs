@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use ferry_registry::Client;
 
-use crate::check::{tag_moves, TagMove};
+use crate::check::{moves_of, tag_states, TagMove};
 use crate::{Error, Plan, Result};
 
 /// The policy for tags that would move.
@@ -47,7 +47,11 @@ pub(crate) async fn settle(
     policy: ExistingTag,
     jobs: usize,
 ) -> Result<Vec<TagMove>> {
-    let moves = tag_moves(client, plan, jobs).await?;
+    let states = tag_states(client, plan, jobs).await?;
+    let moves = moves_of(plan, &states);
+    for (i, current) in states {
+        plan.images[i].tag_seen = Some(current);
+    }
     match policy {
         ExistingTag::Overwrite => {}
         ExistingTag::Fail if !moves.is_empty() => {

@@ -90,6 +90,10 @@ pub struct PlannedImage {
     /// skip` and the tag would move).
     #[serde(skip)]
     pub(crate) leave_tag: bool,
+    /// Where the target's tag pointed when it was looked up before any
+    /// push (`Some(None)`: no such tag), so tagging need not ask again.
+    #[serde(skip)]
+    pub(crate) tag_seen: Option<Option<Digest>>,
 }
 
 impl PlannedImage {
@@ -430,6 +434,7 @@ impl Walker<'_> {
                 manifests: graph.manifests,
                 blobs: graph.blobs,
                 leave_tag: false,
+                tag_seen: None,
             },
         })
     }

@@ -239,15 +239,25 @@ impl Pusher {
         present
     }
 
-    /// Point `tag` at `manifest` unless it already does.
+    /// Point `tag` at `manifest` unless it already does. `seen` is where
+    /// the tag pointed when it was looked up before any push (`Some(None)`:
+    /// absent); `None` asks the registry now.
     pub async fn push_tag(
         &self,
         repo: &Repository,
         tag: &str,
         manifest: &Manifest,
+        seen: Option<&Option<Digest>>,
     ) -> ferry_registry::Result<()> {
-        let head = self.client.head_manifest(repo, tag).await?;
-        if head.and_then(|h| h.digest).as_ref() == Some(manifest.digest()) {
+        let current = match seen {
+            Some(current) => current.clone(),
+            None => self
+                .client
+                .head_manifest(repo, tag)
+                .await?
+                .and_then(|h| h.digest),
+        };
+        if current.as_ref() == Some(manifest.digest()) {
             add(&self.stats.tags_unchanged, 1);
             return Ok(());
         }

@@ -319,7 +319,12 @@ async fn tag_image(
 ) -> Result<()> {
     if let Some(tag) = image.relocated.tag().filter(|_| !image.leave_tag) {
         pusher
-            .push_tag(repo, tag, plan.manifest(&image.digest))
+            .push_tag(
+                repo,
+                tag,
+                plan.manifest(&image.digest),
+                image.tag_seen.as_ref(),
+            )
             .await
             .map_err(|source| Error::Registry {
                 what: format!("tagging {}", image.relocated),
