@@ -376,3 +376,39 @@ fn a_manifest_cut_then_refused_is_tried_exactly_the_tries_asked_for() {
     assert_eq!(source.proxy.count(&manifest), 3);
     assert!(!scratch.path("bundle.tar").exists());
 }
+
+/// Issue 15: a platform release names many tags of each repository. Pack
+/// lists a repository's tags once for the run, not once per reference, and
+/// asks the referrers API once per subject even when two references (a tag
+/// and its digest) reach the same manifests.
+#[test]
+fn pack_lists_each_repositorys_tags_once_per_run() {
+    let registry = RegistryProcess::start();
+    let proxy = FaultProxy::start(&registry);
+    // Five repositories of four tags; the fourth is made of indexes.
+    let workload = ferry_testkit::push_many_small_workload(&proxy.host(), 5, 4);
+    assert_eq!(workload.references.len(), 20);
+    let r4_t1 = format!("{}/small/r-4:t1", proxy.host());
+    let digest = registry
+        .manifest_digest("small/r-4", "t1")
+        .expect("the index is tagged");
+    proxy.reset_log();
+
+    let scratch = Scratch::new();
+    let mut args: Vec<String> = vec!["pack".into()];
+    args.extend(workload.references.iter().cloned());
+    assert!(workload.references.contains(&r4_t1));
+    args.push(format!("{}/small/r-4@{digest}", proxy.host()));
+    args.extend(["--plain-http".into(), proxy.host(), "-o".into()]);
+    args.extend(["small.tar".into(), "--json".into()]);
+    let run = scratch.ferry(args).ok();
+    assert_eq!(run.json()["images"].as_array().unwrap().len(), 21);
+    let log = proxy.log();
+    for r in 1..=5 {
+        let lists = proxy.count(&Match::path_contains(&format!("/v2/small/r-{r}/tags/list")));
+        assert_eq!(lists, 1, "small/r-{r}: {log:#?}");
+    }
+    // Each manifest is a subject once: 5 × 4 tags, 4 of them indexes of two.
+    let subjects = proxy.count(&Match::path_contains("/referrers/"));
+    assert_eq!(subjects, 20 + 4 * 2, "{log:#?}");
+}
