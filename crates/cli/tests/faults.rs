@@ -412,3 +412,48 @@ fn pack_lists_each_repositorys_tags_once_per_run() {
     let subjects = proxy.count(&Match::path_contains("/referrers/"));
     assert_eq!(subjects, 20 + 4 * 2, "{log:#?}");
 }
+
+/// Issue 15: each new blob costs at most three requests (HEAD, POST, PUT);
+/// docker-registry 2.8 answers a single-request upload with a session, so
+/// the first small blob goes by POST (with the body) + PUT into that
+/// session, and the rest by POST + PUT. A blob another repository of this
+/// run holds costs HEAD + mount.
+#[test]
+fn unpack_sends_at_most_three_requests_per_new_blob() {
+    let source = RegistryProcess::start();
+    let workload = ferry_testkit::push_many_small_workload(&source.host(), 8, 2);
+    let scratch = Scratch::new();
+    let mut args: Vec<String> = vec!["pack".into()];
+    args.extend(workload.references.iter().cloned());
+    args.extend(["--plain-http".into(), source.host(), "-o".into()]);
+    args.extend(["small.tar".into(), "-q".into()]);
+    scratch.ferry(args).ok();
+    let bundle = scratch.path("small.tar").to_string_lossy().into_owned();
+
+    let (registry, proxy) = target();
+    let run = unpack(&scratch, &bundle, &proxy).ok();
+    let log = proxy.log();
+    let s = run.json();
+    let n = |key: &str| usize::try_from(s[key].as_u64().unwrap()).unwrap();
+    let (uploaded, mounted) = (n("blobs_uploaded"), n("blobs_mounted"));
+    assert!(uploaded > 0 && mounted > 0, "{s:#}");
+    assert_eq!(n("failed"), 0);
+    let heads = proxy.count(&Match::path_contains("/blobs/").method("HEAD"));
+    let posts = proxy.count(&Match::path_contains("/blobs/uploads/").method("POST"));
+    let puts = proxy.count(&Match::path_contains("/blobs/uploads/").method("PUT"));
+    assert_eq!(heads, uploaded + mounted + n("blobs_present"), "{log:#?}");
+    assert_eq!(posts, uploaded + mounted, "{log:#?}");
+    assert_eq!(puts, uploaded, "{log:#?}");
+    // The first uploads (at most --jobs, 8, in flight) offered their body in
+    // the POST; docker-registry 2.8 opened a session and ferry stopped
+    // offering.
+    let single: Vec<_> = log
+        .iter()
+        .filter(|s| s.method == "POST" && s.path.contains("digest="))
+        .collect();
+    assert!(!single.is_empty() && single.len() <= 8, "{single:#?}");
+    assert!(single.len() < uploaded, "{single:#?}");
+    for (digest, found) in tags_in(&registry, &run) {
+        assert_eq!(found, Some(digest));
+    }
+}
