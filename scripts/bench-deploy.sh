@@ -115,33 +115,36 @@ with open(f"{work}/mapping.json", "w") as f:
 PY
 bytes=$(du -sb "$work/m" | cut -f1)
 
-best() { # CMD... -> best wall seconds of $runs runs
-  local best=
+best() { # CMD... -> "wall cpu": the best wall seconds of $runs runs, and that run's user+sys CPU
+  local best= cpu=
   for _ in $(seq "$runs"); do
-    local t0 t1 w
-    t0=$(date +%s.%N)
-    "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
-    t1=$(date +%s.%N)
-    w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-    if [[ -z $best ]] || awk -v a="$w" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$w; fi
+    /usr/bin/time -f "%e %U %S" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+    local w c
+    read -r w c < <(awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' "$work/time")
+    if [[ -z $best ]] || awk -v a="$w" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$w; cpu=$c; fi
   done
-  echo "$best"
+  echo "$best $cpu"
 }
-scan=$(best "$ferry" images "$work/m")
+read -r scan scan_cpu < <(best "$ferry" images "$work/m")
 images=$("$ferry" images "$work/m" 2>/dev/null | wc -l)
-rewrite=$(best "$ferry" rewrite --dry-run --mapping "$work/mapping.json" "$work/m")
+read -r rewrite rewrite_cpu < <(best "$ferry" rewrite --dry-run --mapping "$work/mapping.json" "$work/m")
 
-python3 - "$files" "$bytes" "$images" "$scan" "$rewrite" <<'PY'
+python3 - "$files" "$bytes" "$images" "$scan" "$rewrite" "$scan_cpu" "$rewrite_cpu" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, sys
 files, size, images = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 scan, rewrite = float(sys.argv[4]), float(sys.argv[5])
-r = {"files": files, "bytes": size, "images": images,
-     "images_s": scan, "images_files_per_s": round(files / scan),
-     "rewrite_dry_run_s": rewrite, "rewrite_files_per_s": round(files / rewrite)}
+scan_cpu, rewrite_cpu = max(float(sys.argv[6]), 0.001), max(float(sys.argv[7]), 0.001)
+r = {"files": files, "bytes": size, "images": images, "loadavg": sys.argv[8],
+     "images_s": scan, "images_cpu_s": scan_cpu, "images_files_per_s": round(files / scan),
+     "images_files_per_cpu_s": round(files / scan_cpu),
+     "rewrite_dry_run_s": rewrite, "rewrite_cpu_s": rewrite_cpu,
+     "rewrite_files_per_s": round(files / rewrite),
+     "rewrite_files_per_cpu_s": round(files / rewrite_cpu)}
 print()
 print(f"deployment files: {files} manifests, {size / 1e6:.1f} MB, {images} distinct images")
-print(f"ferry images                   {scan:>7.2f} s   {r['images_files_per_s']:>7} files/s   target: seconds")
-print(f"ferry rewrite --dry-run        {rewrite:>7.2f} s   {r['rewrite_files_per_s']:>7} files/s")
+print(f"{'':<31}{'wall s':>8}{'files/s':>10}{'CPU s':>8}{'files/CPU s':>13}   (load average {r['loadavg']})")
+print(f"{'ferry images':<31}{scan:>8.2f}{r['images_files_per_s']:>10}{scan_cpu:>8.2f}{r['images_files_per_cpu_s']:>13}   target: seconds")
+print(f"{'ferry rewrite --dry-run':<31}{rewrite:>8.2f}{r['rewrite_files_per_s']:>10}{rewrite_cpu:>8.2f}{r['rewrite_files_per_cpu_s']:>13}")
 print()
 print("BENCH_DEPLOY " + json.dumps(r, sort_keys=True))
 PY

@@ -12,6 +12,10 @@
 #   already there);
 #   skopeo: per image `skopeo copy --all docker://... oci:DIR:...`, `tar -cf`;
 #   then `tar -xf` and per image `skopeo copy --all oci:DIR:... docker://...`;
+#   ferry serve: per image `skopeo copy --all` out of `ferry serve BUNDLE`
+#   into a local oci: directory, against the same copies out of the source
+#   docker-registry holding the same content; then 16 such clients at once,
+#   with ferry serve's own peak RSS;
 #   the floor: every unique blob fetched once (curl, N at a time) and pushed
 #   once (curl POST + monolithic PUT, N at a time); and the fetch again with
 #   one sha256 pass per blob (openssl), the least a verifying tool must do.
@@ -165,7 +169,20 @@ floor_push() { # dst blobs-file dir jobs
     curl -fsS -o /dev/null -X PUT -H "Expect:" -H "Content-Type: application/octet-stream" \
       -T "$0/$3" "$loc${sep}digest=$3"' "$dir" "$dst" <"$blobs"
 }
-export -f skopeo_pack skopeo_unpack floor_fetch floor_fetch_verified floor_push
+copy_out() { # registry images-file dir: every image out of a registry, one at a time
+  local reg=$1 list=$2 dir=$3 ref path
+  rm -rf "$dir"; mkdir -p "$dir"
+  while read -r ref; do
+    path=${ref#*/}
+    skopeo copy --quiet --all --src-tls-verify=false "docker://$reg/$path" "oci:$dir/$(echo "$path" | tr '/:@' '___'):x"
+  done <"$list"
+}
+copy_out_parallel() { # registry images-file dir clients
+  local i
+  for ((i = 0; i < $4; i++)); do copy_out "$1" "$2" "$3/$i" & done
+  wait
+}
+export -f skopeo_pack skopeo_unpack floor_fetch floor_fetch_verified floor_push copy_out copy_out_parallel
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -194,6 +211,16 @@ note "ferry pack"
 measure ferry_pack : "$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" \
   -o "$work/ferry/bundle.tar" --jobs "$jobs" --quiet
 bundle_bytes=$(stat -c %s "$work/ferry/bundle.tar")
+# Media (issue 11): the same pack cut into parts, then with two parity
+# parts; one sha256 pass over the bundle is the yardstick for parity.
+part_size=$(( (bundle_bytes + 9) / 10 ))
+measure sha256_pass : sha256sum "$work/ferry/bundle.tar"
+measure ferry_pack_split "rm -f $work/ferry/split.tar.*" "$bin/ferry" pack --images-file "$work/images.txt" \
+  --plain-http "$src" -o "$work/ferry/split.tar" --split "$part_size" --jobs "$jobs" --quiet
+measure ferry_pack_parity2 "rm -f $work/ferry/split.tar.*" "$bin/ferry" pack --images-file "$work/images.txt" \
+  --plain-http "$src" -o "$work/ferry/split.tar" --split "$part_size" --parity 2 --jobs "$jobs" --quiet
+rm -f "$work/ferry/split.tar.001" "$work/ferry/split.tar.005"
+measure ferry_repair2 : "$bin/ferry" repair "$work/ferry/split.tar.000" --quiet
 if [[ $have_unpack == yes ]]; then
   note "ferry unpack into an empty registry"
   measure ferry_unpack "reset_registry ferry-target" "$bin/ferry" unpack "$work/ferry/bundle.tar" --to "$ferry_dst/mirror" \
@@ -202,6 +229,22 @@ if [[ $have_unpack == yes ]]; then
   measure ferry_unpack_again : "$bin/ferry" unpack "$work/ferry/bundle.tar" --to "$ferry_dst/mirror" \
     --plain-http "$ferry_dst" --mapping "$work/ferry/mapping-again.json" --jobs "$jobs" --quiet
 fi
+
+note "ferry serve: skopeo copy every image out of it, against out of docker-registry"
+serve_port=$(free_port)
+/usr/bin/time -v -o "$work/time.serve" "$bin/ferry" serve "$work/ferry/bundle.tar" \
+  --listen "127.0.0.1:$serve_port" 2>"$work/serve.log" &
+serve_time_pid=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$serve_port/v2/" >/dev/null && break; sleep 0.1; done
+measure serve_copy : bash -c 'copy_out "$@"' _ "127.0.0.1:$serve_port" "$work/images.txt" "$work/serve-out"
+measure registry_copy : bash -c 'copy_out "$@"' _ "$src" "$work/images.txt" "$work/serve-out"
+note "ferry serve: 16 clients at once"
+measure serve_copy_16 : bash -c 'copy_out_parallel "$@"' _ "127.0.0.1:$serve_port" "$work/images.txt" "$work/serve-out" 16
+rm -rf "$work/serve-out"
+kill -TERM "$(pgrep -P "$serve_time_pid")" 2>/dev/null || true
+wait "$serve_time_pid" 2>/dev/null || true
+serve_rss=$(awk -F': ' '/Maximum resident set size/ { print int($2 / 1024) }' "$work/time.serve")
+note "ferry serve peak RSS: ${serve_rss} MiB"
 
 note "skopeo: copy to oci: + tar"
 skopeo_fresh() { rm -rf "$work/skopeo"; mkdir -p "$work/skopeo"; }
@@ -234,19 +277,26 @@ w = {k: (None if v == "null" else float(v)) for k, v in {
     "ferry_unpack_again": "$(get ferry_unpack_again)",
     "skopeo_pack": "$(get skopeo_pack)", "skopeo_unpack": "$(get skopeo_unpack)",
     "floor_fetch": "$(get floor_fetch)", "floor_fetch_verified": "$(get floor_fetch_verified)",
-    "floor_push": "$(get floor_push)"}.items()}
+    "floor_push": "$(get floor_push)", "serve_copy": "$(get serve_copy)",
+    "registry_copy": "$(get registry_copy)", "serve_copy_16": "$(get serve_copy_16)",
+    "sha256_pass": "$(get sha256_pass)", "ferry_pack_split": "$(get ferry_pack_split)",
+    "ferry_pack_parity2": "$(get ferry_pack_parity2)", "ferry_repair2": "$(get ferry_repair2)"}.items()}
 m = {k: (None if v == "null" else int(v)) for k, v in {
     "ferry_pack": "$(mib ferry_pack)", "ferry_unpack": "$(mib ferry_unpack)",
     "ferry_unpack_again": "$(mib ferry_unpack_again)",
     "skopeo_pack": "$(mib skopeo_pack)", "skopeo_unpack": "$(mib skopeo_unpack)",
     "floor_fetch": "$(mib floor_fetch)", "floor_fetch_verified": "$(mib floor_fetch_verified)",
-    "floor_push": "$(mib floor_push)"}.items()}
+    "floor_push": "$(mib floor_push)",
+    "sha256_pass": "$(mib sha256_pass)", "ferry_pack_split": "$(mib ferry_pack_split)",
+    "ferry_pack_parity2": "$(mib ferry_pack_parity2)", "ferry_repair2": "$(mib ferry_repair2)"}.items()}
+m["serve_16_clients"] = int("${serve_rss:-0}") or None
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else round(a / b, 2)
 ferry = None if w["ferry_unpack"] is None else round(w["ferry_pack"] + w["ferry_unpack"], 2)
 skopeo = round(w["skopeo_pack"] + w["skopeo_unpack"], 2)
 floor = round(w["floor_fetch"] + w["floor_push"], 2)
 peaks = [v for k, v in m.items() if k.startswith("ferry") and v is not None]
+# The copy steps' RSS is skopeo's; ferry serve's own is serve_16_clients.
 result = {
     "workload": {"scale": float("$scale"), "images": $image_count, "unique_blobs": $blob_count,
                  "blob_bytes": $blob_bytes, "bundle_bytes": $bundle_bytes},
@@ -260,6 +310,11 @@ result = {
         "pack_over_floor_fetch": ratio(w["ferry_pack"], w["floor_fetch"]),
         "pack_over_verified_fetch": ratio(w["ferry_pack"], w["floor_fetch_verified"]),
         "unpack_over_floor_push": ratio(w["ferry_unpack"], w["floor_push"]),
+        "split_over_unsplit_pack": ratio(w["ferry_pack_split"], w["ferry_pack"]),
+        "parity2_over_sha256_pass": ratio(
+            None if w["ferry_pack_parity2"] is None or w["ferry_pack_split"] is None
+            else max(w["ferry_pack_parity2"] - w["ferry_pack_split"], 0.0), w["sha256_pass"]),
+        "serve_over_registry": ratio(w["serve_copy"], w["registry_copy"]),
     },
     "ferry_peak_rss_mib": max(peaks) if peaks else None,
     "loadavg_before": "$load_before", "loadavg_after": "$load_after",
@@ -274,6 +329,13 @@ rows = [
     ("floor: curl GET every blob", "floor_fetch"),
     ("floor: curl GET | sha256 every blob", "floor_fetch_verified"),
     ("floor: curl POST+PUT every blob", "floor_push"),
+    ("sha256sum of the bundle", "sha256_pass"),
+    ("ferry pack --split (10 parts)", "ferry_pack_split"),
+    ("ferry pack --split --parity 2", "ferry_pack_parity2"),
+    ("ferry repair (2 parts lost)", "ferry_repair2"),
+    ("skopeo copy out of ferry serve", "serve_copy"),
+    ("skopeo copy out of docker-registry", "registry_copy"),
+    ("16 clients out of ferry serve", "serve_copy_16"),
 ]
 r = result["ratios"]
 print()
@@ -282,7 +344,7 @@ print(f"workload: {$image_count} images, {$blob_count} unique blobs, {$blob_byte
 print()
 print(f"{'step':<38}{'wall s':>9}{'peak RSS MiB':>14}")
 for label, key in rows:
-    print(f"{label:<38}{s(w[key]):>9}{s(m[key]):>14}")
+    print(f"{label:<38}{s(w[key]):>9}{s(m.get(key)):>14}")
 print()
 print(f"{'ferry pack + unpack':<38}{s(None if ferry is None else round(ferry, 2)):>9}")
 print(f"{'skopeo round trip':<38}{round(skopeo, 2):>9}")
@@ -292,8 +354,12 @@ print(f"ferry / skopeo (round trip)    {s(r['ferry_over_skopeo'])}   target <= 0
 print(f"ferry pack / floor fetch       {s(r['pack_over_floor_fetch'])}   target <= 1.25")
 print(f"ferry pack / verified fetch    {s(r['pack_over_verified_fetch'])}   (the floor plus one sha256 pass)")
 print(f"ferry unpack / floor push      {s(r['unpack_over_floor_push'])}   target <= 1.25")
+print(f"ferry pack --split / unsplit   {s(r['split_over_unsplit_pack'])}   target <= 1.05")
+print(f"parity N=2 / one sha256 pass   {s(r['parity2_over_sha256_pass'])}   target <= 2 (pack with parity minus pack with split)")
 print(f"ferry peak RSS                 {s(result['ferry_peak_rss_mib'], ' MiB')}   target < 64 MiB")
 print(f"ferry unpack again             {s(w['ferry_unpack_again'], ' s')}   target < 1 s")
+print(f"ferry serve / docker-registry  {s(r['serve_over_registry'])}   target <= 1.0 (skopeo copying every image out)")
+print(f"ferry serve RSS, 16 clients    {s(m['serve_16_clients'], ' MiB')}   target <= 64 MiB")
 line = json.dumps(result, sort_keys=True)
 print()
 print("BENCH " + line)

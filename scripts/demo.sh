@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end on one machine: a source registry with test
 # images, `ferry pack` into one bundle, `ferry inspect` of the bundle, and
-# the relocation into a second registry with its mapping.
+# the bundle served as a registry (`ferry serve`), and the relocation into a
+# second registry with its mapping.
 set -euo pipefail
 bin=${1:-target/release}
 bin=$(cd "$bin" && pwd)
@@ -49,11 +50,30 @@ sort -r "$work/images.txt" > "$work/images-reversed.txt"
 "$bin/ferry" pack --images-file "$work/images-reversed.txt" --plain-http "$src" -o "$work/again.tar" --quiet
 cmp "$work/bundle.tar" "$work/again.tar" && echo "identical: $(sha256sum < "$work/again.tar" | cut -c1-64)"
 
+step "for media with size limits: the same pack in 10 KB parts with 2 parity parts"
+"$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" -o "$work/media.tar" \
+  --split 10K --parity 2 --quiet
+(cd "$work" && sha256sum -c --ignore-missing media.tar.sha256 | tail -3)
+cmp <(cat "$work"/media.tar.[0-9]*) "$work/bundle.tar" && echo "the parts, concatenated, are bundle.tar"
+rm "$work/media.tar.001"; printf 'x' | dd of="$work/media.tar.002" bs=1 seek=100 conv=notrunc 2>/dev/null
+"$bin/ferry" verify "$work/media.tar.000" | grep -E '^(parts|verify)' || true
+"$bin/ferry" repair "$work/media.tar.000"
+"$bin/ferry" verify "$work/media.tar.000" | tail -2
+
 step "ferry inspect: what the bundle holds, offline"
 "$bin/ferry" inspect "$work/bundle.tar"
 
 step "stop the source registry: from here on, we are offline"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+
+step "no registry yet: ferry serve the bundle, and skopeo inspect from it"
+serve_port=$(free_port)
+"$bin/ferry" serve "$work/bundle.tar" --listen "127.0.0.1:$serve_port" 2>"$work/serve.log" &
+serve_pid=$!; pids+=($serve_pid)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$serve_port/v2/" >/dev/null && break; sleep 0.1; done
+first=$(head -1 "$work/images.txt"); path=${first#*/}
+skopeo inspect --tls-verify=false --format '{{.Name}} {{.Digest}}' "docker://127.0.0.1:$serve_port/$path"
+kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
 
 step "ferry unpack into the private registry, with a relocation mapping"
 start_registry private; dst=$host

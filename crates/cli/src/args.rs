@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_oci::{Naming, Platform, RelocationTarget};
-use ferry_unpack::SparseMode;
+use ferry_unpack::{ExistingTag, SparseMode};
 
 /// ferry carries container images across an air gap as one file.
 #[derive(Debug, Parser)]
@@ -141,6 +141,18 @@ pub struct UnpackArgs {
     /// Print the plan and write the mapping without contacting any registry.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
+    /// Check the target and push nothing: reachability, TLS, push permission, referrers API,
+    /// names, tags that would move, what is left to upload. Exits 1 on a blocker.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub check: bool,
+    /// At most N path components in a repository name (prefix included), for registries
+    /// that limit depth: deeper names join their last components with '-'.
+    #[arg(long = "max-depth", value_name = "N", value_parser = jobs)]
+    pub max_depth: Option<usize>,
+    /// A tag of the target that would point somewhere new: overwrite (and list it), skip
+    /// (leave it; the image is pushed by digest only), or fail (before anything is pushed).
+    #[arg(long = "existing-tag", value_name = "POLICY", value_enum, default_value_t = ExistingTagArg::Overwrite)]
+    pub existing_tag: ExistingTagArg,
     /// What to do with an index whose platforms were not all carried.
     #[arg(long, value_name = "MODE", value_enum, default_value_t = SparseArg::Keep)]
     pub sparse: SparseArg,
@@ -236,6 +248,27 @@ impl From<NamingArg> for Naming {
             NamingArg::Hash => Naming::Hash,
             NamingArg::Preserve => Naming::Preserve,
             NamingArg::Flatten => Naming::Flatten,
+        }
+    }
+}
+
+/// `--existing-tag`: what to do with a tag of the target that would move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExistingTagArg {
+    /// Move it; the summary lists it, old digest -> new.
+    Overwrite,
+    /// Leave it where it is; the image is pushed by digest only.
+    Skip,
+    /// Refuse the unpack before anything is pushed.
+    Fail,
+}
+
+impl From<ExistingTagArg> for ExistingTag {
+    fn from(arg: ExistingTagArg) -> ExistingTag {
+        match arg {
+            ExistingTagArg::Overwrite => ExistingTag::Overwrite,
+            ExistingTagArg::Skip => ExistingTag::Skip,
+            ExistingTagArg::Fail => ExistingTag::Fail,
         }
     }
 }

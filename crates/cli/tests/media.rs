@@ -250,7 +250,7 @@ fn issue_11_verify_names_a_bad_part_and_the_images_it_holds() {
     let run = scratch.ferry(["verify", "b.tar.000"]).ok();
     assert!(
         run.stdout.contains(&format!(
-            "parts: {} checked against b.tar.sha256: all match",
+            "parts: {} data and 0 parity part(s) checked against b.tar.sha256: all match",
             files.len()
         )),
         "{}",

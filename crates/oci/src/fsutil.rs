@@ -35,15 +35,16 @@ pub fn temp_beside(path: &Path, suffix: &str) -> io::Result<NamedTempFile> {
         .tempfile_in(parent_dir(path))
 }
 
-/// Make `temp` the file at `path`, durably: fsync it, mode 0644, rename it
-/// over `path`, fsync the directory.
+/// Make `temp` the file at `path`, durably: fsync it, give it the mode of
+/// the file it replaces (0644 for a new file: a file rewritten in place
+/// keeps who may read it), rename it over `path`, fsync the directory.
 pub fn persist(temp: NamedTempFile, path: &Path) -> io::Result<()> {
-    persist_with(temp, path, std::fs::Permissions::from_mode(0o644))
-}
-
-fn persist_with(temp: NamedTempFile, path: &Path, mode: std::fs::Permissions) -> io::Result<()> {
     temp.as_file().sync_all()?;
-    std::fs::set_permissions(temp.path(), mode)?;
+    let permissions = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => meta.permissions(),
+        _ => std::fs::Permissions::from_mode(0o644),
+    };
+    std::fs::set_permissions(temp.path(), permissions)?;
     temp.persist(path).map_err(|e| e.error)?;
     sync_dir(parent_dir(path))
 }
@@ -53,18 +54,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut temp = temp_beside(path, ".partial")?;
     temp.write_all(bytes)?;
     persist(temp, path)
-}
-
-/// Write `bytes` to `path` like [`write_atomic`], but keep the permissions
-/// of the file it replaces (0644 when there is none): for users' own files,
-/// rewritten in place (`ferry rewrite`).
-pub fn replace_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions())
-        .unwrap_or_else(|_| std::fs::Permissions::from_mode(0o644));
-    let mut temp = temp_beside(path, ".partial")?;
-    temp.write_all(bytes)?;
-    persist_with(temp, path, mode)
 }
 
 /// Flush a directory's entries (a rename in it) to disk.
@@ -77,6 +66,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rewriting_keeps_the_replaced_files_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.yaml");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn missing_directory_fails_without_writing() {
+        assert!(write_atomic(Path::new("/nonexistent/dir/x"), b"x").is_err());
+    }
+
+    #[test]
     fn replaces_whole_and_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.json");
@@ -86,23 +93,6 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o644);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn replace_keeps_the_permissions_of_the_file_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("values.yaml");
-        std::fs::write(&path, "old").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        replace_atomic(&path, b"new").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"new");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o640);
-        let fresh = dir.path().join("new.yaml");
-        replace_atomic(&fresh, b"x").unwrap();
-        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o644);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

@@ -84,6 +84,7 @@ impl fmt::Display for Naming {
 pub struct RelocationTarget {
     registry: String,
     prefix: String,
+    max_depth: Option<usize>,
 }
 
 impl RelocationTarget {
@@ -125,6 +126,7 @@ impl RelocationTarget {
         let target = RelocationTarget {
             registry: registry.to_string(),
             prefix: prefix.to_string(),
+            max_depth: None,
         };
         // Room for at least "/x".
         let len = target.to_string().len();
@@ -135,6 +137,21 @@ impl RelocationTarget {
             )));
         }
         Ok(target)
+    }
+
+    /// The same target on a registry that allows at most `depth` path
+    /// components in a repository name (GitLab allows few): relocated names
+    /// deeper than that keep their first components and join the rest with
+    /// `-` (`team/a/b/c` at depth 3 is `team/a/b-c`). Deterministic; names
+    /// that end up equal are refused by [`check_collisions`].
+    pub fn with_max_depth(mut self, depth: usize) -> RelocationTarget {
+        self.max_depth = Some(depth);
+        self
+    }
+
+    /// The path depth limit, if any.
+    pub fn max_depth(&self) -> Option<usize> {
+        self.max_depth
     }
 
     /// The registry host, with its port if any.
@@ -159,6 +176,12 @@ impl RelocationTarget {
             Naming::Hash => self.hash_leaf(original),
             Naming::Preserve => path.to_string(),
             Naming::Flatten => path.replace('/', "-"),
+        };
+        let leaf = match self.max_depth {
+            Some(max) => self
+                .fit_depth(&leaf, max)
+                .map_err(|reason| self.relocation_error(original, naming, reason))?,
+            None => leaf,
         };
         let repository = if self.prefix.is_empty() {
             leaf
@@ -192,6 +215,31 @@ impl RelocationTarget {
             original.digest().cloned(),
         )
         .map_err(|err| self.relocation_error(original, naming, err.to_string()))
+    }
+
+    /// `leaf` cut to the depth `max` leaves below the prefix: its first
+    /// components kept, the rest joined with `-` into the last.
+    fn fit_depth(&self, leaf: &str, max: usize) -> std::result::Result<String, String> {
+        let prefix_depth = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.split('/').count()
+        };
+        if prefix_depth >= max {
+            return Err(format!(
+                "the prefix {:?} has {prefix_depth} path component(s), leaving none under \
+                 --max-depth {max}",
+                self.prefix
+            ));
+        }
+        let room = max - prefix_depth;
+        let parts: Vec<&str> = leaf.split('/').collect();
+        if parts.len() <= room {
+            return Ok(leaf.to_string());
+        }
+        let mut kept: Vec<String> = parts[..room - 1].iter().map(|p| p.to_string()).collect();
+        kept.push(parts[room - 1..].join("-"));
+        Ok(kept.join("/"))
     }
 
     /// The last component of a hash-named repository: the Go library's

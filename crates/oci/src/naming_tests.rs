@@ -448,3 +448,35 @@ proptest! {
         let _ = RelocationTarget::parse(&s);
     }
 }
+
+#[test]
+fn max_depth_joins_the_deepest_components_and_collisions_are_refused() {
+    let target = RelocationTarget::parse("reg:5000/team")
+        .unwrap()
+        .with_max_depth(3);
+    let r = |s: &str| Reference::parse(s).unwrap();
+    let name = |s: &str, n| target.relocate_repository(&r(s), n).unwrap();
+    assert_eq!(
+        name("reg.example/a/b/c/d:1", Naming::Preserve),
+        "team/a/b-c-d"
+    );
+    assert_eq!(name("reg.example/a/b:1", Naming::Preserve), "team/a/b");
+    assert!(!name("reg.example/a/b/c:1", Naming::Hash).contains("/a/"));
+    let shallow = RelocationTarget::parse("reg/x/y")
+        .unwrap()
+        .with_max_depth(2);
+    let err = shallow
+        .relocate_repository(&r("reg.example/a:1"), Naming::Preserve)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--max-depth 2"), "{err}");
+    // Two originals that adapt to one name collide.
+    let (one, two) = (r("reg.example/a/b/c-d:1"), r("reg.example/a/b-c/d:1"));
+    let (r1, r2) = (
+        target.relocate(&one, Naming::Preserve).unwrap(),
+        target.relocate(&two, Naming::Preserve).unwrap(),
+    );
+    assert_eq!(r1.repository(), "team/a/b-c-d");
+    assert_eq!(r2.repository(), "team/a/b-c-d");
+    assert!(check_collisions([(&one, &r1), (&two, &r2)]).is_err());
+}

@@ -401,6 +401,16 @@ impl Client {
 
     /// Open an upload session; the URL to `PUT` the blob to.
     async fn start_upload(&self, repo: &Repository, digest: &Digest) -> Result<String> {
+        let mut url = self
+            .open_session(repo, &format!("upload of {digest}"))
+            .await?;
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&format!("digest={digest}"));
+        Ok(url)
+    }
+
+    /// Open an upload session (`what` names it in errors); its URL.
+    async fn open_session(&self, repo: &Repository, what: &str) -> Result<String> {
         let target = format!("/v2/{}/blobs/uploads/", repo.name());
         let plan = Self::plan(Method::POST, repo, Access::Push, target, &[]);
         let response = self
@@ -420,14 +430,14 @@ impl Client {
     ) -> Result<String> {
         let protocol = |reason: String| Error::Protocol {
             host: repo.host().to_string(),
-            what: format!("upload of {digest}"),
+            what: what.to_string(),
             reason,
         };
         let location = header_text(response.headers(), LOCATION.as_str())
             .ok_or_else(|| protocol("no Location header".to_string()))?;
         // Relative to the URL that answered; it may name another origin,
         // which then gets the upload but not the registry's credentials.
-        let mut url = response
+        let url = response
             .url()
             .join(&location)
             .map_err(|e| {
@@ -437,9 +447,21 @@ impl Client {
                 ))
             })?
             .to_string();
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("digest={digest}"));
         Ok(url)
+    }
+
+    /// Whether these credentials may push to `repo`: open an upload session
+    /// and cancel it at once. Nothing is stored. Fails as a push would
+    /// (unauthorized, denied, a read-only registry's `UNSUPPORTED`).
+    pub async fn probe_push(&self, repo: &Repository) -> Result<()> {
+        let what = format!("opening an upload session in {}", repo.name());
+        let url = self.open_session(repo, &what).await?;
+        // Cancelling is a courtesy: sessions left behind expire.
+        let gone = [StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED];
+        let mut cancel = Self::plan(Method::DELETE, repo, Access::Push, url, &gone);
+        cancel.retry = false;
+        let _ = self.transport.send(&cancel, Ok).await;
+        Ok(())
     }
 
     /// Stream the blob into the session at `url` in one monolithic `PUT`.

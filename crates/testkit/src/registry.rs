@@ -38,6 +38,9 @@ pub struct RegistryOptions {
     /// Keep the storage in this directory instead of a temporary one (it is
     /// not deleted on drop).
     pub storage_dir: Option<PathBuf>,
+    /// Refuse every write (distribution's `maintenance: readonly`): pulls
+    /// work, pushes get `405 UNSUPPORTED`.
+    pub read_only: bool,
 }
 
 /// A running `docker-registry` on `127.0.0.1:<free port>`, with its config,
@@ -444,11 +447,14 @@ storage:
   maintenance:
     uploadpurging:
       enabled: false
+    readonly:
+      enabled: {read_only}
 http:
   addr: 127.0.0.1:{port}
   secret: ferry-testkit-not-a-secret
 ",
-        storage = yaml_str(storage)
+        storage = yaml_str(storage),
+        read_only = options.read_only,
     );
     if let Some((cert, key)) = &options.tls {
         config.push_str(&format!(

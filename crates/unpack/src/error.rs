@@ -190,6 +190,17 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// `--existing-tag fail` and tags of the target would move.
+    #[error(
+        "{} tag(s) of the target would move, and --existing-tag fail was given; nothing was \
+         pushed: {}",
+        moves.len(),
+        moves.join("; ")
+    )]
+    TagsWouldMove {
+        /// `repo:tag old -> new` for each.
+        moves: Vec<String>,
+    },
     /// The registry refused a manifest named by a digest algorithm other
     /// than sha256 (distribution 2.8 takes manifests by sha256 only).
     #[error(

@@ -14,7 +14,9 @@
 
 #![deny(missing_docs)]
 
+mod check;
 mod error;
+mod existing;
 mod holdings;
 mod mapping;
 mod plan;
@@ -36,7 +38,10 @@ use futures_util::{StreamExt, TryStreamExt};
 use ferry_oci::{LayoutArchive, Naming, Progress, RelocationTarget};
 use ferry_registry::{Client, Repository};
 
+pub use check::TagMove;
+pub use check::{check, tag_moves, CheckReport, CheckRow, CheckStatus};
 pub use error::{Error, Result};
+pub use existing::ExistingTag;
 pub use mapping::write_mapping;
 pub use plan::{plan, Plan, PlannedImage, PlannedReferrer, SparseMode};
 pub use stream::HEAD_LIMIT;
@@ -62,6 +67,8 @@ pub struct UnpackOptions {
     pub jobs: usize,
     /// Where to write the relocation mapping, if anywhere.
     pub mapping: Option<PathBuf>,
+    /// What to do with tags of the target that would move.
+    pub existing_tag: ExistingTag,
 }
 
 /// Open a bundle file for [`plan`] (`-`, standard input, is refused: blobs
@@ -111,7 +118,7 @@ pub async fn unpack(
         return unpack_stream(client, options, std::io::stdin(), progress).await;
     }
     let started = Instant::now();
-    let (archive, plan) = {
+    let (archive, mut plan) = {
         let options = options.clone();
         tokio::task::spawn_blocking(move || {
             let archive = open_bundle(&options.bundle)?;
@@ -123,6 +130,7 @@ pub async fn unpack(
             reason: e.to_string(),
         })??
     };
+    let moves = existing::settle(client, &mut plan, options.existing_tag, options.jobs).await?;
     let host = plan.target.registry().to_string();
     let archive = Arc::new(archive);
     let pusher = Arc::new(Pusher::new(client.clone(), options.jobs, progress.clone()));
@@ -152,7 +160,7 @@ pub async fn unpack(
         outcome.merge(other);
     }
     progress.finish();
-    finish(options, &plan, &pusher, outcome, started)
+    finish(options, &plan, &pusher, outcome, moves, started)
 }
 
 /// Every repository of the plan, with what it already has found top-down
@@ -178,6 +186,7 @@ fn finish(
     plan: &Plan,
     pusher: &Pusher,
     outcome: Outcome,
+    moves: Vec<TagMove>,
     started: Instant,
 ) -> Result<UnpackSummary> {
     let Outcome {
@@ -190,7 +199,13 @@ fn finish(
         .zip(image_errors)
         .map(|(i, error)| UnpackedImage {
             original: i.original.clone(),
-            relocated: i.relocated.to_string(),
+            // A tag left where it was does not name this image: by digest.
+            relocated: if i.leave_tag {
+                format!("{}@{}", i.repository, i.digest)
+            } else {
+                i.relocated.to_string()
+            },
+            tag_left: i.leave_tag,
             digest: i.digest.clone(),
             bundle_digest: i.bundle_digest.clone(),
             platforms_missing: i.platforms_missing.clone(),
@@ -221,6 +236,20 @@ fn finish(
     if let Some(path) = &options.mapping {
         write_mapping(path, &mapping)?;
     }
+    // Moves found before pushing: left (skip), or made (the image pushed).
+    let (mut tags_moved, mut tags_left) = (Vec::new(), Vec::new());
+    for m in moves {
+        let owner = plan
+            .images
+            .iter()
+            .zip(&images)
+            .find(|(p, _)| p.tag_reference().as_deref() == Some(m.reference.as_str()));
+        match owner {
+            Some((p, _)) if p.leave_tag => tags_left.push(m),
+            Some((_, u)) if u.error.is_none() => tags_moved.push(m),
+            _ => {}
+        }
+    }
     let failed = images.iter().filter(|i| i.error.is_some()).count()
         + referrers.iter().filter(|r| r.error.is_some()).count();
     let stat = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
@@ -239,6 +268,8 @@ fn finish(
         manifests_present: stat(&s.manifests_present),
         tags_set: stat(&s.tags_set),
         tags_unchanged: stat(&s.tags_unchanged),
+        tags_moved,
+        tags_left,
         failed,
         mapping_file: options.mapping.clone(),
         mapping,

@@ -85,9 +85,20 @@ pub struct PlannedImage {
     /// Configs and layers to push.
     #[serde(skip)]
     pub(crate) blobs: Vec<Digest>,
+    /// Push the image but leave its tag where it is (`--existing-tag
+    /// skip` and the tag would move).
+    #[serde(skip)]
+    pub(crate) leave_tag: bool,
 }
 
 impl PlannedImage {
+    /// `HOST[:PORT]/PATH:TAG` of its relocated tag, if it has one.
+    pub fn tag_reference(&self) -> Option<String> {
+        self.relocated
+            .tag()
+            .map(|tag| format!("{}:{tag}", self.repository))
+    }
+
     /// The repository path in the target registry (no host).
     pub fn repository_path(&self) -> &str {
         self.relocated.repository()
@@ -395,6 +406,7 @@ impl Walker<'_> {
                 subject,
                 manifests: graph.manifests,
                 blobs: graph.blobs,
+                leave_tag: false,
             },
         })
     }

@@ -317,7 +317,7 @@ async fn tag_image(
     plan: &Plan,
     image: &PlannedImage,
 ) -> Result<()> {
-    if let Some(tag) = image.relocated.tag() {
+    if let Some(tag) = image.relocated.tag().filter(|_| !image.leave_tag) {
         pusher
             .push_tag(repo, tag, plan.manifest(&image.digest))
             .await

@@ -106,12 +106,14 @@ pub(crate) async fn unpack_stream(
             reason: e.to_string(),
         })?
     };
-    let Some(Event::Planned(plan)) = received.recv().await else {
+    let Some(Event::Planned(mut plan)) = received.recv().await else {
         reading_result(reading.await)?;
         return Err(Error::Task {
             reason: "the stream was read without a plan".into(),
         });
     };
+    let moves =
+        crate::existing::settle(client, &mut plan, options.existing_tag, options.jobs).await?;
     let host = plan.target.registry().to_string();
     let pusher = Pusher::new(client.clone(), 1, progress.clone());
     let repos = crate::repos_to_fill(&pusher, &plan, options.jobs).await;
@@ -166,7 +168,7 @@ pub(crate) async fn unpack_stream(
             .await;
     }
     progress.finish();
-    finish(options, &plan, &pusher, outcome, started)
+    finish(options, &plan, &pusher, outcome, moves, started)
 }
 
 /// The reading side of a dry run: blobs are hashed and dropped.

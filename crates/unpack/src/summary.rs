@@ -16,8 +16,13 @@ use crate::SparseMode;
 pub struct UnpackedImage {
     /// The original reference as recorded in the bundle.
     pub original: String,
-    /// The relocated reference, tag kept, digest pinned.
+    /// The relocated reference, tag kept, digest pinned; by digest only
+    /// when its tag was left where it was (`tag_left`).
     pub relocated: String,
+    /// `--existing-tag skip` left the relocated tag pointing at another
+    /// image; this one is pushed by digest only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tag_left: bool,
     /// The digest the target serves.
     pub digest: Digest,
     /// The digest in the bundle, when the index was rewritten.
@@ -74,6 +79,10 @@ pub struct UnpackSummary {
     pub tags_set: u64,
     /// Tags that already pointed at the right manifest.
     pub tags_unchanged: u64,
+    /// Existing tags this run moved, old digest -> new.
+    pub tags_moved: Vec<crate::TagMove>,
+    /// Existing tags left where they were (`--existing-tag skip`).
+    pub tags_left: Vec<crate::TagMove>,
     /// Images and referrers that failed.
     pub failed: usize,
     /// The mapping file written, if any.

@@ -105,7 +105,7 @@ pub fn run(args: RewriteArgs) -> anyhow::Result<ExitCode> {
                             std::fs::create_dir_all(parent)
                                 .with_context(|| format!("cannot create {}", parent.display()))?;
                         }
-                        ferry_oci::fsutil::replace_atomic(&dest, rewritten.text.as_bytes())
+                        ferry_oci::fsutil::write_atomic(&dest, rewritten.text.as_bytes())
                             .with_context(|| format!("cannot write {}", dest.display()))?;
                         report.written = Some(dest);
                     }

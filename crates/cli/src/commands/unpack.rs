@@ -12,7 +12,10 @@ use crate::args::UnpackArgs;
 use crate::progress;
 
 pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
-    let target = args.to.clone();
+    let target = match args.max_depth {
+        Some(depth) => args.to.clone().with_max_depth(depth),
+        None => args.to.clone(),
+    };
     let naming = Naming::from(args.naming);
     let sparse = SparseMode::from(args.sparse);
     let bundle = common::bundle_path(&args.bundle)?;
@@ -20,6 +23,9 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         return dry_run(&args, &bundle, &target, naming, sparse);
     }
     let client = common::client(&args.registry)?;
+    if args.check {
+        return check(&args, &bundle, &client, &target, naming, sparse).await;
+    }
     let options = UnpackOptions {
         bundle: bundle.clone(),
         target,
@@ -27,6 +33,7 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         sparse,
         jobs: args.jobs,
         mapping: args.mapping.clone(),
+        existing_tag: args.existing_tag.into(),
     };
     let progress = progress::for_output(&args.output_format);
     let summary = ferry_unpack::unpack(&client, &options, progress)
@@ -63,6 +70,69 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Plan offline, then ask the target everything the unpack would need;
+/// push nothing. Exit 1 when a check blocks.
+async fn check(
+    args: &UnpackArgs,
+    bundle: &std::path::Path,
+    client: &ferry_registry::Client,
+    target: &RelocationTarget,
+    naming: Naming,
+    sparse: SparseMode,
+) -> anyhow::Result<ExitCode> {
+    let plan = {
+        let (path, target) = (bundle.to_path_buf(), target.clone());
+        tokio::task::spawn_blocking(move || {
+            ferry_unpack::plan_bundle(&path, &target, naming, sparse)
+        })
+        .await?
+        .with_context(|| format!("planning the unpack of {}", bundle.display()))?
+    };
+    let report = ferry_unpack::check(client, &plan, args.jobs).await;
+    if args.output_format.json {
+        common::print_json(&report)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "check of {} for {} image(s):",
+            report.target,
+            plan.images.len()
+        )?;
+        let width = report
+            .checks
+            .iter()
+            .map(|r| r.check.len())
+            .max()
+            .unwrap_or(5);
+        writeln!(out, "  {:width$}  {:6} DETAIL", "CHECK", "STATUS")?;
+        for row in &report.checks {
+            writeln!(
+                out,
+                "  {:width$}  {:6} {}",
+                row.check,
+                row.status.to_string(),
+                row.detail
+            )?;
+        }
+        writeln!(
+            out,
+            "to upload: {} blob(s), {}",
+            report.blobs_to_upload,
+            human_bytes(report.bytes_to_upload)
+        )?;
+    }
+    if report.blockers > 0 {
+        let _ = std::io::stdout().flush();
+        eprintln!(
+            "ferry: error: {} check(s) block the unpack into {}",
+            report.blockers, report.target
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
@@ -164,6 +234,16 @@ fn print_summary(s: &UnpackSummary) -> anyhow::Result<()> {
             "{status} referrer {} -> {}",
             r.digest,
             r.repositories.join(", ")
+        )?;
+    }
+    for m in &s.tags_moved {
+        writeln!(out, "moved tag {}: {} -> {}", m.reference, m.from, m.to)?;
+    }
+    for m in &s.tags_left {
+        writeln!(
+            out,
+            "left tag {} at {} (--existing-tag skip); {} is pushed by digest only",
+            m.reference, m.from, m.to
         )?;
     }
     writeln!(
