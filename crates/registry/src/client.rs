@@ -118,6 +118,13 @@ pub enum MountOutcome {
     NotMounted,
 }
 
+/// `url` (an upload session's) with the `digest` query that completes it.
+fn with_digest(mut url: String, digest: &Digest) -> String {
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str(&format!("digest={digest}"));
+    url
+}
+
 /// A registry client; cheap to clone, share it between tasks.
 #[derive(Clone)]
 pub struct Client {
@@ -396,17 +403,16 @@ impl Client {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(repo.host().to_string());
-        self.session_url(repo, digest, &response).map(Some)
+        let url = self.session_url(repo, &format!("upload of {digest}"), &response)?;
+        Ok(Some(with_digest(url, digest)))
     }
 
     /// Open an upload session; the URL to `PUT` the blob to.
     async fn start_upload(&self, repo: &Repository, digest: &Digest) -> Result<String> {
-        let mut url = self
+        let url = self
             .open_session(repo, &format!("upload of {digest}"))
             .await?;
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("digest={digest}"));
-        Ok(url)
+        Ok(with_digest(url, digest))
     }
 
     /// Open an upload session (`what` names it in errors); its URL.
@@ -417,17 +423,12 @@ impl Client {
             .transport
             .send(&plan, |r| Ok(r.header(CONTENT_LENGTH, "0")))
             .await?;
-        self.session_url(repo, digest, &response)
+        self.session_url(repo, what, &response)
     }
 
-    /// The URL to `PUT` `digest` to, from the `Location` of the response
-    /// that opened an upload session.
-    fn session_url(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        response: &Response,
-    ) -> Result<String> {
+    /// The session's URL, from the `Location` of the response that opened
+    /// an upload session (`what` names it in errors).
+    fn session_url(&self, repo: &Repository, what: &str, response: &Response) -> Result<String> {
         let protocol = |reason: String| Error::Protocol {
             host: repo.host().to_string(),
             what: what.to_string(),
