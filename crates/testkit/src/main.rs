@@ -17,7 +17,10 @@ const USAGE: &str = "usage:
   ferry-fixtures bench-workload HOST[:PORT] [--scale F] [--blobs FILE]
       push the benchmark workload (about F GB, default 1) into a running plain-HTTP
       registry, streaming; print its references; with --blobs, write every unique
-      config and layer to FILE as `repository digest size` lines";
+      config and layer to FILE as `repository digest size` lines
+  ferry-fixtures small-workload HOST[:PORT] REPOS TAGS
+      push the many-small-images workload (REPOS repositories x TAGS tags, one shared
+      base layer, every fourth repository of indexes); print its references";
 
 enum Command {
     Push(String),
@@ -26,6 +29,11 @@ enum Command {
         host: String,
         scale: f64,
         blobs: Option<PathBuf>,
+    },
+    SmallWorkload {
+        host: String,
+        repos: usize,
+        tags: usize,
     },
 }
 
@@ -71,6 +79,11 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
             scale: scale.unwrap_or(1.0),
             blobs: blobs.take(),
         },
+        [cmd, host, repos, tags] if cmd == "small-workload" => Command::SmallWorkload {
+            host: host.clone(),
+            repos: repos.parse().map_err(|e| format!("REPOS {repos:?}: {e}"))?,
+            tags: tags.parse().map_err(|e| format!("TAGS {tags:?}: {e}"))?,
+        },
         _ => {
             return Err(
                 "expected `push HOST[:PORT]`, `serve DIR` or `bench-workload HOST[:PORT]`"
@@ -108,6 +121,16 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::BenchWorkload { host, scale, blobs } => bench_workload(&host, scale, blobs),
+        Command::SmallWorkload { host, repos, tags } => {
+            let workload = ferry_testkit::push_many_small_workload(&host, repos, tags);
+            let mut out = std::io::stdout().lock();
+            for reference in &workload.references {
+                if writeln!(out, "{reference}").is_err() {
+                    break;
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Command::Serve(dir) => {
             let registry = RegistryProcess::start_with(RegistryOptions {
                 storage_dir: Some(dir),
