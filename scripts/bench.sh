@@ -10,7 +10,8 @@
 # directory, pushes the workload (about F GB, default 1) into the source
 # once, then times, one after the other:
 #   ferry pack, ferry unpack (fresh target), ferry unpack again (everything
-#   already there);
+#   already there), ferry verify without and with --require-signature (every
+#   workload image carries a cosign signature made with a throwaway key);
 #   skopeo: per image `skopeo copy --all docker://... oci:DIR:...`, `tar -cf`;
 #   then `tar -xf` and per image `skopeo copy --all oci:DIR:... docker://...`;
 #   ferry serve: per image `skopeo copy --all` out of `ferry serve BUNDLE`
@@ -19,7 +20,10 @@
 #   with ferry serve's own peak RSS;
 #   the floor: every unique blob fetched once (curl, N at a time) and pushed
 #   once (curl POST + monolithic PUT, N at a time); and the fetch again with
-#   one sha256 pass per blob (openssl), the least a verifying tool must do.
+#   one sha256 pass per blob (openssl), the least a verifying tool must do;
+#   then the delta case: the next release (about a tenth of the bytes new)
+#   packed full and --since the first bundle, and ferry merge of the two
+#   (checked byte-identical to the full pack).
 # With --runs N every step runs N times (targets emptied before each run)
 # and the best wall time is reported: other processes on the machine only
 # ever make a run slower. Prints a table and the ratios, and one
@@ -48,7 +52,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-for tool in docker-registry skopeo curl tar python3 /usr/bin/time; do
+for tool in docker-registry skopeo curl tar python3 openssl /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is missing (run scripts/install-deps.sh)" >&2; exit 1; }
 done
 
@@ -201,6 +205,10 @@ cat "$work/images.txt" >&2
 blob_count=$(wc -l <"$work/blobs.txt")
 blob_bytes=$(awk '{ s += $3 } END { print s }' "$work/blobs.txt")
 image_count=$(wc -l <"$work/images.txt")
+note "signing every workload image (cosign format, throwaway P-256 key)"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/sign.key" 2>/dev/null
+openssl pkey -in "$work/sign.key" -pubout -out "$work/sign.pub"
+"$bin/ferry-fixtures" sign "$src" "$work/sign.key" <"$work/images.txt"
 
 have_unpack=yes
 probe=$("$bin/ferry" unpack "$work/none.tar" --to 127.0.0.1:1/x --dry-run 2>&1 || true)
@@ -224,6 +232,11 @@ measure ferry_pack_parity2 "rm -f $work/ferry/split.tar.*" "$bin/ferry" pack --i
   --plain-http "$src" -o "$work/ferry/split.tar" --split "$part_size" --parity 2 --jobs "$jobs" --quiet
 rm -f "$work/ferry/split.tar.001" "$work/ferry/split.tar.005"
 measure ferry_repair2 : "$bin/ferry" repair "$work/ferry/split.tar.000" --quiet
+note "ferry verify"
+measure ferry_verify : "$bin/ferry" verify "$work/ferry/bundle.tar" --quiet
+note "ferry verify --require-signature"
+measure ferry_verify_signed : "$bin/ferry" verify "$work/ferry/bundle.tar" --quiet \
+  --require-signature "$work/sign.pub"
 if [[ $have_unpack == yes ]]; then
   note "ferry unpack into an empty registry"
   measure ferry_unpack "reset_registry ferry-target" "$bin/ferry" unpack "$work/ferry/bundle.tar" --to "$ferry_dst/mirror" \
@@ -267,6 +280,25 @@ measure floor_fetch_verified floor_fresh bash -c 'floor_fetch_verified "$@"' _ "
 note "floor: push every unique blob once ($jobs at a time)"
 measure floor_push "reset_registry floor-target" bash -c 'floor_push "$@"' _ "$floor_dst" "$work/blobs.txt" "$work/floor/blobs" "$jobs"
 
+note "delta case: the next release (about a tenth of the bytes new) under the same tags"
+"$bin/ferry-fixtures" bench-workload "$src" --scale "$scale" --release 2 --blobs "$work/blobs2.txt" >"$work/images2.txt"
+# Bytes of configs and layers the next release has that the first lacks.
+changed_bytes=$(awk 'NR == FNR { old[$2] = 1; next } !($2 in old) { s += $3 } END { print s + 0 }' \
+  "$work/blobs.txt" "$work/blobs2.txt")
+note "ferry pack of the next release, full"
+measure ferry_pack_next : "$bin/ferry" pack --images-file "$work/images2.txt" --plain-http "$src" \
+  -o "$work/ferry/next.tar" --jobs "$jobs" --quiet
+note "ferry pack of the next release, --since the first bundle (a delta)"
+measure ferry_pack_delta : "$bin/ferry" pack --images-file "$work/images2.txt" --plain-http "$src" \
+  --since "$work/ferry/bundle.tar" -o "$work/ferry/delta.tar" --jobs "$jobs" --quiet
+delta_bytes=$(stat -c %s "$work/ferry/delta.tar")
+note "ferry merge: first bundle + delta = the next full bundle"
+measure ferry_merge : "$bin/ferry" merge "$work/ferry/bundle.tar" "$work/ferry/delta.tar" \
+  -o "$work/ferry/merged.tar" --quiet
+merge_identical=false
+cmp -s "$work/ferry/merged.tar" "$work/ferry/next.tar" && merge_identical=true
+rm -f "$work/ferry/next.tar" "$work/ferry/merged.tar"
+
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The report.
@@ -278,20 +310,26 @@ import json, sys
 w = {k: (None if v == "null" else float(v)) for k, v in {
     "ferry_pack": "$(get ferry_pack)", "ferry_unpack": "$(get ferry_unpack)",
     "ferry_unpack_again": "$(get ferry_unpack_again)",
+    "ferry_verify": "$(get ferry_verify)", "ferry_verify_signed": "$(get ferry_verify_signed)",
     "skopeo_pack": "$(get skopeo_pack)", "skopeo_unpack": "$(get skopeo_unpack)",
     "floor_fetch": "$(get floor_fetch)", "floor_fetch_verified": "$(get floor_fetch_verified)",
     "floor_push": "$(get floor_push)", "serve_copy": "$(get serve_copy)",
     "registry_copy": "$(get registry_copy)", "serve_copy_16": "$(get serve_copy_16)",
     "sha256_pass": "$(get sha256_pass)", "ferry_pack_split": "$(get ferry_pack_split)",
-    "ferry_pack_parity2": "$(get ferry_pack_parity2)", "ferry_repair2": "$(get ferry_repair2)"}.items()}
+    "ferry_pack_parity2": "$(get ferry_pack_parity2)", "ferry_repair2": "$(get ferry_repair2)",
+    "ferry_pack_next": "$(get ferry_pack_next)", "ferry_pack_delta": "$(get ferry_pack_delta)",
+    "ferry_merge": "$(get ferry_merge)"}.items()}
 m = {k: (None if v == "null" else int(v)) for k, v in {
     "ferry_pack": "$(mib ferry_pack)", "ferry_unpack": "$(mib ferry_unpack)",
     "ferry_unpack_again": "$(mib ferry_unpack_again)",
+    "ferry_verify": "$(mib ferry_verify)", "ferry_verify_signed": "$(mib ferry_verify_signed)",
     "skopeo_pack": "$(mib skopeo_pack)", "skopeo_unpack": "$(mib skopeo_unpack)",
     "floor_fetch": "$(mib floor_fetch)", "floor_fetch_verified": "$(mib floor_fetch_verified)",
     "floor_push": "$(mib floor_push)",
     "sha256_pass": "$(mib sha256_pass)", "ferry_pack_split": "$(mib ferry_pack_split)",
-    "ferry_pack_parity2": "$(mib ferry_pack_parity2)", "ferry_repair2": "$(mib ferry_repair2)"}.items()}
+    "ferry_pack_parity2": "$(mib ferry_pack_parity2)", "ferry_repair2": "$(mib ferry_repair2)",
+    "ferry_pack_next": "$(mib ferry_pack_next)", "ferry_pack_delta": "$(mib ferry_pack_delta)",
+    "ferry_merge": "$(mib ferry_merge)"}.items()}
 m["serve_16_clients"] = int("${serve_rss:-0}") or None
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else round(a / b, 2)
@@ -318,7 +356,12 @@ result = {
             None if w["ferry_pack_parity2"] is None or w["ferry_pack_split"] is None
             else max(w["ferry_pack_parity2"] - w["ferry_pack_split"], 0.0), w["sha256_pass"]),
         "serve_over_registry": ratio(w["serve_copy"], w["registry_copy"]),
+        "delta_pack_over_full_pack": ratio(w["ferry_pack_delta"], w["ferry_pack_next"]),
+        "delta_bytes_over_changed_bytes": ratio($delta_bytes, $changed_bytes),
+        "verify_signed_over_verify": ratio(w["ferry_verify_signed"], w["ferry_verify"]),
     },
+    "delta": {"changed_bytes": $changed_bytes, "delta_bytes": $delta_bytes,
+              "merge_identical_to_full_pack": "$merge_identical" == "true"},
     "ferry_peak_rss_mib": max(peaks) if peaks else None,
     "loadavg_before": "$load_before", "loadavg_after": "$load_after",
 }
@@ -327,6 +370,8 @@ def s(v, unit=""):
 rows = [
     ("ferry pack", "ferry_pack"), ("ferry unpack", "ferry_unpack"),
     ("ferry unpack again (all present)", "ferry_unpack_again"),
+    ("ferry verify", "ferry_verify"),
+    ("ferry verify --require-signature", "ferry_verify_signed"),
     ("skopeo copy x images + tar -c", "skopeo_pack"),
     ("tar -x + skopeo copy x images", "skopeo_unpack"),
     ("floor: curl GET every blob", "floor_fetch"),
@@ -339,6 +384,9 @@ rows = [
     ("skopeo copy out of ferry serve", "serve_copy"),
     ("skopeo copy out of docker-registry", "registry_copy"),
     ("16 clients out of ferry serve", "serve_copy_16"),
+    ("ferry pack, next release, full", "ferry_pack_next"),
+    ("ferry pack, next release, --since", "ferry_pack_delta"),
+    ("ferry merge (first + delta)", "ferry_merge"),
 ]
 r = result["ratios"]
 print()
@@ -363,6 +411,11 @@ print(f"ferry peak RSS                 {s(result['ferry_peak_rss_mib'], ' MiB')}
 print(f"ferry unpack again             {s(w['ferry_unpack_again'], ' s')}   target < 1 s")
 print(f"ferry serve / docker-registry  {s(r['serve_over_registry'])}   target <= 1.0 (skopeo copying every image out)")
 print(f"ferry serve RSS, 16 clients    {s(m['serve_16_clients'], ' MiB')}   target <= 64 MiB")
+print(f"delta pack / full pack         {s(r['delta_pack_over_full_pack'])}   target <= 0.15")
+print(f"delta bytes / changed bytes    {s(r['delta_bytes_over_changed_bytes'])}   "
+      f"({$delta_bytes / 1e6:.1f} MB delta, {$changed_bytes / 1e6:.1f} MB new; target: changed bytes plus metadata)")
+print(f"merge == full pack             {result['delta']['merge_identical_to_full_pack']}")
+print(f"verify signed / verify         {s(r['verify_signed_over_verify'])}   target <= 1.05")
 line = json.dumps(result, sort_keys=True)
 print()
 print("BENCH " + line)

@@ -2,7 +2,8 @@
 # The main job end to end on one machine: a source registry with test
 # images, `ferry pack` into one bundle, `ferry inspect` of the bundle, and
 # the bundle served as a registry (`ferry serve`), and the relocation into a
-# second registry with its mapping.
+# second registry with its mapping; image signatures required at pack and
+# unpack, a signed bundle, and what changed between two bundles.
 set -euo pipefail
 bin=${1:-target/release}
 bin=$(cd "$bin" && pwd)
@@ -16,9 +17,9 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start_registry() { # name -> sets $host; the registry's pid joins $pids
-  local name=$1 port
-  port=$(free_port)
+start_registry() { # name [port] -> sets $host; the registry's pid joins $pids
+  local name=$1 port=${2:-}
+  [ -n "$port" ] || port=$(free_port)
   mkdir -p "$work/$name"
   cat > "$work/$name/config.yml" <<YAML
 version: 0.1
@@ -41,8 +42,16 @@ start_registry source; src=$host
 "$bin/ferry-fixtures" push "$src" > "$work/images.txt"
 cat "$work/images.txt"
 
-step "ferry pack: every image, its platforms and referrers, into one tarball"
-"$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" -o "$work/bundle.tar"
+step "the vendor signs its images (cosign format); our build side has its own key"
+for who in vendor build; do
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/$who.key" 2>/dev/null
+  openssl pkey -in "$work/$who.key" -pubout -out "$work/$who.pub"
+done
+"$bin/ferry-fixtures" sign "$src" "$work/vendor.key" < "$work/images.txt"
+
+step "ferry pack: signed images only, every platform and referrer, one signed tarball"
+"$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" -o "$work/bundle.tar" \
+  --require-signature "$work/vendor.pub" --sign "$work/build.key"
 (cd "$work" && sha256sum -c bundle.tar.sha256)
 
 step "pack again in another order: the bundle is byte-identical"
@@ -63,6 +72,11 @@ rm "$work/media.tar.001"; printf 'x' | dd of="$work/media.tar.002" bs=1 seek=100
 step "ferry inspect: what the bundle holds, offline"
 "$bin/ferry" inspect "$work/bundle.tar"
 
+step "ferry diff: what changed since a smaller bundle"
+head -n 2 "$work/images.txt" > "$work/images-last-time.txt"
+"$bin/ferry" pack --images-file "$work/images-last-time.txt" --plain-http "$src" -o "$work/last-time.tar" --quiet
+"$bin/ferry" diff "$work/last-time.tar" "$work/bundle.tar" | tail -n 1
+
 step "stop the source registry: from here on, we are offline"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 
@@ -75,10 +89,17 @@ first=$(head -1 "$work/images.txt"); path=${first#*/}
 skopeo inspect --tls-verify=false --format '{{.Name}} {{.Digest}}' "docker://127.0.0.1:$serve_port/$path"
 kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
 
-step "ferry unpack into the private registry, with a relocation mapping"
+step "across the gap: the bundle is ours (plain openssl can tell too) and every image is the vendor's"
+(cd "$work" && sed -n 's/^signature //p' bundle.tar.sig | base64 -d > bundle.tar.sig.der &&
+  openssl dgst -sha256 -verify build.pub -signature bundle.tar.sig.der bundle.tar)
+"$bin/ferry" verify "$work/bundle.tar" --bundle-key "$work/build.pub" --require-signature "$work/vendor.pub" | tail -n 1
+
+step "ferry unpack into the private registry, signatures checked first, with a relocation mapping"
 start_registry private; dst=$host
-"$bin/ferry" unpack "$work/bundle.tar" --to "$dst/mirror" --plain-http "$dst" --mapping "$work/mapping.json"
+"$bin/ferry" unpack "$work/bundle.tar" --to "$dst/mirror" --plain-http "$dst" --mapping "$work/mapping.json" \
+  --receipt "$work/receipt.json" --bundle-key "$work/build.pub" --require-signature "$work/vendor.pub"
 cat "$work/mapping.json"
+echo "receipt: $(grep -c '"digest"' "$work/receipt.json") digests the site holds, sent back across the gap"
 
 step "ferry verify the archive, and the relocation against the private registry"
 "$bin/ferry" verify "$work/bundle.tar" | tail -1
@@ -92,5 +113,21 @@ grep -rl registry.example:5000 "$work/site" | xargs sed -i "s/registry.example:5
 "$bin/ferry" rewrite --mapping "$work/mapping.json" --dry-run "$work/site/deployment.yaml"
 "$bin/ferry" rewrite --mapping "$work/mapping.json" --strict "$work/site"
 "$bin/ferry" mapping "$work/mapping.json" --format registries-yaml --plain-http | head -8
+
+step "next month: the source gains a new image; pack only what the site lacks (--since its receipt)"
+start_registry source "${src##*:}"; src=$host
+"$bin/ferry-fixtures" push "$src" --big-layer-bytes 8000000 > "$work/images-next.txt"
+"$bin/ferry" pack --images-file "$work/images-next.txt" --plain-http "$src" --since "$work/receipt.json" -o "$work/delta.tar"
+"$bin/ferry" pack --images-file "$work/images-next.txt" --plain-http "$src" -o "$work/full-next.tar" --quiet
+ls -l "$work/delta.tar" "$work/full-next.tar" | awk '{print $5, $NF}'
+
+step "offline again: verify the delta, then load it into the private registry"
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+"$bin/ferry" verify "$work/delta.tar" | tail -2
+"$bin/ferry" unpack "$work/delta.tar" --to "$dst/mirror" --plain-http "$dst" --mapping "$work/mapping-next.json" | tail -1
+
+step "ferry merge: last month's bundle + the delta = this month's full bundle, byte for byte"
+"$bin/ferry" merge "$work/bundle.tar" "$work/delta.tar" -o "$work/merged.tar"
+cmp "$work/merged.tar" "$work/full-next.tar" && echo "identical to a full pack: $(cut -c1-64 "$work/merged.tar.sha256")"
 
 step "done; cleaning up"

@@ -16,6 +16,15 @@ pub enum Error {
         #[source]
         source: ferry_oci::Error,
     },
+    /// A bundle's signatures cannot be read (for `diff`).
+    #[error("cannot read the signatures in bundle {path}")]
+    Signatures {
+        /// The archive.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: ferry_sign::Error,
+    },
     /// The mapping file cannot be read.
     #[error("cannot read mapping file {path}")]
     MappingRead {

@@ -10,6 +10,8 @@
 //!   every descriptor reachable from `index.json`, and lists every problem
 //!   it finds, each naming the entry, what was expected and what was found.
 //!   It is offline: it never contacts a registry.
+//! - [`diff`] compares two bundles offline: references added, removed and
+//!   moved (per platform), blobs and bytes added, signatures gained and lost.
 //! - [`verify_mapping`] checks a relocation mapping (written by
 //!   `ferry unpack`) against the target registry: every relocated tag
 //!   resolves to the digest recorded and everything below it is present.
@@ -20,21 +22,28 @@
 
 #![deny(missing_docs)]
 
+mod diff;
 mod error;
 mod mapping;
 mod parts;
 mod problem;
 mod report;
+mod signatures;
 mod verify;
 mod walk;
 
+pub use diff::{
+    diff, DiffBlobs, DiffMoved, DiffPlatform, DiffPlatformChange, DiffReference, DiffReport,
+    DiffSide, DiffSignature, DiffSignatures, DIFF_VERSION,
+};
 pub use error::{Error, Result};
 pub use mapping::{verify_mapping, Mapping, MappingCheck, MappingOptions, MappingReport};
 pub use parts::{PartCheck, PartStatus, PartsReport};
 pub use problem::{Problem, Severity, MAX_PROBLEMS};
 pub use report::{
-    BundleReport, ImageReport, Inspection, ManifestKind, ReferenceReport, ReferrerReport,
-    ReferrerSource, Totals, UnreferencedBlob,
+    BundleReport, DeltaReport, ImageReport, Inspection, ManifestKind, ReferenceReport,
+    ReferrerReport, ReferrerSource, Totals, UnreferencedBlob,
 };
+pub use signatures::BundleSignatureReport;
 pub use verify::{verify_archive, VerifyOptions, VerifyReport};
 pub use walk::inspect;

@@ -24,6 +24,20 @@ pub struct BundleReport {
     pub totals: Totals,
     /// Blobs in the archive that nothing reachable from `index.json` points at.
     pub unreferenced_blobs: Vec<UnreferencedBlob>,
+    /// For a delta (`ferry pack --since`): what it leaves to its bases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaReport>,
+}
+
+/// What a delta leaves out: the target it is unpacked into must hold these.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeltaReport {
+    /// The bases it was made against (kind, name, sha256).
+    pub bases: Vec<ferry_oci::Base>,
+    /// Blobs the target must already hold.
+    pub blobs_expected: usize,
+    /// Their bytes.
+    pub bytes_expected: u64,
 }
 
 /// One named (or unnamed, non-referrer) entry of `index.json`.

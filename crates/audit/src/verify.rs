@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ferry_oci::{BlobEntry, Digest, LayoutArchive, Progress};
+use ferry_sign::{Keyring, SignatureReport};
 use serde::Serialize;
 
 use crate::parts::{check_parts, name_affected, PartsReport};
 use crate::problem::{content_mismatch, error_chain, Problem, Problems};
 use crate::report::BundleReport;
+use crate::signatures::{self, BundleSignatureReport};
 use crate::walk::walk;
 
 /// How [`verify_archive`] runs.
@@ -22,6 +24,12 @@ pub struct VerifyOptions {
     pub jobs: usize,
     /// Where hashing progress goes (bytes, blobs).
     pub progress: Arc<dyn Progress>,
+    /// Require `BUNDLE.sig` to hold for one of these keys, checked before
+    /// anything else (`--bundle-key`).
+    pub bundle_keys: Option<Keyring>,
+    /// Require every named image to carry a cosign signature that holds for
+    /// one of these keys (`--require-signature`).
+    pub image_keys: Option<Keyring>,
 }
 
 impl Default for VerifyOptions {
@@ -29,6 +37,8 @@ impl Default for VerifyOptions {
         VerifyOptions {
             jobs: 4,
             progress: Arc::new(ferry_oci::NoProgress),
+            bundle_keys: None,
+            image_keys: None,
         }
     }
 }
@@ -52,6 +62,12 @@ pub struct VerifyReport {
     pub problems_omitted: u64,
     /// What the bundle holds; `None` when it cannot be opened at all.
     pub bundle: Option<BundleReport>,
+    /// The bundle's detached signature, when asked for and it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_signature: Option<BundleSignatureReport>,
+    /// Who signed each image, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<SignatureReport>,
     /// A split bundle's parts, each checked against `OUT.sha256`.
     pub parts: Option<PartsReport>,
 }
@@ -66,8 +82,23 @@ pub struct VerifyReport {
 /// threads. A split bundle's parts are first hashed one by one against
 /// `OUT.sha256`: a missing, damaged or misplaced part is named, with the
 /// references it holds bytes of. Never writes anything.
+///
+/// With [`VerifyOptions::bundle_keys`], `BUNDLE.sig` is checked first and a
+/// bundle whose signature is missing or does not hold is not read further;
+/// with [`VerifyOptions::image_keys`], each named image's cosign signatures
+/// are checked and listed.
 pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
     let mut problems = Problems::default();
+    let bundle_signature = match &options.bundle_keys {
+        Some(keys) => match signatures::bundle(path, keys) {
+            Ok(report) => Some(report),
+            Err(p) => {
+                problems.push(p);
+                return finish(problems, 0, 0, None, None);
+            }
+        },
+        None => None,
+    };
     let mut part_problems = Vec::new();
     let parts = check_parts(
         path,
@@ -92,6 +123,10 @@ pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
     for p in part_problems {
         problems.push(p);
     }
+    let image_signatures = options
+        .image_keys
+        .as_ref()
+        .and_then(|keys| signatures::images(&archive, keys, &mut problems));
     let (hashed, bytes) = hash_all(&archive, &walked.checked, options, &mut problems);
     let checked = walked.checked.len() as u64;
     let checked_bytes: u64 = walked
@@ -100,13 +135,16 @@ pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
         .filter_map(|d| archive.blob(d))
         .map(|b| b.size)
         .sum();
-    finish(
+    let mut report = finish(
         problems,
         hashed + checked,
         bytes + checked_bytes,
         Some(walked.report),
         parts,
-    )
+    );
+    report.bundle_signature = bundle_signature;
+    report.signatures = image_signatures;
+    report
 }
 
 fn finish(
@@ -126,6 +164,8 @@ fn finish(
         problems: problems.list,
         problems_omitted: problems.omitted,
         bundle,
+        bundle_signature: None,
+        signatures: None,
         parts,
     }
 }

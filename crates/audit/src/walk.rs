@@ -17,8 +17,8 @@ use serde::Deserialize;
 use crate::problem::error_chain;
 use crate::problem::{content_mismatch, layout_problem, Problem, Problems};
 use crate::report::{
-    BundleReport, ImageReport, Inspection, ManifestKind, ReferenceReport, ReferrerReport,
-    ReferrerSource, Totals, UnreferencedBlob,
+    BundleReport, DeltaReport, ImageReport, Inspection, ManifestKind, ReferenceReport,
+    ReferrerReport, ReferrerSource, Totals, UnreferencedBlob,
 };
 use crate::{Error, Result};
 
@@ -60,8 +60,25 @@ pub(crate) fn walk(archive: &LayoutArchive, path: &Path, problems: &mut Problems
     for p in archive.problems() {
         problems.push(layout_problem(p));
     }
+    let record = match ferry_oci::bases::delta_record(archive) {
+        Ok(record) => record,
+        Err(e) => {
+            problems.push(Problem::error(
+                INDEX_JSON,
+                format!(
+                    "names a delta record that cannot be used: {}",
+                    error_chain(&e)
+                ),
+            ));
+            None
+        }
+    };
     let mut w = Walker {
         archive,
+        left_out: record
+            .as_ref()
+            .map(|r| r.left_out_sizes())
+            .unwrap_or_default(),
         problems,
         manifests: HashMap::new(),
         reached: HashSet::new(),
@@ -103,6 +120,9 @@ pub(crate) fn walk(archive: &LayoutArchive, path: &Path, problems: &mut Problems
             .cloned()
             .collect();
     }
+    if let Ok(Some(digest)) = ferry_oci::delta::delta_record_digest(archive.index_json()) {
+        w.reached.insert(digest);
+    }
     let mut unreferenced = Vec::new();
     for blob in archive.blobs() {
         if !w.reached.contains(&blob.digest) {
@@ -137,6 +157,11 @@ pub(crate) fn walk(archive: &LayoutArchive, path: &Path, problems: &mut Problems
         references,
         totals,
         unreferenced_blobs: unreferenced,
+        delta: record.map(|r| DeltaReport {
+            blobs_expected: r.left_out.len(),
+            bytes_expected: r.left_out_bytes(),
+            bases: r.bases,
+        }),
     };
     Walked {
         report,
@@ -157,6 +182,8 @@ struct Acc {
 
 struct Walker<'a> {
     archive: &'a LayoutArchive,
+    /// A delta's left-out blobs, with their recorded sizes.
+    left_out: BTreeMap<Digest, u64>,
     problems: &'a mut Problems,
     /// Every manifest read, `None` when it could not be read or parsed.
     manifests: HashMap<Digest, Option<Manifest>>,
@@ -341,6 +368,22 @@ impl Walker<'_> {
             };
             if let Some(found) = self.check_descriptor(blob, &entry) {
                 acc.blobs.insert(blob.digest.clone(), found);
+            } else if let Some(&recorded) = self.left_out.get(&blob.digest) {
+                if recorded != blob.size {
+                    self.problems.push(
+                        Problem::error(
+                            &entry,
+                            format!(
+                                "{what} {} is left to the base with another size",
+                                blob.digest
+                            ),
+                        )
+                        .expected_found(
+                            format!("{} bytes (descriptor)", blob.size),
+                            format!("{recorded} bytes (delta record)"),
+                        ),
+                    );
+                }
             } else if blob.urls.as_ref().is_some_and(|u| !u.is_empty()) {
                 self.problems.push(Problem::warning(
                     &entry,

@@ -238,6 +238,7 @@ fn gzip_archive_passes_and_hashing_reports_progress() {
     let options = VerifyOptions {
         jobs: 2,
         progress: count.clone(),
+        ..VerifyOptions::default()
     };
     let report = verify_archive(&path, &options);
     assert!(report.ok, "{:#?}", report.problems);

@@ -29,6 +29,12 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Check a bundle offline: every blob hashed, every reference resolvable.
     Verify(VerifyArgs),
+    /// Rebuild a full bundle, offline, from a base bundle and deltas made with `pack --since`.
+    Merge(MergeArgs),
+    /// Write what a registry holds of a bundle under a prefix (a receipt), by HEAD requests only.
+    Receipt(ReceiptArgs),
+    /// What changed between two bundles, offline: references, platforms, blobs, signatures.
+    Diff(DiffArgs),
     /// Rebuild lost or damaged parts of a split bundle from its parity parts, offline.
     Repair(RepairArgs),
     /// Serve bundles as a read-only registry, straight from the tar (no registry needed yet).
@@ -63,6 +69,19 @@ pub struct RegistryArgs {
     /// Seconds a registry may stay silent mid-request before the try fails (then retried).
     #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+}
+
+/// Signatures that must hold; shared by unpack and verify.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SignatureArgs {
+    /// Require every image to carry a cosign signature that verifies with this PEM public key
+    /// (ECDSA P-256). Repeatable: any of the keys suffices.
+    #[arg(long = "require-signature", value_name = "PUB.pem")]
+    pub require_signature: Vec<PathBuf>,
+    /// Require BUNDLE.sig (written by `ferry pack --sign`) to verify with this PEM public key,
+    /// checked before anything else. Repeatable: any of the keys suffices.
+    #[arg(long = "bundle-key", value_name = "PUB.pem")]
+    pub bundle_key: Vec<PathBuf>,
 }
 
 /// Output shared by every command.
@@ -104,6 +123,13 @@ pub struct PackArgs {
     /// How many blobs to fetch at once.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 8, value_parser = jobs)]
     pub jobs: usize,
+    /// Refuse, before writing anything, an image without a cosign signature that verifies with
+    /// this PEM public key (ECDSA P-256). Repeatable: any of the keys suffices.
+    #[arg(long = "require-signature", value_name = "PUB.pem")]
+    pub require_signature: Vec<PathBuf>,
+    /// Sign the bundle with this PEM private key (ECDSA P-256): writes OUT.sig beside OUT.sha256.
+    #[arg(long, value_name = "KEY.pem")]
+    pub sign: Option<PathBuf>,
     /// Cut the bundle into parts of SIZE bytes (OUT.tar.000, .001, ...; the last may be
     /// shorter), for media with size limits. SIZE is bytes or a number with a unit:
     /// K, M, G, T are powers of 1000 (4.7G, 25G, 650M, as media are sold), Ki, Mi, Gi, Ti
@@ -115,6 +141,45 @@ pub struct PackArgs {
     #[arg(long, value_name = "N", default_value_t = 0, requires = "split",
           value_parser = clap::value_parser!(u16).range(0..=99))]
     pub parity: u16,
+    /// Write a delta: leave out the layers BASE holds (a bundle, a delta, or a receipt from
+    /// `unpack --receipt`). Repeatable. Only BASE's headers and manifests are read.
+    #[arg(long, value_name = "BASE")]
+    pub since: Vec<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub output_format: OutputArgs,
+}
+
+/// `ferry merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The base bundle, then the deltas in the order they were made; the result holds the
+    /// images of the last delta.
+    #[arg(value_name = "BASE DELTA", num_args = 2.., required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write the full bundle.
+    #[arg(short, long, value_name = "FULL.tar")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub output_format: OutputArgs,
+}
+
+/// `ferry receipt`.
+#[derive(Debug, Args)]
+pub struct ReceiptArgs {
+    /// The bundle (or delta) that was loaded.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// The registry and prefix it was loaded into: HOST[:PORT][/PREFIX].
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    pub to: String,
+    /// How repository names were formed under the prefix.
+    #[arg(long, value_name = "RULE", value_enum, default_value_t = NamingArg::Hash)]
+    pub naming: NamingArg,
+    /// Where to write the receipt (JSON).
+    #[arg(short, long, value_name = "RECEIPT.json")]
+    pub output: PathBuf,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -135,6 +200,10 @@ pub struct UnpackArgs {
     /// Write the relocation mapping (original -> relocated reference) to FILE as JSON.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
+    /// After the run, write a receipt to FILE: every manifest and blob of the bundle the target
+    /// now holds, for `pack --since` on the connected side.
+    #[arg(long, value_name = "FILE")]
+    pub receipt: Option<PathBuf>,
     /// How repository names are formed under the prefix.
     #[arg(long, value_name = "RULE", value_enum, default_value_t = NamingArg::Hash)]
     pub naming: NamingArg,
@@ -159,6 +228,8 @@ pub struct UnpackArgs {
     /// How many blobs to push at once.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 8, value_parser = jobs)]
     pub jobs: usize,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -195,6 +266,8 @@ pub struct VerifyArgs {
     /// Check a relocation: every reference in this mapping resolves in its registry.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -472,4 +545,17 @@ mod tests {
             assert!(split_size(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// `ferry diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier bundle.
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The later bundle.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    #[command(flatten)]
+    pub output_format: OutputArgs,
 }

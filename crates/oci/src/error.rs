@@ -188,6 +188,24 @@ pub enum Error {
     /// A planned archive would be larger than a file can be.
     #[error("planned archive does not fit in a file: sizes add up beyond 2^64 bytes")]
     PlanTooLarge,
+    /// A delta record, receipt or delta `index.json` is not what ferry
+    /// writes.
+    #[error("invalid {kind}: {reason}")]
+    BadRecord {
+        /// What was read: `delta record`, `receipt` or `index.json`.
+        kind: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A delta record or receipt is not valid JSON of the expected shape.
+    #[error("{kind} is not valid JSON of the expected shape")]
+    RecordJson {
+        /// What was read: `delta record`, `receipt` or `index.json`.
+        kind: &'static str,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// An I/O operation failed.
     #[error("{context}")]
     Io {

@@ -7,6 +7,8 @@
 
 #![deny(missing_docs)]
 
+pub mod bases;
+pub mod delta;
 pub mod digest;
 mod error;
 pub mod fsutil;
@@ -19,6 +21,7 @@ pub mod progress;
 pub mod reference;
 pub mod serde_str;
 
+pub use delta::{Base, BaseKind, DeltaRecord, Receipt};
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::{error_chain, Error, Result};
 pub use graph::{Step, Walk, MAX_DEPTH};

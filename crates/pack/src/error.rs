@@ -88,6 +88,51 @@ pub enum Error {
         #[source]
         source: ferry_oci::Error,
     },
+    /// A `--since` base, or an input of `merge`, cannot be used.
+    #[error("{path}")]
+    Base {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: ferry_oci::Error,
+    },
+    /// A delta given to `merge` was made against a base not given before it.
+    #[error(
+        "{delta} was made against {wanted}, which is not among the files given before it \
+         ({given}); give that base first"
+    )]
+    BaseMismatch {
+        /// The delta.
+        delta: PathBuf,
+        /// The base it records (name, kind, sha256).
+        wanted: String,
+        /// The files given before it, with their sha256.
+        given: String,
+    },
+    /// Blobs a delta left out are in none of the files given to `merge`.
+    #[error(
+        "{count} blob(s) ({bytes} bytes) that {delta} leaves to its base are in none of the \
+         files given, e.g. {example}; they come from {bases}"
+    )]
+    MergeMissing {
+        /// The delta.
+        delta: PathBuf,
+        /// How many blobs are missing.
+        count: usize,
+        /// Their total size.
+        bytes: u64,
+        /// One of them.
+        example: Digest,
+        /// The bases that hold them, as the delta records them.
+        bases: String,
+    },
+    /// `merge` was given no delta.
+    #[error("{path} is not a delta: merge takes a base and one or more deltas made with `ferry pack --since`")]
+    NotADelta {
+        /// The file.
+        path: PathBuf,
+    },
     /// `--split` would cut the bundle into more parts than can be named.
     #[error("the bundle is {size} bytes: parts of {part_size} bytes would make {parts} parts, more than the 1000 allowed (.000 to .999); choose a larger --split")]
     TooManyParts {
@@ -108,6 +153,14 @@ pub enum Error {
     /// Nothing to pack.
     #[error("no images to pack: name at least one reference or give --images-file")]
     NothingToPack,
+    /// Images without a signature that holds (`--require-signature`).
+    #[error("{} image(s) without a signature that holds for the key(s) given ({keys}):\n  {}", images.len(), images.join("\n  "))]
+    Unsigned {
+        /// The fingerprints of the keys given.
+        keys: String,
+        /// Each image and why, `reference: reason`.
+        images: Vec<String>,
+    },
     /// A worker task died.
     #[error("internal error: a transfer task failed: {0}")]
     Task(String),

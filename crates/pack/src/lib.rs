@@ -13,6 +13,9 @@ mod archive_hash;
 mod cache;
 mod error;
 mod graph;
+mod merge;
+mod signatures;
+mod since;
 mod write;
 
 use std::collections::BTreeMap;
@@ -27,8 +30,11 @@ use ferry_oci::layout::{BlobClass, LayoutPlan};
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{media_type, Descriptor, Digest, Platform, Progress, Reference};
 use ferry_registry::{Client, Repository};
+use ferry_sign::{Keyring, PrivateKey, SignatureReport};
 
 pub use error::{Error, Result};
+pub use merge::{merge, MergeSummary};
+pub use since::DeltaSummary;
 
 use cache::RepoCache;
 use graph::{Resolved, WalkOptions};
@@ -48,6 +54,14 @@ pub struct PackOptions {
     pub jobs: usize,
     /// Where the bundle goes.
     pub output: PathBuf,
+    /// Bases (bundles, deltas, receipts): when any, write a delta that
+    /// leaves out the layers they hold.
+    pub since: Vec<PathBuf>,
+    /// Refuse, before writing anything, an image without a cosign
+    /// signature that holds for one of these keys.
+    pub require_signature: Option<Keyring>,
+    /// Sign the bundle with this key: `OUT.sig` beside `OUT.sha256`.
+    pub sign: Option<Arc<PrivateKey>>,
     /// Cut the bundle into parts of this many bytes (`OUT.000`, `OUT.001`,
     /// …; the last may be shorter) instead of one file.
     pub split: Option<u64>,
@@ -99,6 +113,15 @@ pub struct PackSummary {
     pub blob_bytes: u64,
     /// Bytes not stored twice because images share blobs.
     pub bytes_saved_by_sharing: u64,
+    /// What a delta (`--since`) leaves to its bases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaSummary>,
+    /// Who signed each image (`--require-signature`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<SignatureReport>,
+    /// The bundle's detached signature file (`--sign`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_file: Option<PathBuf>,
     /// Wall time.
     #[serde(serialize_with = "seconds")]
     pub elapsed: Duration,
@@ -121,6 +144,7 @@ pub async fn pack(
     if references.is_empty() {
         return Err(Error::NothingToPack);
     }
+    let bases = since::open_bases(&options.since)?;
     let walk = WalkOptions {
         platforms: options.platforms.clone(),
         referrers: options.referrers,
@@ -133,19 +157,45 @@ pub async fn pack(
         .try_collect()
         .await?;
     resolved.sort_by_key(|r| r.reference.to_string());
+    let signatures = match &options.require_signature {
+        Some(keys) => {
+            progress.note("checking image signatures");
+            Some(signatures::require(client, &resolved, keys).await?)
+        }
+        None => None,
+    };
 
     let content = Content::merge(&resolved);
-    let index_json = content.index_json();
+    let mut index_json = content.index_json();
+    let delta = (!bases.is_empty()).then(|| {
+        since::PlannedDelta::new(
+            &bases,
+            content.blobs.iter().map(|(d, b)| (d, b.size, b.class)),
+        )
+    });
+    let mut extra = Vec::new();
+    if let Some(delta) = &delta {
+        index_json = delta.index_json(&index_json);
+        extra.push((
+            delta.digest.clone(),
+            delta.bytes.len() as u64,
+            BlobClass::Manifest,
+        ));
+    }
+    let left_out = delta.as_ref().map(|d| &d.left_out);
+    let carried = |d: &Digest| !left_out.is_some_and(|l| l.contains_key(d));
     let plan = LayoutPlan::new(
         index_json,
         content
             .manifests
             .iter()
             .map(|(d, bytes)| (d.clone(), bytes.len() as u64, BlobClass::Manifest))
+            .chain(extra)
             .chain(
                 content
                     .blobs
                     .iter()
+                    .filter(|(d, _)| carried(d))
                     .map(|(d, b)| (d.clone(), b.size, b.class)),
             ),
     )
@@ -155,6 +205,8 @@ pub async fn pack(
     for planned in plan.blobs() {
         if let Some(bytes) = content.manifests.get(&planned.digest) {
             bundle.write_at(bytes, planned.data_offset)?;
+        } else if let Some(d) = delta.as_ref().filter(|d| d.digest == planned.digest) {
+            bundle.write_at(&d.bytes, planned.data_offset)?;
         } else if let Some(blob) = content.blobs.get(&planned.digest) {
             jobs.push(BlobJob {
                 digest: planned.digest.clone(),
@@ -171,9 +223,20 @@ pub async fn pack(
         .await?;
     progress.finish();
     let committed = bundle.commit(progress).await?;
+    let signature_file = match &options.sign {
+        Some(key) => Some(write::sign_bundle(&options.output, &committed.sha256, key)?),
+        None => None,
+    };
 
     let images = resolved.iter().map(packed_image).collect();
     let blob_bytes = content.blobs.values().map(|b| b.size).sum::<u64>();
+    let (blobs_carried, bytes_carried) = match &delta {
+        Some(d) => (
+            content.blobs.len() - d.left_out.len(),
+            blob_bytes - d.summary.bytes_left_out,
+        ),
+        None => (content.blobs.len(), blob_bytes),
+    };
     let per_image_bytes: u64 = resolved
         .iter()
         .map(|r| r.blobs.values().map(|(size, _)| size).sum::<u64>())
@@ -186,9 +249,12 @@ pub async fn pack(
         removed: committed.removed,
         images,
         manifests: content.manifests.len(),
-        blobs: content.blobs.len(),
-        blob_bytes,
+        blobs: blobs_carried,
+        blob_bytes: bytes_carried,
         bytes_saved_by_sharing: per_image_bytes.saturating_sub(blob_bytes),
+        delta: delta.map(|d| d.summary),
+        signatures,
+        signature_file,
         elapsed: started.elapsed(),
     })
 }

@@ -12,6 +12,7 @@ use ferry_oci::layout::{
 use ferry_oci::{Digest, DigestHasher, Progress};
 use ferry_parity::Geometry;
 use ferry_registry::{Client, Failure, Repository};
+use ferry_sign::{BundleSignature, PrivateKey};
 use tokio::task::JoinSet;
 
 use crate::archive_hash::ArchiveHasher;
@@ -501,4 +502,21 @@ async fn fetch_once(
     Err(Failed::Final(last_error.unwrap_or_else(|| {
         Error::Task(format!("no source for blob {}", job.digest))
     })))
+}
+
+/// Write `OUT.sig`, the bundle's detached signature over its sha256
+/// (`hex`: the whole bundle's, as in `OUT.sha256`, parts or not),
+/// atomically; returns its path.
+pub(crate) fn sign_bundle(output: &Path, hex: &str, key: &PrivateKey) -> Result<PathBuf> {
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(hex, &mut sha256)
+        .map_err(|e| Error::Task(format!("the bundle's sha256 {hex:?} is not hex: {e}")))?;
+    let text = BundleSignature::sign(sha256, key).to_text();
+    let path = ferry_sign::signature_path(output);
+    fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| Error::Io {
+        action: "cannot write",
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
 }

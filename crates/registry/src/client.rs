@@ -634,6 +634,54 @@ impl Client {
             target = next.to_string();
         }
     }
+
+    /// The repositories the registry lists (`/v2/_catalog`, following
+    /// `Link` pagination) whose names start with `prefix/` (all, when
+    /// `prefix` is empty). `registry` names the host; its repository name
+    /// is not used. Many registries refuse the catalog: callers treat an
+    /// error as "nothing known".
+    pub async fn catalog(&self, registry: &Repository, prefix: &str) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Catalog {
+            #[serde(default)]
+            repositories: Option<Vec<String>>,
+        }
+        let mut out = Vec::new();
+        let mut target = "/v2/_catalog?n=1000".to_string();
+        let wanted = format!("{prefix}/");
+        loop {
+            let plan = Self::lookup(Method::GET, registry, target.clone());
+            let answer = self
+                .transport
+                .send_whole(&plan, Ok, 16 * MAX_MANIFEST_BYTES)
+                .await?;
+            if !answer.status.is_success() {
+                return Ok(out);
+            }
+            let next = answer.header("link").and_then(|l| {
+                let start = l.find('<')? + 1;
+                let end = l.find('>')?;
+                Some(l[start..end].to_string())
+            });
+            let catalog: Catalog =
+                serde_json::from_slice(&answer.body).map_err(|e| Error::Protocol {
+                    host: registry.host().to_string(),
+                    what: "catalog".to_string(),
+                    reason: e.to_string(),
+                })?;
+            out.extend(
+                catalog
+                    .repositories
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|r| prefix.is_empty() || r.starts_with(&wanted)),
+            );
+            match next {
+                Some(n) if out.len() < 100_000 => target = n,
+                _ => return Ok(out),
+            }
+        }
+    }
 }
 
 fn not_found(repo: &Repository, what: String) -> Error {

@@ -265,6 +265,22 @@ pub fn push_many_small_workload(host: &str, repos: usize, tags: usize) -> BenchW
 /// 1 GB of unique blobs, with one layer of 512 MiB); layers never go below
 /// 1 KiB.
 pub fn push_bench_workload(host: &str, scale: f64) -> BenchWorkload {
+    push_bench_release(host, scale, 1)
+}
+
+/// Push release `release` of the benchmark workload (see
+/// [`push_bench_workload`]), tagged `:1` like the first. From release 2 on,
+/// each app image's own layers and the amd64 platform layer of the index
+/// are new (about a tenth of the bytes, the delta bundle's case); the rest
+/// is unchanged.
+pub fn push_bench_release(host: &str, scale: f64, release: u32) -> BenchWorkload {
+    let changed = |name: String| {
+        if release > 1 {
+            format!("{name}-r{release}")
+        } else {
+            name
+        }
+    };
     let pusher = Pusher::new(&format!("http://{host}"));
     let mut w = Workload {
         pusher: &pusher,
@@ -284,8 +300,11 @@ pub fn push_bench_workload(host: &str, scale: f64) -> BenchWorkload {
     // bench/app-N:1 — base + runtime + an app layer + a few small layers.
     for n in 1..=4 {
         let repo = format!("bench/app-{n}");
-        let mut own = vec![LayerSpec::new(format!("app-{n}"), 8 * MIB, scale)];
-        own.extend((1..=5).map(|k| LayerSpec::new(format!("app-{n}-small-{k}"), 32 * 1024, scale)));
+        let mut own = vec![LayerSpec::new(changed(format!("app-{n}")), 8 * MIB, scale)];
+        own.extend(
+            (1..=5)
+                .map(|k| LayerSpec::new(changed(format!("app-{n}-small-{k}")), 32 * 1024, scale)),
+        );
         let mut layers = vec![&base, &runtime];
         layers.extend(own.iter());
         let (m, _) = w.image(&repo, &format!("app-{n}"), amd64, &layers);
@@ -305,7 +324,9 @@ pub fn push_bench_workload(host: &str, scale: f64) -> BenchWorkload {
             Some(v) => format!("{arch}-{v}"),
             None => arch.to_string(),
         };
-        let own = LayerSpec::new(format!("multi-{label}"), 48 * MIB, scale);
+        let name = format!("multi-{label}");
+        let name = if arch == "amd64" { changed(name) } else { name };
+        let own = LayerSpec::new(name, 48 * MIB, scale);
         let (m, digest) = w.image("bench/multi", &label, (arch, variant), &[&own, &assets]);
         let mut platform = json!({"architecture": arch, "os": "linux"});
         if let Some(v) = variant {

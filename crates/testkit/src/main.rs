@@ -14,10 +14,14 @@ const USAGE: &str = "usage:
   ferry-fixtures serve DIR [--big-layer-bytes N]
       start docker-registry on 127.0.0.1:<free port> with storage in DIR, push the
       fixtures, print the registry's host, then become the registry until killed
-  ferry-fixtures bench-workload HOST[:PORT] [--scale F] [--blobs FILE]
+  ferry-fixtures bench-workload HOST[:PORT] [--scale F] [--release N] [--blobs FILE]
       push the benchmark workload (about F GB, default 1) into a running plain-HTTP
       registry, streaming; print its references; with --blobs, write every unique
-      config and layer to FILE as `repository digest size` lines
+      config and layer to FILE as `repository digest size` lines; --release 2 pushes
+      the next release (about a tenth of the bytes new) under the same tags
+  ferry-fixtures sign HOST[:PORT] KEY.pem < REFERENCES
+      sign each reference read from standard input (HOST[:PORT]/REPO:TAG, one a line)
+      with the PEM private key, cosign format, pushing the sha256-<hex>.sig tag
   ferry-fixtures small-workload HOST[:PORT] REPOS TAGS
       push the many-small-images workload (REPOS repositories x TAGS tags, one shared
       base layer, every fourth repository of indexes); print its references";
@@ -28,6 +32,7 @@ enum Command {
     BenchWorkload {
         host: String,
         scale: f64,
+        release: u32,
         blobs: Option<PathBuf>,
     },
     SmallWorkload {
@@ -35,12 +40,17 @@ enum Command {
         repos: usize,
         tags: usize,
     },
+    Sign {
+        host: String,
+        key: PathBuf,
+    },
 }
 
 fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
     let mut options = FixtureOptions::default();
     let mut positional = Vec::new();
     let mut scale = None;
+    let mut release = 1;
     let mut blobs = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -62,6 +72,14 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
                 }
                 scale = Some(f);
             }
+            "--release" => {
+                let value = rest.next().ok_or("--release needs a number")?;
+                release = value
+                    .parse()
+                    .ok()
+                    .filter(|r| *r >= 1)
+                    .ok_or(format!("--release {value:?}: expected 1, 2, ..."))?;
+            }
             "--blobs" => {
                 let value = rest.next().ok_or("--blobs needs a file")?;
                 blobs = Some(PathBuf::from(value));
@@ -74,9 +92,14 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
     let command = match positional.as_slice() {
         [cmd, host] if cmd == "push" => Command::Push(host.clone()),
         [cmd, dir] if cmd == "serve" => Command::Serve(PathBuf::from(dir)),
+        [cmd, host, key] if cmd == "sign" => Command::Sign {
+            host: host.to_string(),
+            key: PathBuf::from(key),
+        },
         [cmd, host] if cmd == "bench-workload" => Command::BenchWorkload {
             host: host.clone(),
             scale: scale.unwrap_or(1.0),
+            release,
             blobs: blobs.take(),
         },
         [cmd, host, repos, tags] if cmd == "small-workload" => Command::SmallWorkload {
@@ -120,7 +143,6 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::BenchWorkload { host, scale, blobs } => bench_workload(&host, scale, blobs),
         Command::SmallWorkload { host, repos, tags } => {
             let workload = ferry_testkit::push_many_small_workload(&host, repos, tags);
             let mut out = std::io::stdout().lock();
@@ -131,6 +153,13 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::BenchWorkload {
+            host,
+            scale,
+            release,
+            blobs,
+        } => bench_workload(&host, scale, release, blobs),
+        Command::Sign { host, key } => sign(&host, key),
         Command::Serve(dir) => {
             let registry = RegistryProcess::start_with(RegistryOptions {
                 storage_dir: Some(dir),
@@ -146,8 +175,38 @@ fn main() -> ExitCode {
     }
 }
 
-fn bench_workload(host: &str, scale: f64, blobs: Option<PathBuf>) -> ExitCode {
-    let workload = ferry_testkit::push_bench_workload(host, scale);
+/// Sign every reference on standard input with `key` (cosign format).
+fn sign(host: &str, key: PathBuf) -> ExitCode {
+    use ferry_testkit::cosign::{push_signature, KeyPair, SignedPayload};
+    let pusher = ferry_testkit::Pusher::new(&format!("http://{host}"));
+    let key = KeyPair {
+        private: key,
+        public: PathBuf::new(),
+    };
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else {
+            return ExitCode::FAILURE;
+        };
+        let reference = line.trim();
+        if reference.is_empty() {
+            continue;
+        }
+        let path = reference
+            .strip_prefix(&format!("{host}/"))
+            .unwrap_or(reference);
+        let Some((repo, tag)) = path.rsplit_once(':') else {
+            eprintln!("ferry-fixtures: {reference}: expected HOST/REPO:TAG");
+            return ExitCode::FAILURE;
+        };
+        let digest = pusher.manifest_digest(repo, tag);
+        let payload = SignedPayload::for_digest(&key, repo, &digest);
+        push_signature(&pusher, repo, &digest, &[payload]);
+    }
+    ExitCode::SUCCESS
+}
+
+fn bench_workload(host: &str, scale: f64, release: u32, blobs: Option<PathBuf>) -> ExitCode {
+    let workload = ferry_testkit::push_bench_release(host, scale, release);
     if let Some(path) = blobs {
         let lines: String = workload
             .blobs

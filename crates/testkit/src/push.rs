@@ -71,6 +71,30 @@ impl Pusher {
             .unwrap_or_else(|e| panic!("{what}: request to {} failed: {e}", self.base))
     }
 
+    /// The digest of the manifest `repo:reference` (the sha256 of the bytes
+    /// served, any manifest media type).
+    pub fn manifest_digest(&self, repo: &str, reference: &str) -> String {
+        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
+        let accept = "application/vnd.oci.image.index.v1+json, \
+            application/vnd.oci.image.manifest.v1+json, \
+            application/vnd.docker.distribution.manifest.list.v2+json, \
+            application/vnd.docker.distribution.manifest.v2+json";
+        let response = self.send(
+            "getting a manifest",
+            self.request(reqwest::Method::GET, &url)
+                .header("Accept", accept),
+        );
+        let response = expect_status(
+            response,
+            StatusCode::OK,
+            &format!("GET manifest {repo}:{reference}"),
+        );
+        let bytes = response
+            .bytes()
+            .unwrap_or_else(|e| panic!("reading manifest {repo}:{reference}: {e}"));
+        crate::content::sha256(&bytes)
+    }
+
     /// Whether `repo` already holds blob `digest`.
     pub fn blob_exists(&self, repo: &str, digest: &str) -> bool {
         let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);

@@ -14,6 +14,27 @@ pub enum Error {
          (e.g. `cat > bundle.tar`) and use that"
     )]
     Stdin,
+    /// A signature requirement with the bundle on standard input.
+    #[error(
+        "--bundle-key and --require-signature are checked before anything is pushed, \
+         which needs the bundle as a file; save the stream to a file first"
+    )]
+    SignatureNeedsFile,
+    /// The bundle's signature does not hold, or signatures cannot be read.
+    #[error("refusing to unpack, nothing was pushed")]
+    Signature {
+        /// Why.
+        #[source]
+        source: ferry_sign::Error,
+    },
+    /// Images without a signature that holds (`--require-signature`).
+    #[error("refusing to unpack, nothing was pushed: {} image(s) without a signature that holds for the key(s) given ({keys}):\n  {}", images.len(), images.join("\n  "))]
+    Unsigned {
+        /// The fingerprints of the keys given.
+        keys: String,
+        /// Each image and why, `reference: reason`.
+        images: Vec<String>,
+    },
     /// The bundle stream could not be read as an OCI image layout.
     #[error("reading the bundle from the stream")]
     Stream {
@@ -268,6 +289,54 @@ pub enum Error {
     /// The mapping file could not be written.
     #[error("writing mapping {path}")]
     Mapping {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bundle's delta record cannot be read.
+    #[error("reading the delta record of the bundle")]
+    Delta {
+        /// Why.
+        #[source]
+        source: ferry_oci::Error,
+    },
+    /// A delta was made against a receipt of another registry or prefix.
+    #[error(
+        "this delta was made against the receipt {base}, which describes {receipt_target}, \
+         not {target}; unpack it into {receipt_target}, or pack a delta against a receipt \
+         of {target}"
+    )]
+    ReceiptTarget {
+        /// The receipt, as the delta names it.
+        base: String,
+        /// What the receipt describes.
+        receipt_target: String,
+        /// Where this unpack goes.
+        target: String,
+    },
+    /// The target lacks blobs a delta leaves to its base; nothing was pushed.
+    #[error(
+        "{target} lacks {count} blob(s) ({bytes} bytes) that this delta leaves to its base, \
+         e.g. {example}; nothing was pushed. Load {bases} into {target} first (or unpack the \
+         full bundle, `ferry merge` rebuilds it)"
+    )]
+    BaseMissing {
+        /// The target.
+        target: String,
+        /// How many blobs are missing.
+        count: usize,
+        /// Their total size.
+        bytes: u64,
+        /// One of them.
+        example: Digest,
+        /// The bases that provide them (name, kind, sha256).
+        bases: String,
+    },
+    /// The receipt file could not be written.
+    #[error("writing receipt {path}")]
+    Receipt {
         /// The file.
         path: PathBuf,
         /// Why.

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use ferry_oci::{Descriptor, Digest, LayoutArchive, Manifest};
+use ferry_oci::delta::{delta_record_digest, MAX_RECORD_SIZE};
+use ferry_oci::{DeltaRecord, Descriptor, Digest, LayoutArchive, Manifest};
 
 /// Whether a bundle holds a blob, as far as the planner can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub(crate) trait Holdings {
     fn held(&self, digest: &Digest) -> Held;
     /// Read, check and parse the manifest `digest`.
     fn manifest(&self, digest: &Digest, media_type: Option<&str>) -> ferry_oci::Result<Manifest>;
+    /// The delta record, when the bundle is a delta.
+    fn delta(&self) -> ferry_oci::Result<Option<DeltaRecord>>;
 }
 
 impl Holdings for LayoutArchive {
@@ -41,6 +44,10 @@ impl Holdings for LayoutArchive {
     fn manifest(&self, digest: &Digest, media_type: Option<&str>) -> ferry_oci::Result<Manifest> {
         LayoutArchive::manifest(self, digest, media_type)
     }
+
+    fn delta(&self) -> ferry_oci::Result<Option<DeltaRecord>> {
+        ferry_oci::bases::delta_record(self)
+    }
 }
 
 /// The head of a stream: `index.json` and the blobs read so far that are
@@ -48,6 +55,8 @@ impl Holdings for LayoutArchive {
 #[derive(Debug, Default)]
 pub(crate) struct Buffered {
     pub index: Vec<Descriptor>,
+    /// The exact bytes of `index.json` (a delta's names its record).
+    pub index_json: Vec<u8>,
     pub blobs: HashMap<Digest, Vec<u8>>,
     /// The stream has ended: what is not buffered is not in the bundle.
     pub ended: bool,
@@ -81,5 +90,24 @@ impl Holdings for Buffered {
             });
         }
         Manifest::parse_as(bytes.clone(), media_type, digest.algorithm())
+    }
+
+    fn delta(&self) -> ferry_oci::Result<Option<DeltaRecord>> {
+        let Some(digest) = delta_record_digest(&self.index_json)? else {
+            return Ok(None);
+        };
+        let bytes = self
+            .blobs
+            .get(&digest)
+            .ok_or(ferry_oci::Error::BlobNotFound {
+                digest: digest.clone(),
+            })?;
+        if bytes.len() as u64 > MAX_RECORD_SIZE || digest.recompute(bytes) != digest {
+            return Err(ferry_oci::Error::DigestMismatch {
+                found: digest.recompute(bytes),
+                expected: digest,
+            });
+        }
+        DeltaRecord::parse(bytes).map(Some)
     }
 }

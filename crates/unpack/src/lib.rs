@@ -15,17 +15,20 @@
 #![deny(missing_docs)]
 
 mod check;
+mod delta;
 mod error;
 mod existing;
 mod holdings;
 mod mapping;
 mod plan;
 mod push;
+mod receipt;
 mod repos;
 mod sparse;
 mod stream;
 mod stream_push;
 mod summary;
+mod trust;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,13 +43,16 @@ use ferry_registry::{Client, Repository};
 
 pub use check::TagMove;
 pub use check::{check, tag_moves, CheckReport, CheckRow, CheckStatus};
+pub use delta::PlanDelta;
 pub use error::{Error, Result};
 pub use existing::ExistingTag;
 pub use mapping::write_mapping;
 pub use plan::{plan, Plan, PlannedImage, PlannedReferrer, SparseMode};
+pub use receipt::{collect_receipt, write_receipt};
 pub use stream::HEAD_LIMIT;
 pub use stream_push::plan_stream;
 pub use summary::{UnpackSummary, UnpackedImage, UnpackedReferrer};
+pub use trust::{check_signatures, SignaturePolicy};
 
 use push::Pusher;
 use repos::{Outcome, RepoPlan};
@@ -69,6 +75,10 @@ pub struct UnpackOptions {
     pub mapping: Option<PathBuf>,
     /// What to do with tags of the target that would move.
     pub existing_tag: ExistingTag,
+    /// Where to write the receipt after the run, if anywhere.
+    pub receipt: Option<PathBuf>,
+    /// Signatures that must hold before anything is pushed.
+    pub signatures: SignaturePolicy,
 }
 
 /// Open a bundle file for [`plan`] (`-`, standard input, is refused: blobs
@@ -103,8 +113,9 @@ pub fn plan_bundle(
 /// are pushed as they go by, one at a time, and nothing is written to
 /// disk.
 ///
-/// Fails before pushing anything when the bundle is unreadable, its graph
-/// is incomplete, or names collide. Once pushing starts, an image that
+/// Fails before pushing anything when a signature the policy
+/// ([`UnpackOptions::signatures`]) requires does not hold, the bundle is
+/// unreadable, its graph is incomplete, or names collide. Once pushing starts, an image that
 /// fails (a blob that will not push, a corrupt blob, a sparse index the
 /// registry refuses) gets no tag and is reported in the summary with its
 /// error; the others carry on. The mapping then lists only the images
@@ -115,13 +126,29 @@ pub async fn unpack(
     progress: Arc<dyn Progress>,
 ) -> Result<UnpackSummary> {
     if options.bundle == Path::new("-") {
-        return unpack_stream(client, options, std::io::stdin(), progress).await;
+        if !options.signatures.is_empty() {
+            return Err(Error::SignatureNeedsFile);
+        }
+        let reader = receipt::HashingReader::new(std::io::stdin());
+        let hasher = reader.hasher.clone();
+        // The receipt's sha256 covers the whole stream: what the layout
+        // reader left (end-of-archive padding) goes through the same hasher.
+        let sha256 = move || {
+            let mut rest = receipt::HashingReader {
+                inner: std::io::stdin(),
+                hasher,
+            };
+            std::io::copy(&mut rest, &mut std::io::sink()).map(|_| receipt::hex_of(&rest.hasher))
+        };
+        return unpack_stream(client, options, reader, progress, Box::new(sha256)).await;
     }
     let started = Instant::now();
     let (archive, mut plan) = {
         let options = options.clone();
         tokio::task::spawn_blocking(move || {
+            trust::check_bundle_signature(&options.bundle, &options.signatures)?;
             let archive = open_bundle(&options.bundle)?;
+            trust::check_image_signatures(&archive, &options.signatures)?;
             let plan = plan(&archive, &options.target, options.naming, options.sparse)?;
             Ok::<_, Error>((archive, plan))
         })
@@ -134,8 +161,15 @@ pub async fn unpack(
     let host = plan.target.registry().to_string();
     let archive = Arc::new(archive);
     let pusher = Arc::new(Pusher::new(client.clone(), options.jobs, progress.clone()));
+    let bundle_sha256 = options.receipt.is_some().then(|| {
+        let path = options.bundle.clone();
+        tokio::task::spawn_blocking(move || ferry_oci::bases::file_sha256(&path, false))
+    });
 
     let repos = repos_to_fill(&pusher, &plan, options.jobs).await;
+    if let Some(delta) = &plan.delta {
+        delta::ensure_base(&pusher, delta, &repos, &plan.target).await?;
+    }
     progress.start("pushing", RepoPlan::items(&repos), RepoPlan::bytes(&repos));
     // Repositories fill side by side; the pusher bounds the transfers in
     // flight and lets a blob shared between repositories be uploaded once.
@@ -160,7 +194,20 @@ pub async fn unpack(
         outcome.merge(other);
     }
     progress.finish();
-    finish(options, &plan, &pusher, outcome, moves, started)
+    let summary = finish(options, &plan, &pusher, outcome, moves, started)?;
+    if let Some(hashing) = bundle_sha256 {
+        let sha256 = hashing
+            .await
+            .map_err(|e| Error::Task {
+                reason: e.to_string(),
+            })?
+            .map_err(|source| Error::Bundle {
+                path: options.bundle.clone(),
+                source,
+            })?;
+        receipt::after_run(client, options, &plan, sha256).await?;
+    }
+    Ok(summary)
 }
 
 /// Every repository of the plan, with what it already has found top-down
@@ -272,6 +319,7 @@ fn finish(
         tags_left,
         failed,
         mapping_file: options.mapping.clone(),
+        receipt_file: options.receipt.clone(),
         mapping,
         elapsed: started.elapsed(),
     })

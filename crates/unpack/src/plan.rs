@@ -15,6 +15,7 @@ use ferry_oci::{
     RelocationTarget, Step, Walk, MAX_DEPTH,
 };
 
+use crate::delta::{check_target, plan_delta, PlanDelta, WithBase};
 use crate::holdings::{Held, Holdings};
 use crate::sparse;
 use crate::{Error, Result};
@@ -147,6 +148,9 @@ pub struct Plan {
     pub blob_count: usize,
     /// Their total size.
     pub blob_bytes: u64,
+    /// For a delta: what it leaves to its base, which the target must hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<PlanDelta>,
     #[serde(skip)]
     pub(crate) manifests: BTreeMap<Digest, Manifest>,
     #[serde(skip)]
@@ -189,6 +193,19 @@ pub(crate) fn plan_holdings(
     naming: Naming,
     sparse: SparseMode,
 ) -> Result<Plan> {
+    let record = archive.delta().map_err(|source| Error::Delta { source })?;
+    let with_base;
+    let archive: &dyn Holdings = match &record {
+        Some(record) => {
+            check_target(record, target)?;
+            with_base = WithBase {
+                inner: archive,
+                left_out: record.left_out_sizes(),
+            };
+            &with_base
+        }
+        None => archive,
+    };
     let mut walker = Walker {
         archive,
         manifests: BTreeMap::new(),
@@ -257,6 +274,11 @@ pub(crate) fn plan_holdings(
         blobs.extend(b.iter().cloned());
     }
     let blob_bytes = blobs.iter().map(|d| walker.blob_sizes[d]).sum();
+    let needed: BTreeMap<Digest, u64> = blobs
+        .iter()
+        .map(|d| (d.clone(), walker.blob_sizes[d]))
+        .collect();
+    let delta = record.map(|r| plan_delta(r, &needed));
     Ok(Plan {
         target: target.clone(),
         naming,
@@ -266,6 +288,7 @@ pub(crate) fn plan_holdings(
         manifest_count: manifests.len(),
         blob_count: blobs.len(),
         blob_bytes,
+        delta,
         manifests: walker.manifests,
         blob_sizes: walker.blob_sizes,
     })

@@ -185,7 +185,17 @@ impl Pusher {
         Ok(())
     }
 
-    fn locate(&self, digest: &Digest, repo: &Repository) {
+    /// Repositories of the target under `prefix`, as its catalog lists
+    /// them; empty when the registry will not say.
+    pub async fn catalog_under(&self, registry: &Repository, prefix: &str) -> Vec<String> {
+        self.client
+            .catalog(registry, prefix)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Remember that `repo` holds `digest`, so other repositories mount it.
+    pub(crate) fn locate(&self, digest: &Digest, repo: &Repository) {
         self.located
             .lock()
             .expect("lock")

@@ -91,6 +91,14 @@ impl Head {
                 }
             }
         }
+        // A delta's record is planned with, like a manifest `index.json`
+        // names.
+        if let Ok(Some(record)) = ferry_oci::delta::delta_record_digest(&self.buffered.index_json) {
+            if !self.buffered.blobs.contains_key(&record) {
+                named_missing = true;
+                missing.insert(record);
+            }
+        }
         (missing, named_missing)
     }
 }
@@ -133,9 +141,11 @@ pub(crate) fn drive(
         }
     }
     let index = stream.index().map(<[_]>::to_vec);
+    let index_json = stream.index_json().map(<[_]>::to_vec);
     stream.finish().map_err(stream_err)?;
     if planned.is_none() {
         head.buffered.index = index.unwrap_or_default();
+        head.buffered.index_json = index_json.unwrap_or_default();
         head.buffered.ended = true;
         Planned::new(&mut head, settings, arrivals)?;
     }
@@ -164,6 +174,7 @@ fn ready(stream: &LayoutStream, head: &mut Head, partial: bool) -> bool {
     }
     if head.buffered.index.is_empty() {
         head.buffered.index = index.to_vec();
+        head.buffered.index_json = stream.index_json().unwrap_or_default().to_vec();
     }
     let (missing, named_missing) = head.missing();
     if partial {

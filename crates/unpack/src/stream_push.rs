@@ -88,6 +88,7 @@ pub(crate) async fn unpack_stream(
     options: &UnpackOptions,
     reader: impl Read + Send + 'static,
     progress: Arc<dyn Progress>,
+    bundle_sha256: Box<dyn FnOnce() -> io::Result<String> + Send>,
 ) -> Result<UnpackSummary> {
     let started = Instant::now();
     let (events, mut received) = mpsc::channel(1);
@@ -117,8 +118,28 @@ pub(crate) async fn unpack_stream(
     let host = plan.target.registry().to_string();
     let pusher = Pusher::new(client.clone(), 1, progress.clone());
     let repos = crate::repos_to_fill(&pusher, &plan, options.jobs).await;
-    progress.start("pushing", RepoPlan::items(&repos), RepoPlan::bytes(&repos));
     let mut results: Vec<BTreeMap<Digest, Option<String>>> = vec![BTreeMap::new(); repos.len()];
+    if let Some(delta) = &plan.delta {
+        crate::delta::ensure_base(&pusher, delta, &repos, &plan.target).await?;
+    }
+    progress.start("pushing", RepoPlan::items(&repos), RepoPlan::bytes(&repos));
+    if let Some(delta) = &plan.delta {
+        // Left to the base: never in the stream; present or mounted.
+        for (r, repo_plan) in repos.iter().enumerate() {
+            let repo = Repository::new(host.clone(), repo_plan.path.clone());
+            for (digest, &size) in repo_plan.blobs.iter() {
+                if !delta.left_out.contains_key(digest) {
+                    continue;
+                }
+                let open = || Err(io::Error::other("left to the delta's base, which lacks it"));
+                let outcome = pusher
+                    .push_blob(&repo, digest, size, open, &AtomicBool::new(false))
+                    .await;
+                progress.item_done();
+                results[r].insert(digest.clone(), outcome.err().map(|e| error_chain(&e)));
+            }
+        }
+    }
     while let Some(Event::Blob { digest, body }) = received.recv().await {
         let size = plan.blob_sizes[&digest];
         let (chunks, corrupt) = match body {
@@ -168,7 +189,22 @@ pub(crate) async fn unpack_stream(
             .await;
     }
     progress.finish();
-    finish(options, &plan, &pusher, outcome, moves, started)
+    let summary = finish(options, &plan, &pusher, outcome, moves, started)?;
+    if options.receipt.is_some() {
+        let sha256 = tokio::task::spawn_blocking(bundle_sha256)
+            .await
+            .map_err(|e| Error::Task {
+                reason: e.to_string(),
+            })?
+            .map_err(|source| Error::Stream {
+                source: ferry_oci::Error::Io {
+                    context: "reading the rest of the stream".into(),
+                    source,
+                },
+            })?;
+        crate::receipt::after_run(client, options, &plan, sha256).await?;
+    }
+    Ok(summary)
 }
 
 /// The reading side of a dry run: blobs are hashed and dropped.
@@ -223,9 +259,11 @@ pub fn plan_stream(
     let plan = check.plan.ok_or_else(|| Error::Task {
         reason: "the stream was read without a plan".into(),
     })?;
+    let left_out = plan.delta.as_ref().map(|d| &d.left_out);
     let problems: Vec<String> = plan
         .blob_sizes
         .keys()
+        .filter(|d| !left_out.is_some_and(|l| l.contains_key(*d)))
         .filter_map(|d| match check.arrived.get(d) {
             None => Some(format!("{d}: not in the bundle")),
             Some(Some(problem)) => Some(format!("{d}: {problem}")),

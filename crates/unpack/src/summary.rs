@@ -87,6 +87,9 @@ pub struct UnpackSummary {
     pub failed: usize,
     /// The mapping file written, if any.
     pub mapping_file: Option<PathBuf>,
+    /// The receipt file written, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_file: Option<PathBuf>,
     /// The mapping of the images pushed: original -> relocated.
     pub mapping: BTreeMap<String, String>,
     /// Wall time in seconds.

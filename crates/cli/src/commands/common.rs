@@ -11,6 +11,15 @@ use serde::Serialize;
 
 use crate::args::RegistryArgs;
 
+/// The keys of a repeatable key flag, loaded now so a bad key file stops the
+/// command before any work; `None` when the flag was not given.
+pub fn keyring(paths: &[std::path::PathBuf]) -> anyhow::Result<Option<ferry_sign::Keyring>> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(ferry_sign::Keyring::load(paths)?))
+}
+
 /// A registry client configured from the flags.
 pub fn client(args: &RegistryArgs) -> anyhow::Result<Client> {
     let config = ClientConfig {

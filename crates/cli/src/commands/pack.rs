@@ -15,6 +15,17 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
     if !args.images_from.is_empty() {
         references.extend(super::images::from_paths(&args.images_from)?);
     }
+    let require_signature = common::keyring(&args.require_signature)?;
+    if require_signature.is_some() && args.no_referrers {
+        anyhow::bail!(
+            "--require-signature checks the signatures carried with each image; \
+             it cannot be used with --no-referrers"
+        );
+    }
+    let sign = match &args.sign {
+        Some(path) => Some(std::sync::Arc::new(ferry_sign::PrivateKey::load(path)?)),
+        None => None,
+    };
     let client = common::client(&args.registry)?;
     let options = PackOptions {
         references,
@@ -22,6 +33,9 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
         referrers: !args.no_referrers,
         jobs: args.jobs,
         output: args.output.clone(),
+        since: args.since.clone(),
+        require_signature,
+        sign,
         split: args.split,
         parity: args.parity as usize,
     };
@@ -44,6 +58,9 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
 
 fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
+    if let Some(report) = &s.signatures {
+        super::verify::print_signatures(&mut out, report)?;
+    }
     for image in &s.images {
         write!(out, "packed {} {}", image.reference, image.digest)?;
         if !image.platforms_carried.is_empty() {
@@ -67,6 +84,16 @@ fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
         human_bytes(s.bytes_saved_by_sharing),
         s.elapsed.as_secs_f64()
     )?;
+    if let Some(d) = &s.delta {
+        let bases: Vec<String> = d.bases.iter().map(|b| b.describe()).collect();
+        writeln!(
+            out,
+            "delta: {} blob(s), {} left to {}",
+            d.blobs_left_out,
+            human_bytes(d.bytes_left_out),
+            bases.join(", ")
+        )?;
+    }
     for path in &s.removed {
         writeln!(out, "removed {} (left by an earlier pack)", path.display())?;
     }
@@ -91,5 +118,8 @@ fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
         s.sha256,
         ferry_oci::layout::checksum_path(&s.output).display()
     )?;
+    if let Some(path) = &s.signature_file {
+        writeln!(out, "signed: wrote {}", path.display())?;
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ferry_oci::{Naming, RelocationTarget};
-use ferry_unpack::{Plan, SparseMode, UnpackOptions, UnpackSummary};
+use ferry_unpack::{Plan, SignaturePolicy, SparseMode, UnpackOptions, UnpackSummary};
 
 use super::common::{self, human_bytes};
 use crate::args::UnpackArgs;
@@ -19,7 +19,13 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
     let naming = Naming::from(args.naming);
     let sparse = SparseMode::from(args.sparse);
     let bundle = common::bundle_path(&args.bundle)?;
+    let signatures = SignaturePolicy {
+        bundle_keys: common::keyring(&args.signatures.bundle_key)?,
+        image_keys: common::keyring(&args.signatures.require_signature)?,
+    };
     if args.dry_run {
+        ferry_unpack::check_signatures(&bundle, &signatures)
+            .with_context(|| format!("checking the signatures of {}", bundle.display()))?;
         return dry_run(&args, &bundle, &target, naming, sparse);
     }
     let client = common::client(&args.registry)?;
@@ -34,6 +40,8 @@ pub async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs,
         mapping: args.mapping.clone(),
         existing_tag: args.existing_tag.into(),
+        receipt: args.receipt.clone(),
+        signatures,
     };
     let progress = progress::for_output(&args.output_format);
     let summary = ferry_unpack::unpack(&client, &options, progress)
@@ -191,6 +199,16 @@ fn print_plan(plan: &Plan) -> anyhow::Result<()> {
             referrer.repositories.join(", ")
         )?;
     }
+    if let Some(delta) = &plan.delta {
+        let bases: Vec<String> = delta.bases.iter().map(|b| b.describe()).collect();
+        writeln!(
+            out,
+            "delta: {} blob(s) ({}) must already be in the target, from {}",
+            delta.blobs_expected,
+            human_bytes(delta.bytes_expected),
+            bases.join(", ")
+        )?;
+    }
     writeln!(
         out,
         "{} manifest(s), {} blob(s), {} to push; dry run: nothing pushed",
@@ -262,6 +280,9 @@ fn print_summary(s: &UnpackSummary) -> anyhow::Result<()> {
         s.tags_unchanged,
         s.elapsed.as_secs_f64()
     )?;
+    if let Some(path) = &s.receipt_file {
+        writeln!(out, "wrote receipt {}", path.display())?;
+    }
     if let Some(path) = &s.mapping_file {
         writeln!(
             out,

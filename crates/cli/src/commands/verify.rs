@@ -29,6 +29,10 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         true => None,
         false => Some(common::bundle_path(&args.bundle)?),
     };
+    let sigs = &args.signatures;
+    if bundle.is_none() && !(sigs.bundle_key.is_empty() && sigs.require_signature.is_empty()) {
+        anyhow::bail!("--bundle-key and --require-signature check a BUNDLE; give one");
+    }
     let mapping = match &args.mapping {
         Some(path) => Some(ferry_audit::Mapping::load(path)?),
         None => None,
@@ -42,6 +46,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             let options = VerifyOptions {
                 jobs: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
                 progress: progress::for_output(&args.output_format),
+                bundle_keys: common::keyring(&args.signatures.bundle_key)?,
+                image_keys: common::keyring(&args.signatures.require_signature)?,
             };
             let path = path.clone();
             let report =
@@ -108,6 +114,16 @@ fn print_archive(
         print_table(out, bundle)?;
         writeln!(out)?;
     }
+    if let Some(s) = &a.bundle_signature {
+        writeln!(
+            out,
+            "bundle signature {}: holds, sha256 {} signed by key {} ({})",
+            s.file, s.sha256, s.key, s.key_file
+        )?;
+    }
+    if let Some(report) = &a.signatures {
+        print_signatures(out, report)?;
+    }
     print_problems(out, &a.problems)?;
     if let Some(parts) = &a.parts {
         let bad = parts.bad().count();
@@ -127,11 +143,22 @@ fn print_archive(
     if a.problems_omitted > 0 {
         writeln!(out, "... and {} more problem(s)", a.problems_omitted)?;
     }
-    let hashed = format!(
+    let mut hashed = format!(
         "{} blob(s), {} hashed",
         a.blobs_hashed,
         human_bytes(a.bytes_hashed)
     );
+    if let Some(delta) = a.bundle.as_ref().and_then(|b| b.delta.as_ref()) {
+        let bases: Vec<String> = delta.bases.iter().map(|b| b.describe()).collect();
+        writeln!(
+            out,
+            "{path} is a delta: the target must already hold {} blob(s) ({}) from {}",
+            delta.blobs_expected,
+            human_bytes(delta.bytes_expected),
+            bases.join(", ")
+        )?;
+        hashed.push_str("; delta");
+    }
     if a.ok {
         writeln!(
             out,
@@ -144,6 +171,33 @@ fn print_archive(
             "verify {path}: FAILED: {} error(s), {} warning(s); {hashed}",
             a.errors, a.warnings
         )?;
+    }
+    Ok(())
+}
+
+/// Who signed what: one line per signature of each image and of each
+/// platform child that has its own.
+pub fn print_signatures(
+    out: &mut impl Write,
+    report: &ferry_sign::SignatureReport,
+) -> std::io::Result<()> {
+    for image in &report.images {
+        let status = if image.ok { "signed  " } else { "UNSIGNED" };
+        writeln!(out, "{status} {} {}", image.reference, image.digest)?;
+        for s in &image.signatures {
+            writeln!(out, "    {} {}", s.signature, s.outcome)?;
+        }
+        for child in &image.children {
+            writeln!(
+                out,
+                "    platform {} {}:",
+                child.platform.as_deref().unwrap_or("?"),
+                child.digest
+            )?;
+            for s in &child.signatures {
+                writeln!(out, "      {} {}", s.signature, s.outcome)?;
+            }
+        }
     }
     Ok(())
 }
