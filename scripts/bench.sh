@@ -47,7 +47,7 @@ while [[ $# -gt 0 ]]; do
     --json) json_out=$2; shift 2 ;;
     --no-build) build=no; shift ;;
     --small-repos) small_repos=$2; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
