@@ -104,6 +104,7 @@ echo "receipt: $(grep -c '"digest"' "$work/receipt.json") digests the site holds
 step "ferry verify the archive, and the relocation against the private registry"
 "$bin/ferry" verify "$work/bundle.tar" | tail -1
 "$bin/ferry" verify --mapping "$work/mapping.json" --plain-http "$dst"
+
 step "the site's manifests: which images they name, and pointing them at the private registry"
 # fixtures/deploy/site names the test images under a placeholder host.
 mkdir -p "$work/site"
