@@ -854,3 +854,77 @@ fn issue_13_htpasswd_and_a_broken_bundle() {
 fn bcrypt_hash(password: &str) -> String {
     bcrypt::hash(password, 4).unwrap()
 }
+
+/// `--tls-cert/--tls-key`: served over TLS, a client that trusts the
+/// certificate gets the exact manifest (digest header included), and one
+/// that does not is refused by its own verification — no plain HTTP answer.
+#[test]
+fn issue_13_serves_over_tls_with_the_given_certificate() {
+    require_tool("openssl", "apt-get install openssl");
+    require_tool("curl", "apt-get install curl");
+    let p = packed();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let serve = Serve::start(
+        &[&p.bundle],
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(serve.stderr().contains("https://"), "{}", serve.stderr());
+    let base = p.set.image("fixtures/base:1");
+    let url = format!("https://{}/v2/fixtures/base/manifests/1", serve.addr);
+    let trusted = Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null", "--cacert"])
+        .arg(&cert)
+        .args(["-H", &format!("Accept: {}", base.media_type), &url])
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&trusted.stdout).to_lowercase();
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(headers.starts_with("http/"), "{headers}");
+    assert!(
+        headers.contains(&format!("docker-content-digest: {}", base.digest)),
+        "{headers}"
+    );
+    let untrusted = Command::new("curl").args(["-sS", &url]).output().unwrap();
+    assert!(
+        !untrusted.status.success(),
+        "a client that does not trust the certificate got an answer"
+    );
+    let plain = Command::new("curl")
+        .args(["-sS", &format!("http://{}/v2/", serve.addr)])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).contains("{}"),
+        "plain HTTP answered on the TLS port"
+    );
+}
