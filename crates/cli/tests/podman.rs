@@ -5,37 +5,8 @@
 
 mod util;
 
-use std::process::Command;
-
 use ferry_testkit::{require_tool, RegistryProcess};
-use util::Scratch;
-
-/// podman with all its state under `root`, so tests leave nothing behind.
-fn podman(root: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("podman")
-        .arg("--root")
-        .arg(root.join("storage"))
-        .arg("--runroot")
-        .arg(root.join("run"))
-        .args([
-            "--storage-driver",
-            "vfs",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "none",
-        ])
-        .args(args)
-        .env("HOME", root)
-        .output()
-        .expect("run podman");
-    assert!(
-        out.status.success(),
-        "podman {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use util::{podman, Scratch};
 
 #[test]
 fn podman_pulls_the_same_image_from_the_bundle_and_the_relocated_registry() {

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferry_testkit::{require_tool, FixtureSet, RegistryProcess};
+use util::podman;
 
 /// One bundle of every fixture, packed once for all tests of this file.
 struct Packed {
@@ -297,33 +298,6 @@ fn issue_13_skopeo_inspects_and_copies_every_image_out_of_ferry_serve() {
     // Graceful shutdown on SIGTERM.
     assert_eq!(serve.terminate(), Some(0), "{}", serve.stderr());
     assert!(serve.stderr().contains("stopped"), "{}", serve.stderr());
-}
-
-/// podman with all its state under `root` (vfs storage).
-fn podman(root: &Path, args: &[&str]) -> String {
-    let out = Command::new("podman")
-        .arg("--root")
-        .arg(root.join("storage"))
-        .arg("--runroot")
-        .arg(root.join("run"))
-        .args([
-            "--storage-driver",
-            "vfs",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "none",
-        ])
-        .args(args)
-        .env("HOME", root)
-        .output()
-        .expect("run podman");
-    assert!(
-        out.status.success(),
-        "podman {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

@@ -136,3 +136,32 @@ pub fn tar_entries(path: &Path) -> Vec<String> {
         .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
         .collect()
 }
+
+/// podman with all its state under `root` (vfs storage, no cgroups or
+/// events), so tests leave nothing behind; its trimmed stdout, or a panic
+/// naming the command and podman's stderr.
+pub fn podman(root: &Path, args: &[&str]) -> String {
+    let out = Command::new("podman")
+        .arg("--root")
+        .arg(root.join("storage"))
+        .arg("--runroot")
+        .arg(root.join("run"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ])
+        .args(args)
+        .env("HOME", root)
+        .output()
+        .expect("run podman");
+    assert!(
+        out.status.success(),
+        "podman {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
