@@ -196,7 +196,8 @@ fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The sha256 hex of the file at `path`. With `sidecar`, `PATH.sha256` (in
+/// The sha256 hex of the bundle at `path` (a file or a split part set,
+/// [`bundle_sha256`](crate::layout::bundle_sha256)). With `sidecar`, `PATH.sha256` (in
 /// `sha256sum` form, naming the file) is trusted when present, so a big
 /// bundle is not read again.
 pub fn file_sha256(path: &Path, sidecar: bool) -> Result<String> {
@@ -216,14 +217,5 @@ pub fn file_sha256(path: &Path, sidecar: bool) -> Result<String> {
             }
         }
     }
-    let mut file = std::fs::File::open(path).map_err(|source| Error::Io {
-        context: format!("opening {}", path.display()),
-        source,
-    })?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|source| Error::Io {
-        context: format!("reading {}", path.display()),
-        source,
-    })?;
-    Ok(hex::encode(hasher.finalize()))
+    crate::layout::bundle_sha256(path)
 }

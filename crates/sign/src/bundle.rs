@@ -17,7 +17,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::key::{PrivateKey, PublicKey};
@@ -36,30 +35,16 @@ pub fn signature_path(bundle: &Path) -> PathBuf {
     PathBuf::from(path)
 }
 
-/// The sha256 of a whole bundle, read sequentially: a plain file, or a
-/// split part set (`X.000`, or `X` when only its parts exist), whose parts
-/// are hashed in order as the one file they make up.
+/// The sha256 of a whole bundle: a plain file or a split part set, hashed
+/// as the one file it makes up ([`ferry_oci::layout::bundle_sha256`]).
 pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
-    let parts = ferry_oci::layout::PartSet::open(path).map_err(|source| Error::OpenBundle {
+    let hex = ferry_oci::layout::bundle_sha256(path).map_err(|source| Error::OpenBundle {
         path: path.to_path_buf(),
         source,
     })?;
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut reader = parts.reader();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io(e)),
-        }
-    }
-    Ok(hasher.finalize().into())
+    let mut sha = [0u8; 32];
+    hex::decode_to_slice(&hex, &mut sha).expect("a sha256 hex is 32 bytes");
+    Ok(sha)
 }
 
 /// The name a bundle is signed under: `X` for `X` itself and for the parts

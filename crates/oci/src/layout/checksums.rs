@@ -125,6 +125,32 @@ pub fn sha256_file(path: &Path, on_bytes: &mut dyn FnMut(u64)) -> std::io::Resul
     Ok((hasher.finish().hex().to_string(), len))
 }
 
+/// The sha256 hex of a whole bundle: a plain file, or a split part set
+/// (named by its first part `X.000`, or by `X` when only its parts exist),
+/// whose parts are hashed in order as the one file they make up — what
+/// `OUT.sha256` names as the whole and what a bundle signature covers.
+pub fn bundle_sha256(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let parts = super::PartSet::open(path)?;
+    let mut reader = parts.reader();
+    let mut hasher = DigestHasher::new(Algorithm::Sha256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    context: format!("reading {}", path.display()),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(hasher.finish().hex().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

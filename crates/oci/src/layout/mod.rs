@@ -20,7 +20,7 @@ mod tarfmt;
 pub use archive::{
     BlobEntry, Compression, LayoutArchive, MAX_INFLATE_RATIO, MAX_MANIFEST_SIZE, MIN_INFLATE_LIMIT,
 };
-pub use checksums::{sha256_file, ChecksumFile};
+pub use checksums::{bundle_sha256, sha256_file, ChecksumFile};
 pub use parts::{
     checksum_path, parity_path, part_path, split_part_path, PartSet, PartSetReader, MAX_PARTS,
 };
