@@ -201,8 +201,20 @@ fn issue_11_a_pack_stopped_partway_resumes_fetching_only_the_missing_blobs() {
         .iter()
         .map(|b| (b.digest.as_str(), b.size))
         .collect();
-    let reused_bytes: u64 = whole.iter().map(|d| sizes[d.as_str()]).sum();
-    assert_eq!(transfer["bytes_reused"], reused_bytes);
+    let whole_bytes: u64 = whole.iter().map(|d| sizes[d.as_str()]).sum();
+    let missing_bytes: u64 = missing.iter().map(|d| sizes[d.as_str()]).sum();
+    let (reused, fetched) = (
+        transfer["bytes_reused"].as_u64().unwrap(),
+        transfer["bytes_fetched"].as_u64().unwrap(),
+    );
+    assert_eq!(reused + fetched, whole_bytes + missing_bytes);
+    // Blobs the stopped run had begun are fetched from where it stopped.
+    let continued = transfer["blobs_continued"].as_u64().unwrap();
+    assert!(continued > 0, "{transfer}");
+    assert!(
+        reused > whole_bytes && fetched < missing_bytes,
+        "{transfer}"
+    );
 
     // Byte for byte the uninterrupted pack, with the same checksum line.
     let bytes = std::fs::read(scratch.path("b.tar")).unwrap();

@@ -137,11 +137,15 @@ pub struct Transfer {
     pub resumed: bool,
     /// Configs and layers found whole in it, not fetched again.
     pub blobs_reused: usize,
-    /// Their bytes.
+    /// Bytes found in it: those blobs, and the beginnings of those
+    /// continued.
     pub bytes_reused: u64,
-    /// Configs and layers fetched.
+    /// Configs and layers fetched (continued ones included).
     pub blobs_fetched: usize,
-    /// Their bytes.
+    /// Of them, blobs begun by the stopped run and fetched from where it
+    /// stopped (ranged requests).
+    pub blobs_continued: usize,
+    /// Bytes fetched.
     pub bytes_fetched: u64,
 }
 
@@ -352,34 +356,90 @@ fn name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Whether `file` holds the blob `digest` (`size` bytes) at `offset`:
-/// its bytes there hash to its digest. `on_bytes` hears of every byte
-/// read.
-pub(crate) fn holds(
+/// What a partial file holds of one blob.
+#[derive(Clone)]
+pub(crate) enum Found {
+    /// All of it: its bytes hash to its digest.
+    Whole,
+    /// Its first `len` bytes, it seems (written front to back, then
+    /// stopped): `hasher` has hashed them. Only the rest needs fetching;
+    /// the digest of the whole decides whether they were right.
+    Prefix {
+        /// How many bytes.
+        len: u64,
+        /// Their hash so far.
+        hasher: DigestHasher,
+    },
+    /// Nothing worth keeping.
+    Missing,
+}
+
+/// Look for the blob `digest` (`size` bytes) at `offset` in `file`. Bytes
+/// in a hole of the file (never written) end what is there; so do zeros
+/// before it (a file-system block is written whole, the bytes after the
+/// last one written are zeros), which are held back: the prefix ends at the
+/// last byte that is not zero. `on_bytes` hears of every byte read.
+pub(crate) fn look_for(
     file: &PartSet,
     digest: &Digest,
     offset: u64,
     size: u64,
     on_bytes: &mut dyn FnMut(u64),
-) -> std::io::Result<bool> {
-    let mut buf = vec![0u8; READ.min(size.max(1) as usize)];
-    let head = HEAD.min(size) as usize;
+) -> std::io::Result<Found> {
+    let written = match file.first_hole(offset, size)? {
+        Some(hole) => hole - offset,
+        None => size,
+    };
+    let mut buf = vec![0u8; READ.min(written.max(1) as usize)];
+    let head = HEAD.min(written) as usize;
     if head > 0 {
         file.read_exact_at(&mut buf[..head], offset)?;
         if buf[..head].iter().all(|&b| b == 0) {
-            return Ok(false);
+            // Not written (on a file system without holes), or a blob that
+            // starts with zeros: fetched, never wrongly kept.
+            return Ok(Found::Missing);
         }
     }
     let mut hasher = DigestHasher::for_digest(digest);
+    // Zeros read but not yet fed: they may be the unwritten rest.
+    let mut zeros = 0u64;
     let mut done = 0u64;
-    while done < size {
-        let n = (size - done).min(buf.len() as u64) as usize;
+    while done < written {
+        let n = (written - done).min(buf.len() as u64) as usize;
         file.read_exact_at(&mut buf[..n], offset + done)?;
-        hasher.update(&buf[..n]);
+        match buf[..n].iter().rposition(|&b| b != 0) {
+            None => zeros += n as u64,
+            Some(last) => {
+                feed_zeros(&mut hasher, zeros);
+                hasher.update(&buf[..=last]);
+                zeros = (n - last - 1) as u64;
+            }
+        }
         done += n as u64;
         on_bytes(n as u64);
     }
-    Ok(hasher.finish() == *digest)
+    let prefix = written - zeros;
+    if written == size {
+        let mut whole = hasher.clone();
+        feed_zeros(&mut whole, zeros);
+        if whole.finish() == *digest {
+            return Ok(Found::Whole);
+        }
+    }
+    Ok(match prefix {
+        0 => Found::Missing,
+        len if len >= size => Found::Missing,
+        len => Found::Prefix { len, hasher },
+    })
+}
+
+fn feed_zeros(hasher: &mut DigestHasher, mut n: u64) {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        hasher.update(&ZEROS[..k]);
+        n -= k as u64;
+    }
 }
 
 #[cfg(test)]
@@ -453,21 +513,60 @@ mod tests {
     }
 
     #[test]
-    fn a_blob_is_held_only_when_its_bytes_hash_to_its_digest() {
+    fn a_blob_is_whole_only_when_its_bytes_hash_to_its_digest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let blob: Vec<u8> = (0..10_000u32).map(|i| (i % 7) as u8 + 1).collect();
+        // A blob that ends in zeros, as tar layers do.
+        let mut blob: Vec<u8> = (0..200_000u32).map(|i| (i % 7) as u8 + 1).collect();
+        blob.extend([0u8; 3000]);
         let mut bytes = vec![0u8; 100];
         bytes.extend(&blob);
         bytes.extend([0u8; 50]);
         std::fs::write(&path, &bytes).unwrap();
         let set = PartSet::single(&path, std::fs::File::open(&path).unwrap()).unwrap();
         let digest = Digest::sha256_of(&blob);
-        let held = |offset, size| holds(&set, &digest, offset, size, &mut |_| {}).unwrap();
-        assert!(held(100, blob.len() as u64));
-        assert!(!held(101, blob.len() as u64));
-        assert!(!held(0, blob.len() as u64), "zeros are never a blob here");
+        let found = |offset, size| look_for(&set, &digest, offset, size, &mut |_| {}).unwrap();
+        assert!(matches!(found(100, blob.len() as u64), Found::Whole));
+        // Zeros are never taken for a blob.
+        assert!(matches!(found(100 + blob.len() as u64, 50), Found::Missing));
+        // Shifted by one: looks like a prefix, which the digest will refuse.
+        assert!(matches!(
+            found(101, blob.len() as u64),
+            Found::Prefix { .. }
+        ));
         let empty = Digest::sha256_of(b"");
-        assert!(holds(&set, &empty, 5, 0, &mut |_| {}).unwrap());
+        assert!(matches!(
+            look_for(&set, &empty, 5, 0, &mut |_| {}).unwrap(),
+            Found::Whole
+        ));
+    }
+
+    #[test]
+    fn a_blob_cut_short_is_a_prefix_that_ends_before_the_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let blob: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8 | 1).collect();
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(2_000_000).unwrap();
+        // 300,001 bytes written at 512: the rest of the region is a hole
+        // (and zeros up to the end of the last block written).
+        std::os::unix::fs::FileExt::write_all_at(&file, &blob[..300_001], 512).unwrap();
+        let set = PartSet::single(&path, file).unwrap();
+        let digest = Digest::sha256_of(&blob);
+        match look_for(&set, &digest, 512, blob.len() as u64, &mut |_| {}).unwrap() {
+            Found::Prefix { len, hasher } => {
+                assert_eq!(len, 300_001);
+                let mut h = hasher;
+                h.update(&blob[300_001..]);
+                assert_eq!(h.finish(), digest);
+            }
+            _ => panic!("expected a prefix"),
+        }
     }
 }

@@ -16,17 +16,20 @@ use ferry_sign::{BundleSignature, PrivateKey};
 use tokio::task::JoinSet;
 
 use crate::archive_hash::{ArchiveHasher, Hashed};
-use crate::resume::{self, ResumeKey, Transfer};
+use crate::resume::{self, Found, ResumeKey, Transfer};
 use crate::{Error, Result};
 
 /// One blob to fetch: where from, where to.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct BlobJob {
     pub digest: Digest,
     pub size: u64,
     pub offset: u64,
     /// Repositories known to hold it, with the reference that needs it.
     pub sources: Vec<(Repository, String)>,
+    /// Its first bytes, already in the partial bundle and hashed: fetch
+    /// the rest (or all of it, should the whole not hash right).
+    pub prefix: Option<(u64, DigestHasher)>,
 }
 
 /// A bundle being written: partial files beside the output (`OUT.partial`,
@@ -234,7 +237,10 @@ impl PendingBundle {
                 .await?;
         }
         transfer.blobs_fetched = queue.len();
-        transfer.bytes_fetched = queue.iter().map(|(_, j)| j.size).sum();
+        transfer.bytes_fetched = queue
+            .iter()
+            .map(|(_, j)| j.size - j.prefix.as_ref().map_or(0, |(len, _)| *len))
+            .sum();
         progress.start(
             "fetching",
             transfer.blobs_fetched as u64,
@@ -299,27 +305,39 @@ impl PendingBundle {
                 let file = self.file.clone();
                 let progress = progress.clone();
                 running.spawn_blocking(move || {
-                    let held = resume::holds(&file, &job.digest, job.offset, job.size, &mut |n| {
-                        progress.bytes(n)
-                    });
-                    (slot, job, held)
+                    let found =
+                        resume::look_for(&file, &job.digest, job.offset, job.size, &mut |n| {
+                            progress.bytes(n)
+                        });
+                    (slot, job, found)
                 });
             }
             match running.join_next().await {
                 None => break,
-                Some(Ok((slot, job, held))) => {
-                    let held = held.map_err(|source| Error::Io {
+                Some(Ok((slot, mut job, found))) => {
+                    let found = found.map_err(|source| Error::Io {
                         action: "cannot read back",
                         path: self.partials[0].0.clone(),
                         source,
                     })?;
                     progress.item_done();
-                    if held {
-                        hasher.written(slot, job.size);
-                        transfer.blobs_reused += 1;
-                        transfer.bytes_reused += job.size;
-                    } else {
-                        missing.push((slot, job));
+                    match found {
+                        Found::Whole => {
+                            hasher.written(slot, job.size);
+                            transfer.blobs_reused += 1;
+                            transfer.bytes_reused += job.size;
+                        }
+                        Found::Prefix { len, hasher: h } => {
+                            // Written front to back: the prefix is final
+                            // unless the whole fails its digest (then the
+                            // blob is fetched again, spoiling the hash).
+                            hasher.written(slot, len);
+                            transfer.blobs_continued += 1;
+                            transfer.bytes_reused += len;
+                            job.prefix = Some((len, h));
+                            missing.push((slot, job));
+                        }
+                        Found::Missing => missing.push((slot, job)),
                     }
                 }
                 Some(Err(e)) => return Err(Error::Task(e.to_string())),
@@ -591,6 +609,21 @@ async fn fetch_blob(
     place: &Placement,
     progress: &dyn Progress,
 ) -> Result<()> {
+    if let Some(prefix) = &job.prefix {
+        // The rest of a blob a stopped run began: one try. Anything wrong
+        // (the prefix was not the blob's, the transfer broke) and the blob
+        // is fetched from its start below.
+        match fetch_once(client, job, place, progress, Some(prefix)).await {
+            Ok(()) => return Ok(()),
+            Err(Failed::InBody(e) | Failed::Final(e)) => {
+                progress.note(&format!(
+                    "fetching blob {} again from its start: {e}",
+                    job.digest
+                ));
+                place.hasher.restarted();
+            }
+        }
+    }
     client
         .config()
         .retry
@@ -602,7 +635,7 @@ async fn fetch_blob(
                 // Only a body broken in transit is tried again here: a
                 // request that failed was already retried by the client, and
                 // trying it again would multiply the bound on tries.
-                fetch_once(client, job, place, progress)
+                fetch_once(client, job, place, progress, None)
                     .await
                     .map_err(|failed| match failed {
                         Failed::InBody(e)
@@ -638,10 +671,12 @@ async fn fetch_once(
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
+    prefix: Option<&(u64, DigestHasher)>,
 ) -> Result<(), Failed> {
     let mut last_error = None;
+    let from = prefix.map_or(0, |(len, _)| *len);
     for (repo, label) in &job.sources {
-        let mut stream = match client.get_blob(repo, &job.digest).await {
+        let (mut stream, start) = match client.get_blob_from(repo, &job.digest, from).await {
             Ok(s) => s,
             Err(e @ ferry_registry::Error::NotFound { .. }) => {
                 last_error = Some(Error::Registry {
@@ -657,8 +692,16 @@ async fn fetch_once(
                 }))
             }
         };
-        let mut hasher = DigestHasher::for_digest(&job.digest);
-        let mut written = 0u64;
+        let (mut hasher, mut written) = match prefix {
+            Some((len, h)) if start == *len => (h.clone(), start),
+            // The registry sent the whole blob: it overwrites the prefix,
+            // whose bytes may have been hashed into the archive's sha256.
+            Some(_) => {
+                place.hasher.restarted();
+                (DigestHasher::for_digest(&job.digest), 0)
+            }
+            None => (DigestHasher::for_digest(&job.digest), 0),
+        };
         while let Some(chunk) = stream.next_chunk().await.map_err(|source| {
             Failed::InBody(Error::Registry {
                 reference: label.clone(),
@@ -686,7 +729,9 @@ async fn fetch_once(
                     })
                 })?;
             written += len;
-            place.hasher.written(place.slot, written);
+            if written > from {
+                place.hasher.written(place.slot, written);
+            }
             progress.bytes(len);
         }
         if written != job.size {

@@ -124,7 +124,7 @@ fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
     }
     let t = &s.transfer;
     if t.resumed {
-        writeln!(
+        write!(
             out,
             "resumed: {} blob(s) ({}) already here, fetched {} ({})",
             t.blobs_reused,
@@ -132,6 +132,10 @@ fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
             t.blobs_fetched,
             human_bytes(t.bytes_fetched)
         )?;
+        match t.blobs_continued {
+            0 => writeln!(out)?,
+            n => writeln!(out, ", {n} of them from where they stopped")?,
+        }
     }
     for path in &s.removed {
         writeln!(out, "removed {} (left by an earlier pack)", path.display())?;
