@@ -116,6 +116,55 @@ pub fn cosign_subject(tag_or_reference: &str) -> Option<Digest> {
     format!("{algorithm}:{hex}").parse().ok()
 }
 
+/// A referrer (a manifest with a `subject`) as [`attach_referrers`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReferrerGraph<'a> {
+    /// The referrer's own digest.
+    pub digest: &'a Digest,
+    /// The digest its `subject` names.
+    pub subject: &'a Digest,
+    /// Every manifest of its own graph (an index referrer's children).
+    pub manifests: &'a [Digest],
+}
+
+/// Which graphs each referrer joins: a graph holding a referrer's subject
+/// takes the referrer and its manifests, so referrers of referrers follow
+/// (a signature of an SBOM of an image goes where the image goes). Each
+/// `graphs[g]` is the set of manifest digests of one group (a named image,
+/// a served repository) and grows as referrers join it. Returns, for each
+/// referrer, the indexes of the graphs it joined, ascending; an empty list
+/// is a referrer whose subject no graph holds.
+///
+/// The one rule for this: unpack's plan and serve both place unnamed
+/// referrers with it. Ends after at most `referrers × graphs` joins, even
+/// for referrers that name each other.
+pub fn attach_referrers(
+    graphs: &mut [HashSet<Digest>],
+    referrers: &[ReferrerGraph<'_>],
+) -> Vec<Vec<usize>> {
+    let mut joined = vec![Vec::new(); referrers.len()];
+    loop {
+        let mut changed = false;
+        for (r, referrer) in referrers.iter().enumerate() {
+            for (g, graph) in graphs.iter_mut().enumerate() {
+                if graph.contains(referrer.subject) && !graph.contains(referrer.digest) {
+                    graph.insert(referrer.digest.clone());
+                    graph.extend(referrer.manifests.iter().cloned());
+                    joined[r].push(g);
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for list in &mut joined {
+        list.sort_unstable();
+    }
+    joined
+}
+
 /// One step of a [`Walk`].
 #[derive(Debug)]
 pub enum Step<M = Manifest> {
