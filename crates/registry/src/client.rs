@@ -1,8 +1,9 @@
 //! The registry operations ferry needs: manifests as exact bytes, blobs as
 //! streams, existence checks, cross-repository mounts, referrers.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -19,6 +20,11 @@ use crate::{ClientConfig, Error, Failure, Result};
 
 /// Largest manifest ferry accepts (the OCI distribution spec's floor is 4 MiB).
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Blobs up to this size are offered in one request (`POST ...?digest=`
+/// with the body) where the registry takes it; a refusal costs resending at
+/// most this much once per host.
+pub const SINGLE_REQUEST_UPLOAD_MAX: u64 = 1024 * 1024;
 
 /// A repository in a registry: `host[:port]` and path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,10 +118,20 @@ pub enum MountOutcome {
     NotMounted,
 }
 
+/// `url` (an upload session's) with the `digest` query that completes it.
+fn with_digest(mut url: String, digest: &Digest) -> String {
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str(&format!("digest={digest}"));
+    url
+}
+
 /// A registry client; cheap to clone, share it between tasks.
 #[derive(Clone)]
 pub struct Client {
     transport: Arc<Transport>,
+    /// Hosts that answered a single-request upload with an upload session
+    /// (docker-registry 2.8 does): their blobs go by POST + PUT.
+    no_single_request: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Client {
@@ -124,6 +140,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Client> {
         Ok(Client {
             transport: Arc::new(Transport::new(config)?),
+            no_single_request: Arc::default(),
         })
     }
 
@@ -292,6 +309,12 @@ impl Client {
     /// Upload a blob of `size` bytes, streaming the body that `open` makes.
     /// `open` is called again when an attempt fails in a retryable way, so
     /// the upload restarts cleanly from a fresh session.
+    ///
+    /// A blob of at most `SINGLE_REQUEST_UPLOAD_MAX` (1 MiB) bytes is offered in
+    /// one request (`POST` with `?digest=` and the body, as the
+    /// distribution spec allows); a registry that opens a session instead
+    /// (202) gets the blob `PUT` into that session, and its later blobs go
+    /// by `POST` + `PUT` straight away.
     pub async fn push_blob<F, S>(
         &self,
         repo: &Repository,
@@ -310,10 +333,20 @@ impl Client {
                 // Opening a session is retried by the transport itself; only
                 // a PUT that failed (and spoiled its session) starts over
                 // here, so no request is tried more than `attempts` times.
-                let url = self
-                    .start_upload(repo, digest)
-                    .await
-                    .map_err(Failure::Final)?;
+                let url = if self.single_request(repo, size) {
+                    match self
+                        .post_whole(repo, digest, size, open)
+                        .await
+                        .map_err(Error::failure)?
+                    {
+                        None => return Ok(()),
+                        Some(url) => url,
+                    }
+                } else {
+                    self.start_upload(repo, digest)
+                        .await
+                        .map_err(Failure::Final)?
+                };
                 self.put_upload(repo, digest, size, open, url)
                     .await
                     .map_err(Error::failure)
@@ -321,14 +354,65 @@ impl Client {
             .await
     }
 
+    /// Whether to offer a blob of `size` bytes into `repo` in one request.
+    fn single_request(&self, repo: &Repository, size: u64) -> bool {
+        size <= SINGLE_REQUEST_UPLOAD_MAX
+            && !self
+                .no_single_request
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(repo.host())
+    }
+
+    /// Offer the whole blob in one `POST`: `None` when the registry stored
+    /// it (201), else the session it opened instead, to `PUT` the blob to.
+    async fn post_whole<F, S>(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        open: &F,
+    ) -> Result<Option<String>>
+    where
+        F: Fn() -> std::io::Result<S>,
+        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        let target = format!("/v2/{}/blobs/uploads/?digest={digest}", repo.name());
+        // The body is spent by a failed try: push_blob retries from the start.
+        let mut plan = Self::plan(Method::POST, repo, Access::Push, target, &[]);
+        plan.retry = false;
+        let response = self
+            .transport
+            .send(&plan, |r| {
+                let stream = open().map_err(|source| Error::Source {
+                    digest: digest.clone(),
+                    source,
+                })?;
+                Ok(r.header(CONTENT_LENGTH, size)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(reqwest::Body::wrap_stream(stream)))
+            })
+            .await?;
+        if response.status() == StatusCode::CREATED {
+            return Ok(None);
+        }
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(status_error(&Method::POST, &plan.target, response).await);
+        }
+        self.no_single_request
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(repo.host().to_string());
+        let url = self.session_url(repo, &format!("upload of {digest}"), &response)?;
+        Ok(Some(with_digest(url, digest)))
+    }
+
     /// Open an upload session; the URL to `PUT` the blob to.
     async fn start_upload(&self, repo: &Repository, digest: &Digest) -> Result<String> {
-        let mut url = self
+        let url = self
             .open_session(repo, &format!("upload of {digest}"))
             .await?;
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("digest={digest}"));
-        Ok(url)
+        Ok(with_digest(url, digest))
     }
 
     /// Open an upload session (`what` names it in errors); its URL.
@@ -339,6 +423,12 @@ impl Client {
             .transport
             .send(&plan, |r| Ok(r.header(CONTENT_LENGTH, "0")))
             .await?;
+        self.session_url(repo, what, &response)
+    }
+
+    /// The session's URL, from the `Location` of the response that opened
+    /// an upload session (`what` names it in errors).
+    fn session_url(&self, repo: &Repository, what: &str, response: &Response) -> Result<String> {
         let protocol = |reason: String| Error::Protocol {
             host: repo.host().to_string(),
             what: what.to_string(),
