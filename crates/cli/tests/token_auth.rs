@@ -436,3 +436,22 @@ fn unpack_asks_for_a_token_once_per_repository_and_scope() {
         assert_eq!(found, r.digest().map(|d| d.to_string()), "{r}");
     }
 }
+
+/// A token service whose answer has no end (here 8 MiB of JSON whitespace
+/// around a valid token) is cut off at 1 MiB with a message naming it,
+/// rather than read into memory whole.
+#[test]
+fn a_token_answer_without_end_is_refused() {
+    require_openssl();
+    let (tokens, registry) = token_registry(TokenServerOptions::user(USER, PASSWORD));
+    let fixtures = registry.push_fixtures();
+    tokens.pad_answers(8 << 20);
+
+    let scratch = Scratch::new();
+    login(&scratch, &registry.host(), USER, PASSWORD);
+    let run = pack(&scratch, &registry.host(), &fixtures.references()[..1]).failed();
+    assert!(run.stderr.contains("token service"), "{}", run.stderr);
+    assert!(run.stderr.contains("larger than 1 MiB"), "{}", run.stderr);
+    assert!(!run.stderr.contains(PASSWORD));
+    assert!(!scratch.path("bundle.tar").exists());
+}

@@ -153,6 +153,10 @@ pub(crate) fn basic(credential: &Credential) -> String {
         .encode(format!("{}:{}", credential.username, credential.secret))
 }
 
+/// The most of a token service's answer ferry reads: real answers are a
+/// few KiB (a JWT and its certificate chain).
+const MAX_TOKEN_ANSWER_BYTES: usize = 1024 * 1024;
+
 /// Obtain a bearer token for `scopes` from `realm`. `Ok(None)` when the
 /// token service refuses the caller (401 or 403): the caller knows which
 /// registry and repository that concerns, and words the error.
@@ -207,10 +211,22 @@ pub(crate) async fn fetch_token(
     if !status.is_success() {
         return Err(token_error(format!("answered {status}")));
     }
-    let body = response
-        .bytes()
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| token_error(format!("broken answer ({})", e.without_url())))?;
+        .map_err(|e| token_error(format!("broken answer ({})", e.without_url())))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_TOKEN_ANSWER_BYTES {
+            return Err(token_error(
+                "answer is larger than 1 MiB, no token document is; the token service \
+                 is misbehaving"
+                    .to_string(),
+            ));
+        }
+    }
     let answer = crate::response::token_answer(&body)
         .ok_or_else(|| token_error("answer is not a token document with a token".to_string()))?;
     Ok(Some((Authorization::Bearer(answer.token), answer.ttl)))

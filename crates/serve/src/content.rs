@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use ferry_oci::graph::{may_be_left_out, Step, Walk};
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{Descriptor, Digest, LayoutArchive, Manifest, Reference};
 
@@ -358,9 +359,12 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Add `top` and everything below it to `repo`. Children an index
-    /// lists but no bundle carries (a platform left behind) are skipped;
-    /// blobs no bundle carries are counted as missing.
+    /// Add `top` and everything below it to `repo`, walking with the one
+    /// graph walk ([`Walk`]): depth-bounded, each manifest once. An index
+    /// entry no bundle carries is skipped when the shared rule allows it
+    /// ([`may_be_left_out`]: a platform left out of a sparse index) and
+    /// stops the server otherwise; blobs no bundle carries are counted as
+    /// missing.
     fn walk(
         &mut self,
         from: usize,
@@ -368,27 +372,66 @@ impl Builder<'_> {
         needed_by: &str,
         repo: &mut Repo,
     ) -> Result<()> {
-        let mut stack = vec![top.clone()];
-        while let Some(descriptor) = stack.pop() {
-            if repo.manifests.contains(&descriptor.digest) {
-                continue;
-            }
-            let manifest = self.load(from, &descriptor, needed_by)?;
-            repo.manifests.insert(descriptor.digest.clone());
-            for child in manifest.children() {
-                if self.blobs.contains_key(&child.digest) {
-                    stack.push(child.clone());
+        let mut walk: Walk = Walk::new(top.clone());
+        let mut parents: HashMap<Digest, Manifest> = HashMap::new();
+        while let Some(step) = walk.next() {
+            match step {
+                Step::Fetch {
+                    descriptor, parent, ..
+                } => {
+                    if repo.manifests.contains(&descriptor.digest) {
+                        walk.skip();
+                        continue;
+                    }
+                    if let Some(parent) = parent.as_ref().and_then(|p| parents.get(p)) {
+                        let carried = |d: &Digest| self.blobs.contains_key(d);
+                        if !carried(&descriptor.digest)
+                            && may_be_left_out(parent.children(), &descriptor, carried)
+                        {
+                            walk.skip();
+                            continue;
+                        }
+                    }
+                    let manifest = self.load(from, &descriptor, needed_by)?;
+                    if !manifest.children().is_empty() {
+                        parents.insert(descriptor.digest.clone(), manifest.clone());
+                    }
+                    walk.enter(manifest);
                 }
-            }
-            for blob in manifest.blobs() {
-                match self.blobs.get(&blob.digest) {
-                    Some(loc) => {
-                        self.check_size(from, blob, loc.size, needed_by)?;
-                        repo.blobs.insert(blob.digest.clone());
+                Step::Leave {
+                    descriptor,
+                    manifest,
+                    ..
+                } => {
+                    parents.remove(&descriptor.digest);
+                    for blob in manifest.blobs() {
+                        match self.blobs.get(&blob.digest) {
+                            Some(loc) => {
+                                self.check_size(from, blob, loc.size, needed_by)?;
+                                repo.blobs.insert(blob.digest.clone());
+                            }
+                            None => {
+                                self.missing.insert(blob.digest.clone());
+                            }
+                        }
                     }
-                    None => {
-                        self.missing.insert(blob.digest.clone());
-                    }
+                    repo.manifests.insert(descriptor.digest);
+                }
+                Step::TooDeep { descriptor, parent } => {
+                    return Err(Error::TooDeep {
+                        path: self.paths[from].clone(),
+                        digest: descriptor.digest,
+                        parent,
+                        needed_by: needed_by.to_string(),
+                    })
+                }
+                Step::Cycle { descriptor, parent } => {
+                    return Err(Error::Cycle {
+                        path: self.paths[from].clone(),
+                        digest: descriptor.digest,
+                        parent,
+                        needed_by: needed_by.to_string(),
+                    })
                 }
             }
         }
