@@ -2,7 +2,7 @@
 //! names, check the whole graph, and decide what goes where. Nothing here
 //! touches the network; `--dry-run` prints this and stops.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
@@ -300,27 +300,38 @@ pub(crate) fn plan_holdings(
 
 /// Each referrer goes to the repository of every named image whose graph
 /// holds its subject; referrers of referrers follow.
+///
+/// Which images hold a manifest is indexed by digest, so the cost grows
+/// with referrers × the images each one is about, not referrers × all
+/// images (a platform release signs every one of thousands of images).
 fn assign_referrers(images: &mut [PlannedImage], referrers: &mut [PlannedReferrer]) -> Result<()> {
-    let mut graphs: Vec<BTreeSet<Digest>> = images
-        .iter()
-        .map(|i| {
-            let mut g: BTreeSet<Digest> = i.manifests.iter().cloned().collect();
-            g.extend(i.bundle_digest.iter().cloned());
-            g
-        })
-        .collect();
+    let mut holders: HashMap<Digest, BTreeSet<usize>> = HashMap::new();
+    for (i, image) in images.iter().enumerate() {
+        for digest in image.manifests.iter().chain(&image.bundle_digest) {
+            holders.entry(digest.clone()).or_default().insert(i);
+        }
+    }
     loop {
         let mut changed = false;
         for referrer in referrers.iter_mut() {
-            for (image, graph) in images.iter().zip(graphs.iter_mut()) {
-                let repo = image.repository_path().to_string();
-                if graph.contains(&referrer.subject) && !graph.contains(&referrer.digest) {
-                    graph.extend(referrer.manifests.iter().cloned());
-                    if !referrer.repositories.contains(&repo) {
-                        referrer.repositories.push(repo);
-                    }
-                    changed = true;
+            let Some(about) = holders.get(&referrer.subject) else {
+                continue;
+            };
+            let has = holders.get(&referrer.digest);
+            let gaining: Vec<usize> = about
+                .iter()
+                .filter(|i| !has.is_some_and(|h| h.contains(i)))
+                .copied()
+                .collect();
+            for i in gaining {
+                for digest in referrer.manifests.iter().chain([&referrer.digest]) {
+                    holders.entry(digest.clone()).or_default().insert(i);
                 }
+                let repo = images[i].repository_path();
+                if !referrer.repositories.iter().any(|r| r == repo) {
+                    referrer.repositories.push(repo.to_string());
+                }
+                changed = true;
             }
         }
         if !changed {
