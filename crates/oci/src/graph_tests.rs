@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use super::*;
 use crate::media_type::{OCI_INDEX, OCI_MANIFEST};
@@ -213,10 +213,10 @@ fn referrers_join_every_graph_holding_their_subject_and_referrers_follow() {
     let (image_a, image_b, child) = (d("a"), d("b"), d("child"));
     let (sbom, sig_of_sbom, orphan, loop_1, loop_2) =
         (d("sbom"), d("sig"), d("orphan"), d("loop-1"), d("loop-2"));
-    let mut graphs = vec![
-        HashSet::from([image_a.clone(), child.clone()]),
-        HashSet::from([image_b.clone(), child.clone()]),
-        HashSet::from([d("c")]),
+    let graphs = [
+        vec![image_a.clone(), child.clone()],
+        vec![image_b.clone(), child.clone()],
+        vec![d("c")],
     ];
     let nothing = d("nothing");
     let referrers = [
@@ -248,8 +248,6 @@ fn referrers_join_every_graph_holding_their_subject_and_referrers_follow() {
             manifests: &[],
         },
     ];
-    let joined = attach_referrers(&mut graphs, &referrers);
+    let joined = attach_referrers(&graphs, &referrers);
     assert_eq!(joined, vec![vec![0, 1], vec![0, 1], vec![], vec![], vec![]]);
-    assert!(graphs[0].contains(&sig_of_sbom) && graphs[1].contains(&sbom));
-    assert_eq!(graphs[2].len(), 1);
 }

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod archive_hash;
+mod cache;
 mod error;
 mod graph;
 mod merge;
@@ -35,6 +36,7 @@ pub use error::{Error, Result};
 pub use merge::{merge, MergeSummary};
 pub use since::DeltaSummary;
 
+use cache::RepoCache;
 use graph::{Resolved, WalkOptions};
 pub use write::WrittenPart;
 use write::{BlobJob, PendingBundle};
@@ -148,8 +150,9 @@ pub async fn pack(
         referrers: options.referrers,
     };
     progress.note(&format!("resolving {} reference(s)", references.len()));
+    let cache = RepoCache::default();
     let mut resolved: Vec<Resolved> = stream::iter(references.iter())
-        .map(|r| graph::resolve(client, r, &walk))
+        .map(|r| graph::resolve(client, &cache, r, &walk))
         .buffer_unordered(options.jobs.clamp(1, 16))
         .try_collect()
         .await?;

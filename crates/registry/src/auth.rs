@@ -2,7 +2,7 @@
 //! bearer-token flow, and a cache of tokens per host and scope.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -98,10 +98,20 @@ struct Cached {
 }
 
 /// Tokens already obtained, keyed by host and scope.
+///
+/// Requests run concurrently (`--jobs` blobs into the same repository), so
+/// many can meet the same `401` at once; [`TokenCache::gate`] lets one of
+/// them fetch the token and the others use it, so the token service is
+/// asked once per scope per run (and again only when a token is refused or
+/// expires), not once per blob.
 #[derive(Default)]
 pub(crate) struct TokenCache {
     entries: Mutex<HashMap<(String, String), Cached>>,
+    gates: Mutex<HashMap<(String, String), Gate>>,
 }
+
+/// Held while one request answers a challenge for a host and scope.
+type Gate = Arc<tokio::sync::Mutex<()>>;
 
 impl TokenCache {
     pub(crate) fn get(&self, host: &str, scope: &str) -> Option<Authorization> {
@@ -120,6 +130,15 @@ impl TokenCache {
             (host.to_string(), scope.to_string()),
             Cached { auth, until },
         );
+    }
+
+    /// The lock that answering a challenge for `scope` on `host` holds.
+    pub(crate) fn gate(&self, host: &str, scope: &str) -> Gate {
+        let mut gates = self.gates.lock().expect("token cache poisoned");
+        gates
+            .entry((host.to_string(), scope.to_string()))
+            .or_default()
+            .clone()
     }
 
     pub(crate) fn forget(&self, host: &str, scope: &str) {

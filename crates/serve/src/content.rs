@@ -7,7 +7,7 @@
 //! small and kept in memory as their exact bytes. Blobs are only located
 //! (bundle and size); their bytes are read on request, at their offsets.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -174,10 +174,6 @@ impl Content {
             let manifests: Vec<Digest> = own.manifests.into_iter().collect();
             pending.push((i, descriptor, subject.digest.clone(), manifests, label));
         }
-        let mut graphs: Vec<HashSet<Digest>> = repos
-            .values()
-            .map(|r| r.manifests.iter().cloned().collect())
-            .collect();
         let shapes: Vec<ReferrerGraph<'_>> = pending
             .iter()
             .map(|(_, descriptor, subject, manifests, _)| ReferrerGraph {
@@ -186,7 +182,7 @@ impl Content {
                 manifests,
             })
             .collect();
-        let joined = attach_referrers(&mut graphs, &shapes);
+        let joined = attach_referrers(repos.values().map(|r| &r.manifests), &shapes);
         let mut by_index: Vec<&mut Repo> = repos.values_mut().collect();
         for ((i, descriptor, subject, _, label), joined) in pending.iter().zip(joined) {
             if joined.is_empty() {

@@ -2,7 +2,7 @@
 //! names, check the whole graph, and decide what goes where. Nothing here
 //! touches the network; `--dry-run` prints this and stops.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -302,18 +302,9 @@ pub(crate) fn plan_holdings(
 
 /// Each referrer goes to the repository of every named image whose graph
 /// holds its subject; referrers of referrers follow
-/// ([`attach_referrers`], the rule serve shares).
+/// ([`attach_referrers`], the rule serve shares; its cost grows with the
+/// images each referrer is about, not with all images).
 fn assign_referrers(images: &[PlannedImage], referrers: &mut [PlannedReferrer]) -> Result<()> {
-    let mut graphs: Vec<HashSet<Digest>> = images
-        .iter()
-        .map(|i| {
-            i.manifests
-                .iter()
-                .chain(i.bundle_digest.iter())
-                .cloned()
-                .collect()
-        })
-        .collect();
     let shapes: Vec<ReferrerGraph<'_>> = referrers
         .iter()
         .map(|r| ReferrerGraph {
@@ -322,7 +313,10 @@ fn assign_referrers(images: &[PlannedImage], referrers: &mut [PlannedReferrer]) 
             manifests: &r.manifests,
         })
         .collect();
-    let joined = attach_referrers(&mut graphs, &shapes);
+    let graphs = images
+        .iter()
+        .map(|i| i.manifests.iter().chain(i.bundle_digest.iter()));
+    let joined = attach_referrers(graphs, &shapes);
     for (referrer, joined) in referrers.iter_mut().zip(joined) {
         if joined.is_empty() {
             return Err(Error::OrphanReferrer {
