@@ -3,6 +3,7 @@
 # raw HTTP transfer floor, on this machine, in one run. See docs/benchmarks.md.
 #
 #   scripts/bench.sh [--bin DIR] [--scale F] [--jobs N] [--runs N] [--json FILE] [--no-build]
+#                    [--small-repos N]   (many-small workload: N repositories x 4 tags, default 60)
 #
 # Starts four fresh docker-registry processes on loopback (source, ferry
 # target, skopeo target, floor target) with storage in one temporary
@@ -37,6 +38,7 @@ jobs=8
 runs=1
 json_out=
 build=yes
+small_repos=60
 while [[ $# -gt 0 ]]; do
   case $1 in
     --bin) bin=$2; shift 2 ;;
@@ -45,7 +47,8 @@ while [[ $# -gt 0 ]]; do
     --runs) runs=$2; shift 2 ;;
     --json) json_out=$2; shift 2 ;;
     --no-build) build=no; shift ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --small-repos) small_repos=$2; shift 2 ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -454,3 +457,6 @@ PY
 
 # Deployment files: `ferry images` / `ferry rewrite` over 10,000 manifests.
 "$(dirname "$0")/bench-deploy.sh" --bin "$bin" --files 10000
+
+# Many small images (issue 15): N repositories x 4 tags, see bench-small.sh.
+"$(dirname "$0")/bench-small.sh" --bin "$bin" --repos "$small_repos" --jobs "$jobs"

@@ -151,6 +151,60 @@ fn credentials_refused_mid_run_are_sent_again() {
     assert!(archive.problems().is_empty());
 }
 
+/// Issue 15: a blob read from standard input (`ferry unpack -`) is sent
+/// again when the registry refuses the credentials mid-upload (as an
+/// expired token would be). A blob of at most 1 MiB is read once into
+/// memory, so the single-request offer (refused once here) and the PUT
+/// into the session docker-registry 2.8 opens instead (refused once too)
+/// carry it again.
+#[test]
+fn credentials_refused_mid_upload_are_sent_again_with_a_streamed_blob() {
+    let source = RegistryProcess::start();
+    let fixtures = source.push_fixtures();
+    let scratch = Scratch::new();
+    let source_host = source.host();
+    let mut args = vec![
+        "pack",
+        "--plain-http",
+        &source_host,
+        "-q",
+        "-o",
+        "bundle.tar",
+    ];
+    args.extend(fixtures.images.iter().map(|i| i.reference.as_str()));
+    scratch.ferry(args).ok();
+    let bundle = std::fs::read(scratch.path("bundle.tar")).unwrap();
+
+    let registry = htpasswd_registry();
+    let proxy = FaultProxy::start(&registry);
+    docker_login(&scratch, &proxy.host(), USER, PASSWORD);
+    let uploads = Match::path_contains("/blobs/uploads/");
+    let whole = uploads.clone().method("POST").query_contains("digest=");
+    proxy.inject(Fault::ExpireToken, whole.clone(), 1);
+    proxy.inject(Fault::ExpireToken, uploads.clone().method("PUT"), 1);
+    let to = format!("{}/mirror", proxy.host());
+    let host = proxy.host();
+    let run = scratch
+        .ferry_stdin(
+            ["unpack", "-", "--to", &to, "--plain-http", &host, "--json"],
+            &bundle,
+        )
+        .ok();
+    assert_no_secret(&run, &[PASSWORD]);
+    assert_eq!(proxy.faults_applied(), 2);
+    // The refused offer went again, with its body, and no other was made.
+    assert_eq!(proxy.count(&whole), 2, "{:#?}", proxy.log());
+    let summary = run.json();
+    assert_eq!(summary["failed"], 0, "{summary:#}");
+    let mapping = summary["mapping"].as_object().expect("a mapping");
+    for image in &fixtures.images {
+        let relocated = mapping[&image.reference].as_str().unwrap();
+        let r = ferry_oci::Reference::parse(relocated).unwrap();
+        let found = registry.manifest_digest(r.repository(), r.tag().unwrap());
+        assert_eq!(found.as_deref(), Some(image.digest.as_str()), "{relocated}");
+    }
+}
+
 #[test]
 fn plain_http_is_refused_unless_named() {
     let registry = RegistryProcess::start();

@@ -4,6 +4,7 @@
 
 mod util;
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use ferry_testkit::{
@@ -386,4 +387,122 @@ fn a_manifest_cut_then_refused_is_tried_exactly_the_tries_asked_for() {
     assert!(run.stderr.contains("answered 503"), "{}", run.stderr);
     assert_eq!(source.proxy.count(&manifest), 3);
     assert!(!scratch.path("bundle.tar").exists());
+}
+
+/// Issue 15: a platform release names many tags of each repository. Pack
+/// lists a repository's tags once for the run, not once per reference, and
+/// asks the referrers API once per subject even when two references (a tag
+/// and its digest) reach the same manifests.
+#[test]
+fn pack_lists_each_repositorys_tags_once_per_run() {
+    let registry = RegistryProcess::start();
+    let proxy = FaultProxy::start(&registry);
+    // Five repositories of four tags; the fourth is made of indexes.
+    let workload = ferry_testkit::push_many_small_workload(&proxy.host(), 5, 4);
+    assert_eq!(workload.references.len(), 20);
+    let r4_t1 = format!("{}/small/r-4:t1", proxy.host());
+    let digest = registry
+        .manifest_digest("small/r-4", "t1")
+        .expect("the index is tagged");
+    proxy.reset_log();
+
+    let scratch = Scratch::new();
+    let mut args: Vec<String> = vec!["pack".into()];
+    args.extend(workload.references.iter().cloned());
+    assert!(workload.references.contains(&r4_t1));
+    args.push(format!("{}/small/r-4@{digest}", proxy.host()));
+    args.extend(["--plain-http".into(), proxy.host(), "-o".into()]);
+    args.extend(["small.tar".into(), "--json".into()]);
+    let run = scratch.ferry(args).ok();
+    assert_eq!(run.json()["images"].as_array().unwrap().len(), 21);
+    let log = proxy.log();
+    for r in 1..=5 {
+        let lists = proxy.count(&Match::path_contains(&format!("/v2/small/r-{r}/tags/list")));
+        assert_eq!(lists, 1, "small/r-{r}: {log:#?}");
+    }
+    // Each manifest is a subject once: 5 × 4 tags, 4 of them indexes of two.
+    let subjects = proxy.count(&Match::path_contains("/referrers/"));
+    assert_eq!(subjects, 20 + 4 * 2, "{log:#?}");
+}
+
+/// Issue 15: each new blob costs at most three requests (HEAD, POST, PUT).
+/// ferry offers one small blob whole in its POST (`?digest=`) to learn
+/// whether the registry takes single-request uploads; docker-registry 2.8
+/// opens a session instead (202), that blob is PUT into it, and every other
+/// blob goes by POST + PUT: no other body is offered. A blob another
+/// repository of the target holds costs HEAD + mount, and the mount names
+/// a repository this run put the blob in (never a guess).
+#[test]
+fn unpack_sends_at_most_three_requests_per_new_blob() {
+    let source = RegistryProcess::start();
+    let workload = ferry_testkit::push_many_small_workload(&source.host(), 8, 2);
+    let scratch = Scratch::new();
+    let mut args: Vec<String> = vec!["pack".into()];
+    args.extend(workload.references.iter().cloned());
+    args.extend(["--plain-http".into(), source.host(), "-o".into()]);
+    args.extend(["small.tar".into(), "-q".into()]);
+    scratch.ferry(args).ok();
+    let bundle = scratch.path("small.tar").to_string_lossy().into_owned();
+
+    let (registry, proxy) = target();
+    let run = unpack(&scratch, &bundle, &proxy).ok();
+    let log = proxy.log();
+    let s = run.json();
+    let n = |key: &str| usize::try_from(s[key].as_u64().unwrap()).unwrap();
+    let (uploaded, mounted) = (n("blobs_uploaded"), n("blobs_mounted"));
+    assert!(uploaded > 1 && mounted > 0, "{s:#}");
+    assert_eq!(n("failed"), 0);
+    let heads = proxy.count(&Match::path_contains("/blobs/").method("HEAD"));
+    let posts = proxy.count(&Match::path_contains("/blobs/uploads/").method("POST"));
+    let puts = proxy.count(&Match::path_contains("/blobs/uploads/").method("PUT"));
+    assert_eq!(heads, uploaded + mounted + n("blobs_present"), "{log:#?}");
+    assert_eq!(posts, uploaded + mounted, "{log:#?}");
+    assert_eq!(puts, uploaded, "{log:#?}");
+    let whole = Match::path_contains("/blobs/uploads/")
+        .method("POST")
+        .query_contains("digest=");
+    assert_eq!(proxy.count(&whole), 1, "{log:#?}");
+    // Where each blob is, as this run put it there; each mount's `from`
+    // is one of those places.
+    let mut holders: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut mounts = 0;
+    for seen in &log {
+        let Some((repo, rest)) = seen.path.trim_start_matches("/v2/").split_once("/blobs/") else {
+            continue;
+        };
+        let query: HashMap<&str, &str> = rest
+            .split_once('?')
+            .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).collect())
+            .unwrap_or_default();
+        match (
+            seen.method.as_str(),
+            query.get("digest"),
+            query.get("mount"),
+        ) {
+            ("PUT", Some(digest), _) => {
+                holders
+                    .entry(digest.to_string())
+                    .or_default()
+                    .insert(repo.into());
+            }
+            ("POST", _, Some(digest)) => {
+                let from = query["from"];
+                let held = holders.get(*digest).is_some_and(|h| h.contains(from));
+                assert!(
+                    held,
+                    "mount of {digest} from {from}, not put there: {log:#?}"
+                );
+                holders
+                    .entry(digest.to_string())
+                    .or_default()
+                    .insert(repo.into());
+                mounts += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(mounts, mounted);
+    for (digest, found) in tags_in(&registry, &run) {
+        assert_eq!(found, Some(digest));
+    }
 }

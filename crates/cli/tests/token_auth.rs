@@ -373,3 +373,85 @@ fn a_pull_only_account_cannot_unpack_and_is_told_so() {
     assert!(!run.stderr.contains(PASSWORD), "{}", run.stderr);
     assert!(target.tags("mirror/fixtures/app").is_empty());
 }
+
+/// Issue 15: a platform release into a token registry asks the token
+/// service once per repository and scope, not once per blob or manifest:
+/// every distinct set of scopes is asked for at most once, and a
+/// repository costs at most three tokens (pull for the presence checks,
+/// pull and push for the uploads, and one covering a mount from another
+/// repository of the run).
+#[test]
+fn unpack_asks_for_a_token_once_per_repository_and_scope() {
+    require_openssl();
+    let mut source = RegistryProcess::start();
+    let repos = 6;
+    let workload = ferry_testkit::push_many_small_workload(&source.host(), repos, 3);
+    let scratch = Scratch::new();
+    pack(&scratch, &source.host(), &workload.references).ok();
+    source.stop();
+
+    let (tokens, target) = token_registry(TokenServerOptions::user(USER, PASSWORD));
+    login(&scratch, &target.host(), USER, PASSWORD);
+    let to = format!("{}/mirror", target.host());
+    let run = scratch
+        .ferry([
+            "unpack",
+            "bundle.tar",
+            "--to",
+            &to,
+            "--plain-http",
+            &target.host(),
+            "--json",
+        ])
+        .ok();
+    let summary = run.json();
+    assert_eq!(summary["failed"], 0, "{summary:#}");
+    assert!(
+        summary["blobs_mounted"].as_u64().unwrap() > 0,
+        "{summary:#}"
+    );
+    let requests = tokens.requests();
+    assert!(requests.iter().all(|r| r.status == 200), "{requests:#?}");
+    let mut asked: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    for request in &requests {
+        *asked.entry(request.scopes.clone()).or_default() += 1;
+    }
+    let again: Vec<_> = asked.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(again.is_empty(), "asked more than once: {again:#?}");
+    // Per target repository (the first scope of each request).
+    let mut per_repo: BTreeMap<&str, usize> = BTreeMap::new();
+    for request in &requests {
+        let first = request.scopes[0].as_str();
+        let repo = first.trim_start_matches("repository:");
+        let repo = repo.rsplit_once(':').map_or(repo, |(name, _)| name);
+        *per_repo.entry(repo).or_default() += 1;
+    }
+    assert_eq!(per_repo.len(), repos, "{requests:#?}");
+    assert!(per_repo.values().all(|n| *n <= 3), "{per_repo:#?}");
+    let mapping = summary["mapping"].as_object().expect("a mapping");
+    assert_eq!(mapping.len(), workload.references.len());
+    for relocated in mapping.values() {
+        let r = Reference::parse(relocated.as_str().unwrap()).unwrap();
+        let found = target.manifest_digest(r.repository(), r.tag().unwrap());
+        assert_eq!(found, r.digest().map(|d| d.to_string()), "{r}");
+    }
+}
+
+/// A token service whose answer has no end (here 8 MiB of JSON whitespace
+/// around a valid token) is cut off at 1 MiB with a message naming it,
+/// rather than read into memory whole.
+#[test]
+fn a_token_answer_without_end_is_refused() {
+    require_openssl();
+    let (tokens, registry) = token_registry(TokenServerOptions::user(USER, PASSWORD));
+    let fixtures = registry.push_fixtures();
+    tokens.pad_answers(8 << 20);
+
+    let scratch = Scratch::new();
+    login(&scratch, &registry.host(), USER, PASSWORD);
+    let run = pack(&scratch, &registry.host(), &fixtures.references()[..1]).failed();
+    assert!(run.stderr.contains("token service"), "{}", run.stderr);
+    assert!(run.stderr.contains("larger than 1 MiB"), "{}", run.stderr);
+    assert!(!run.stderr.contains(PASSWORD));
+    assert!(!scratch.path("bundle.tar").exists());
+}

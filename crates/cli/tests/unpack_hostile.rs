@@ -346,7 +346,7 @@ fn nested_bundle(path: &Path, levels: usize) {
 }
 
 /// Issue 14: indexes nested 10,000 deep are refused at the depth limit by
-/// unpack (file and stdin), verify and inspect — no stack overflow, nothing
+/// unpack (file and stdin), verify, inspect and serve — no stack overflow, nothing
 /// pushed.
 #[test]
 fn indexes_nested_thousands_deep_stop_at_the_depth_limit() {
@@ -397,6 +397,31 @@ fn indexes_nested_thousands_deep_stop_at_the_depth_limit() {
         run.stdout,
         run.stderr
     );
+
+    // `ferry serve` walks with the same walk: it refuses to start (a
+    // server that starts would run on, so it is given a minute).
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["serve", "deep.tar", "--listen", "127.0.0.1:0"])
+        .current_dir(scratch.dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            serve.kill().unwrap();
+            panic!("ferry serve started on indexes nested 10,000 deep");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains(&limit), "{err}");
 
     // Just inside the limit is a bundle like any other.
     nested_bundle(&scratch.path("ok.tar"), ferry_oci::MAX_DEPTH);

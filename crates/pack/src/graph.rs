@@ -9,6 +9,7 @@ use ferry_oci::{Algorithm, DigestHasher};
 use ferry_oci::{Descriptor, Digest, Manifest, Platform, Reference, Step, Walk, MAX_DEPTH};
 use ferry_registry::{Client, Repository};
 
+use crate::cache::{RepoCache, Tags};
 use crate::{Error, Result};
 
 /// Everything one reference brings into the bundle.
@@ -51,6 +52,7 @@ pub(crate) struct WalkOptions {
 /// Fetch and walk everything `reference` names.
 pub(crate) async fn resolve(
     client: &Client,
+    cache: &RepoCache,
     reference: &Reference,
     options: &WalkOptions,
 ) -> Result<Resolved> {
@@ -81,6 +83,7 @@ pub(crate) async fn resolve(
     };
     let mut walker = Walker {
         client,
+        cache,
         repo: &repo,
         label: &label,
         resolved: &mut resolved,
@@ -116,6 +119,7 @@ fn parse_as(
 
 struct Walker<'a> {
     client: &'a Client,
+    cache: &'a RepoCache,
     repo: &'a Repository,
     label: &'a str,
     resolved: &'a mut Resolved,
@@ -261,10 +265,7 @@ impl Walker<'_> {
     /// Find referrers of every manifest carried so far (children included),
     /// and of the referrers themselves.
     async fn follow_referrers(&mut self) -> Result<()> {
-        let tags = match self.client.list_tags(self.repo).await {
-            Ok(tags) => Some(tags.into_iter().collect::<BTreeSet<_>>()),
-            Err(_) => None,
-        };
+        let tags: Tags = self.cache.tags(self.client, self.repo).await;
         let mut pending: VecDeque<Digest> = self.resolved.manifests.keys().cloned().collect();
         let mut seen: BTreeSet<Digest> = BTreeSet::new();
         while let Some(subject) = pending.pop_front() {
@@ -273,8 +274,8 @@ impl Walker<'_> {
             }
             let mut found: Vec<Descriptor> = Vec::new();
             let api = self
-                .client
-                .referrers(self.repo, &subject)
+                .cache
+                .referrers(self.client, self.repo, &subject)
                 .await
                 .map_err(|source| Error::Registry {
                     reference: self.label.to_string(),
@@ -284,7 +285,7 @@ impl Walker<'_> {
                 Some(list) => found.extend(list),
                 None => {
                     let tag = subject.tag_form();
-                    if self.tag_exists(tags.as_ref(), &tag).await? {
+                    if self.tag_exists(tags.as_deref(), &tag).await? {
                         let index = self.fetch_tag(&tag).await?;
                         found.extend(index.children().iter().cloned());
                     }
@@ -303,7 +304,7 @@ impl Walker<'_> {
                 pending.push_back(digest);
             }
             for tag in cosign_tags(&subject) {
-                if !self.tag_exists(tags.as_ref(), &tag).await? {
+                if !self.tag_exists(tags.as_deref(), &tag).await? {
                     continue;
                 }
                 let m = self.fetch_tag(&tag).await?;

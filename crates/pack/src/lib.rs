@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod archive_hash;
+mod cache;
 mod error;
 mod graph;
 mod merge;
@@ -37,6 +38,7 @@ pub use merge::{merge, MergeSummary};
 pub use resume::{partial_path, record_path, Transfer};
 pub use since::DeltaSummary;
 
+use cache::RepoCache;
 use graph::{Resolved, WalkOptions};
 pub use write::WrittenPart;
 use write::{BlobJob, Keep, PendingBundle};
@@ -156,8 +158,9 @@ pub async fn pack(
         referrers: options.referrers,
     };
     progress.note(&format!("resolving {} reference(s)", references.len()));
+    let cache = RepoCache::default();
     let mut resolved: Vec<Resolved> = stream::iter(references.iter())
-        .map(|r| graph::resolve(client, r, &walk))
+        .map(|r| graph::resolve(client, &cache, r, &walk))
         .buffer_unordered(options.jobs.clamp(1, 16))
         .try_collect()
         .await?;

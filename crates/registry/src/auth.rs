@@ -2,7 +2,7 @@
 //! bearer-token flow, and a cache of tokens per host and scope.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -98,10 +98,20 @@ struct Cached {
 }
 
 /// Tokens already obtained, keyed by host and scope.
+///
+/// Requests run concurrently (`--jobs` blobs into the same repository), so
+/// many can meet the same `401` at once; [`TokenCache::gate`] lets one of
+/// them fetch the token and the others use it, so the token service is
+/// asked once per scope per run (and again only when a token is refused or
+/// expires), not once per blob.
 #[derive(Default)]
 pub(crate) struct TokenCache {
     entries: Mutex<HashMap<(String, String), Cached>>,
+    gates: Mutex<HashMap<(String, String), Gate>>,
 }
+
+/// Held while one request answers a challenge for a host and scope.
+type Gate = Arc<tokio::sync::Mutex<()>>;
 
 impl TokenCache {
     pub(crate) fn get(&self, host: &str, scope: &str) -> Option<Authorization> {
@@ -122,6 +132,15 @@ impl TokenCache {
         );
     }
 
+    /// The lock that answering a challenge for `scope` on `host` holds.
+    pub(crate) fn gate(&self, host: &str, scope: &str) -> Gate {
+        let mut gates = self.gates.lock().expect("token cache poisoned");
+        gates
+            .entry((host.to_string(), scope.to_string()))
+            .or_default()
+            .clone()
+    }
+
     pub(crate) fn forget(&self, host: &str, scope: &str) {
         let mut entries = self.entries.lock().expect("token cache poisoned");
         entries.remove(&(host.to_string(), scope.to_string()));
@@ -133,6 +152,10 @@ pub(crate) fn basic(credential: &Credential) -> String {
     base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{}", credential.username, credential.secret))
 }
+
+/// The most of a token service's answer ferry reads: real answers are a
+/// few KiB (a JWT and its certificate chain).
+const MAX_TOKEN_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// Obtain a bearer token for `scopes` from `realm`. `Ok(None)` when the
 /// token service refuses the caller (401 or 403): the caller knows which
@@ -188,10 +211,22 @@ pub(crate) async fn fetch_token(
     if !status.is_success() {
         return Err(token_error(format!("answered {status}")));
     }
-    let body = response
-        .bytes()
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| token_error(format!("broken answer ({})", e.without_url())))?;
+        .map_err(|e| token_error(format!("broken answer ({})", e.without_url())))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_TOKEN_ANSWER_BYTES {
+            return Err(token_error(
+                "answer is larger than 1 MiB, no token document is; the token service \
+                 is misbehaving"
+                    .to_string(),
+            ));
+        }
+    }
     let answer = crate::response::token_answer(&body)
         .ok_or_else(|| token_error("answer is not a token document with a token".to_string()))?;
     Ok(Some((Authorization::Bearer(answer.token), answer.ttl)))

@@ -5,17 +5,17 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::Stream;
-use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use reqwest::{Method, Response, StatusCode};
 
 use ferry_oci::{media_type, Descriptor, Digest};
 
 use crate::http::{body_error, strip_query};
-use crate::request::{status_error, Access, RequestPlan};
+use crate::request::{Access, RequestPlan};
 use crate::response::{bare_media_type, content_digest, content_length, header_text, next_link};
 use crate::transport::Transport;
-use crate::{ClientConfig, Error, Failure, Result};
+use crate::upload::SingleRequestMemory;
+use crate::{ClientConfig, Error, Result};
 
 /// Largest manifest ferry accepts (the OCI distribution spec's floor is 4 MiB).
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -115,7 +115,9 @@ pub enum MountOutcome {
 /// A registry client; cheap to clone, share it between tasks.
 #[derive(Clone)]
 pub struct Client {
-    transport: Arc<Transport>,
+    pub(crate) transport: Arc<Transport>,
+    /// What each registry origin did with a blob offered in one request.
+    pub(crate) single_request: Arc<SingleRequestMemory>,
 }
 
 impl Client {
@@ -124,6 +126,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Client> {
         Ok(Client {
             transport: Arc::new(Transport::new(config)?),
+            single_request: Arc::default(),
         })
     }
 
@@ -132,7 +135,7 @@ impl Client {
         &self.transport.config
     }
 
-    fn plan<'a>(
+    pub(crate) fn plan<'a>(
         method: Method,
         repo: &'a Repository,
         access: Access,
@@ -344,78 +347,6 @@ impl Client {
         Ok(MountOutcome::NotMounted)
     }
 
-    /// Upload a blob of `size` bytes, streaming the body that `open` makes.
-    /// `open` is called again when an attempt fails in a retryable way, so
-    /// the upload restarts cleanly from a fresh session.
-    pub async fn push_blob<F, S>(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        size: u64,
-        open: F,
-    ) -> Result<()>
-    where
-        F: Fn() -> std::io::Result<S>,
-        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-    {
-        let open = &open;
-        self.config()
-            .retry
-            .run(|_| async move {
-                // Opening a session is retried by the transport itself; only
-                // a PUT that failed (and spoiled its session) starts over
-                // here, so no request is tried more than `attempts` times.
-                let url = self
-                    .start_upload(repo, digest)
-                    .await
-                    .map_err(Failure::Final)?;
-                self.put_upload(repo, digest, size, open, url)
-                    .await
-                    .map_err(Error::failure)
-            })
-            .await
-    }
-
-    /// Open an upload session; the URL to `PUT` the blob to.
-    async fn start_upload(&self, repo: &Repository, digest: &Digest) -> Result<String> {
-        let mut url = self
-            .open_session(repo, &format!("upload of {digest}"))
-            .await?;
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("digest={digest}"));
-        Ok(url)
-    }
-
-    /// Open an upload session (`what` names it in errors); its URL.
-    async fn open_session(&self, repo: &Repository, what: &str) -> Result<String> {
-        let target = format!("/v2/{}/blobs/uploads/", repo.name());
-        let plan = Self::plan(Method::POST, repo, Access::Push, target, &[]);
-        let response = self
-            .transport
-            .send(&plan, |r| Ok(r.header(CONTENT_LENGTH, "0")))
-            .await?;
-        let protocol = |reason: String| Error::Protocol {
-            host: repo.host().to_string(),
-            what: what.to_string(),
-            reason,
-        };
-        let location = header_text(response.headers(), LOCATION.as_str())
-            .ok_or_else(|| protocol("no Location header".to_string()))?;
-        // Relative to the URL that answered; it may name another origin,
-        // which then gets the upload but not the registry's credentials.
-        let url = response
-            .url()
-            .join(&location)
-            .map_err(|e| {
-                protocol(format!(
-                    "Location {} is not a URL ({e})",
-                    strip_query(&location)
-                ))
-            })?
-            .to_string();
-        Ok(url)
-    }
-
     /// Whether these credentials may push to `repo`: open an upload session
     /// and cancel it at once. Nothing is stored. Fails as a push would
     /// (unauthorized, denied, a read-only registry's `UNSUPPORTED`).
@@ -427,40 +358,6 @@ impl Client {
         let mut cancel = Self::plan(Method::DELETE, repo, Access::Push, url, &gone);
         cancel.retry = false;
         let _ = self.transport.send(&cancel, Ok).await;
-        Ok(())
-    }
-
-    /// Stream the blob into the session at `url` in one monolithic `PUT`.
-    async fn put_upload<F, S>(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        size: u64,
-        open: &F,
-        url: String,
-    ) -> Result<()>
-    where
-        F: Fn() -> std::io::Result<S>,
-        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-    {
-        // A failed PUT spoils its session: push_blob retries from a new POST.
-        let mut put = Self::plan(Method::PUT, repo, Access::Push, url, &[]);
-        put.retry = false;
-        let response = self
-            .transport
-            .send(&put, |r| {
-                let stream = open().map_err(|source| Error::Source {
-                    digest: digest.clone(),
-                    source,
-                })?;
-                Ok(r.header(CONTENT_LENGTH, size)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .body(reqwest::Body::wrap_stream(stream)))
-            })
-            .await?;
-        if response.status() != StatusCode::CREATED && !response.status().is_success() {
-            return Err(status_error(&Method::PUT, &put.target, response).await);
-        }
         Ok(())
     }
 

@@ -1,7 +1,9 @@
 //! The registry client ferry needs, and nothing more.
 //!
 //! Manifests come and go as the exact bytes served (digests never change);
-//! blobs stream in both directions and are never held whole in memory.
+//! blobs stream in both directions and are never held whole in memory
+//! (but for uploads of at most [`SINGLE_REQUEST_UPLOAD_MAX`], read once so
+//! they can be sent again).
 //! Credentials come from docker's config file and credential helpers; hosts
 //! are reached over verified TLS unless named as plain-HTTP or insecure; a
 //! transient failure is retried under the one [`RetryPolicy`], anything
@@ -23,6 +25,7 @@ mod response;
 mod retry;
 mod tls;
 mod transport;
+mod upload;
 
 pub use client::{
     BlobStream, Client, FetchedManifest, ManifestHead, MountOutcome, Repository, MAX_MANIFEST_BYTES,
@@ -30,3 +33,4 @@ pub use client::{
 pub use config::ClientConfig;
 pub use error::{Error, Result};
 pub use retry::{Failure, RetryPolicy};
+pub use upload::SINGLE_REQUEST_UPLOAD_MAX;

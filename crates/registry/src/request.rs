@@ -123,9 +123,12 @@ impl Transport {
                 .http_for(&tls_host)
                 .request(method.clone(), url.clone());
             // The registry's credentials go to the registry's origin only.
+            let mut sent = None;
             if at_home {
                 if let Some(auth) = self.tokens.get(host, &scope_key) {
-                    request = request.header(AUTHORIZATION, auth.header_value());
+                    let value = auth.header_value();
+                    request = request.header(AUTHORIZATION, &value);
+                    sent = Some(value);
                 }
             }
             let response = build(request)?
@@ -168,7 +171,7 @@ impl Transport {
                 if auth_rounds < 2 {
                     auth_rounds += 1;
                     match self
-                        .answer_challenge(plan, &home, &response, &scopes, auth_rounds)
+                        .answer_challenge(plan, &home, &response, &scopes, auth_rounds, sent)
                         .await?
                     {
                         Answered::TryAgain => continue,
@@ -181,8 +184,10 @@ impl Transport {
         }
     }
 
-    /// Answer a `401` from the registry: fetch a token for the bearer
-    /// challenge, or use the basic credentials (once).
+    /// Answer a `401` from the registry to a request that carried `sent`
+    /// (an `Authorization` value, if any): fetch a token for the bearer
+    /// challenge, or use the basic credentials (once). One request per
+    /// scope answers at a time; one that waited uses what the other got.
     async fn answer_challenge(
         &self,
         plan: &RequestPlan<'_>,
@@ -190,9 +195,17 @@ impl Transport {
         response: &Response,
         scopes: &[String],
         round: u32,
+        sent: Option<String>,
     ) -> Result<Answered> {
         let host = plan.repo.host();
         let scope_key = scopes.join(" ");
+        let gate = self.tokens.gate(host, &scope_key);
+        let _one_at_a_time = gate.lock().await;
+        if let Some(current) = self.tokens.get(host, &scope_key) {
+            if Some(current.header_value()) != sent {
+                return Ok(Answered::TryAgain);
+            }
+        }
         self.tokens.forget(host, &scope_key);
         let credential = self.credential(host).await?;
         match challenge(response.headers()) {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use ferry_oci::graph::{attach_referrers, may_be_left_out, ReferrerGraph, Step, Walk};
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{Descriptor, Digest, LayoutArchive, Manifest, Reference};
 
@@ -153,34 +154,46 @@ impl Content {
         }
         let mut warnings = Vec::new();
         // Unnamed manifests are referrers: each goes to every repository
-        // holding its subject, and referrers of referrers follow.
+        // holding its subject, and referrers of referrers follow
+        // (`attach_referrers`, the rule unpack's plan shares).
         let mut pending = Vec::new();
         for (i, descriptor) in unnamed {
             let label = format!("unnamed {}", descriptor.digest);
             let manifest = builder.load(i, &descriptor, &label)?;
-            match manifest.subject() {
-                Some(s) => pending.push((i, descriptor, s.digest.clone(), label)),
-                None => warnings.push(format!(
+            let Some(subject) = manifest.subject() else {
+                warnings.push(format!(
                     "{}: index.json lists {} without a name and it refers to nothing; not served",
                     paths[i].display(),
                     descriptor.digest
-                )),
-            }
+                ));
+                continue;
+            };
+            // Its own graph, to know what a repository taking it holds.
+            let mut own = Repo::default();
+            builder.walk(i, &descriptor, &label, &mut own)?;
+            let manifests: Vec<Digest> = own.manifests.into_iter().collect();
+            pending.push((i, descriptor, subject.digest.clone(), manifests, label));
         }
-        loop {
-            let mut changed = false;
-            for (i, descriptor, subject, label) in &pending {
-                for repo in repos.values_mut() {
-                    if repo.manifests.contains(subject)
-                        && !repo.manifests.contains(&descriptor.digest)
-                    {
-                        builder.walk(*i, descriptor, label, repo)?;
-                        changed = true;
-                    }
-                }
+        let shapes: Vec<ReferrerGraph<'_>> = pending
+            .iter()
+            .map(|(_, descriptor, subject, manifests, _)| ReferrerGraph {
+                digest: &descriptor.digest,
+                subject,
+                manifests,
+            })
+            .collect();
+        let joined = attach_referrers(repos.values().map(|r| &r.manifests), &shapes);
+        let mut by_index: Vec<&mut Repo> = repos.values_mut().collect();
+        for ((i, descriptor, subject, _, label), joined) in pending.iter().zip(joined) {
+            if joined.is_empty() {
+                warnings.push(format!(
+                    "{}: {} refers to {subject}, which no named image holds; not served",
+                    paths[*i].display(),
+                    descriptor.digest
+                ));
             }
-            if !changed {
-                break;
+            for repo in joined {
+                builder.walk(*i, descriptor, label, by_index[repo])?;
             }
         }
         let Builder {
@@ -358,9 +371,12 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Add `top` and everything below it to `repo`. Children an index
-    /// lists but no bundle carries (a platform left behind) are skipped;
-    /// blobs no bundle carries are counted as missing.
+    /// Add `top` and everything below it to `repo`, walking with the one
+    /// graph walk ([`Walk`]): depth-bounded, each manifest once. An index
+    /// entry no bundle carries is skipped when the shared rule allows it
+    /// ([`may_be_left_out`]: a platform left out of a sparse index) and
+    /// stops the server otherwise; blobs no bundle carries are counted as
+    /// missing.
     fn walk(
         &mut self,
         from: usize,
@@ -368,27 +384,66 @@ impl Builder<'_> {
         needed_by: &str,
         repo: &mut Repo,
     ) -> Result<()> {
-        let mut stack = vec![top.clone()];
-        while let Some(descriptor) = stack.pop() {
-            if repo.manifests.contains(&descriptor.digest) {
-                continue;
-            }
-            let manifest = self.load(from, &descriptor, needed_by)?;
-            repo.manifests.insert(descriptor.digest.clone());
-            for child in manifest.children() {
-                if self.blobs.contains_key(&child.digest) {
-                    stack.push(child.clone());
+        let mut walk: Walk = Walk::new(top.clone());
+        let mut parents: HashMap<Digest, Manifest> = HashMap::new();
+        while let Some(step) = walk.next() {
+            match step {
+                Step::Fetch {
+                    descriptor, parent, ..
+                } => {
+                    if repo.manifests.contains(&descriptor.digest) {
+                        walk.skip();
+                        continue;
+                    }
+                    if let Some(parent) = parent.as_ref().and_then(|p| parents.get(p)) {
+                        let carried = |d: &Digest| self.blobs.contains_key(d);
+                        if !carried(&descriptor.digest)
+                            && may_be_left_out(parent.children(), &descriptor, carried)
+                        {
+                            walk.skip();
+                            continue;
+                        }
+                    }
+                    let manifest = self.load(from, &descriptor, needed_by)?;
+                    if !manifest.children().is_empty() {
+                        parents.insert(descriptor.digest.clone(), manifest.clone());
+                    }
+                    walk.enter(manifest);
                 }
-            }
-            for blob in manifest.blobs() {
-                match self.blobs.get(&blob.digest) {
-                    Some(loc) => {
-                        self.check_size(from, blob, loc.size, needed_by)?;
-                        repo.blobs.insert(blob.digest.clone());
+                Step::Leave {
+                    descriptor,
+                    manifest,
+                    ..
+                } => {
+                    parents.remove(&descriptor.digest);
+                    for blob in manifest.blobs() {
+                        match self.blobs.get(&blob.digest) {
+                            Some(loc) => {
+                                self.check_size(from, blob, loc.size, needed_by)?;
+                                repo.blobs.insert(blob.digest.clone());
+                            }
+                            None => {
+                                self.missing.insert(blob.digest.clone());
+                            }
+                        }
                     }
-                    None => {
-                        self.missing.insert(blob.digest.clone());
-                    }
+                    repo.manifests.insert(descriptor.digest);
+                }
+                Step::TooDeep { descriptor, parent } => {
+                    return Err(Error::TooDeep {
+                        path: self.paths[from].clone(),
+                        digest: descriptor.digest,
+                        parent,
+                        needed_by: needed_by.to_string(),
+                    })
+                }
+                Step::Cycle { descriptor, parent } => {
+                    return Err(Error::Cycle {
+                        path: self.paths[from].clone(),
+                        digest: descriptor.digest,
+                        parent,
+                        needed_by: needed_by.to_string(),
+                    })
                 }
             }
         }

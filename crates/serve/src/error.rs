@@ -44,6 +44,37 @@ pub enum Error {
         /// The image that needs it.
         needed_by: String,
     },
+    /// Indexes nest deeper than [`ferry_oci::graph::MAX_DEPTH`].
+    #[error(
+        "bundle {path}: {parent} lists {digest} deeper than {max} levels below {needed_by}; \
+         no real image nests like this, the bundle is damaged or crafted",
+        max = ferry_oci::graph::MAX_DEPTH
+    )]
+    TooDeep {
+        /// The bundle.
+        path: PathBuf,
+        /// The entry not followed.
+        digest: Digest,
+        /// The index listing it.
+        parent: Digest,
+        /// The image that needs it.
+        needed_by: String,
+    },
+    /// An index lists one of its own ancestors.
+    #[error(
+        "bundle {path}: {parent} lists its own ancestor {digest} (below {needed_by}); \
+         the bundle is damaged or crafted"
+    )]
+    Cycle {
+        /// The bundle.
+        path: PathBuf,
+        /// The entry not followed.
+        digest: Digest,
+        /// The index listing it.
+        parent: Digest,
+        /// The image that needs it.
+        needed_by: String,
+    },
     /// A descriptor's size disagrees with the blob in the bundle.
     #[error(
         "bundle {path}: {digest} is {found} bytes in the bundle but {expected} in the \

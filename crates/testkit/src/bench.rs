@@ -9,6 +9,10 @@
 //! pseudo-random bytes ([`BigLayerReader`]) seeded from its name, so the
 //! same scale always gives the same digests; no layer is ever held in
 //! memory.
+//!
+//! [`push_many_small_workload`] is the other shape: a platform release of
+//! many small images sharing a base, where per-image and per-request costs
+//! dominate rather than bytes.
 
 use std::collections::BTreeMap;
 
@@ -168,9 +172,92 @@ impl Workload<'_> {
 
     /// Tag `bytes` (already pushed by digest) as `repo:1`.
     fn tag(&mut self, repo: &str, media_type: &str, bytes: &[u8]) {
-        self.pusher.push_manifest(repo, "1", media_type, bytes);
-        self.out.references.push(format!("{}/{repo}:1", self.host));
+        self.tag_as(repo, "1", media_type, bytes);
     }
+
+    /// Tag `bytes` (already pushed by digest) as `repo:tag`.
+    fn tag_as(&mut self, repo: &str, tag: &str, media_type: &str, bytes: &[u8]) {
+        self.pusher.push_manifest(repo, tag, media_type, bytes);
+        self.out
+            .references
+            .push(format!("{}/{repo}:{tag}", self.host));
+    }
+
+    /// Push a two-platform index (amd64, arm64) of images of `base` plus a
+    /// small layer of their own; returns its bytes (not tagged).
+    fn small_index(&mut self, repo: &str, title: &str, base: &LayerSpec) -> Vec<u8> {
+        let mut children = Vec::new();
+        for arch in ["amd64", "arm64"] {
+            let own = LayerSpec::new(format!("{title}-{arch}"), 4 * 1024, 1.0);
+            let (m, digest) = self.image(
+                repo,
+                &format!("{title}-{arch}"),
+                (arch, None),
+                &[base, &own],
+            );
+            children.push(json!({
+                "mediaType": media_type::OCI_MANIFEST,
+                "digest": digest,
+                "size": m.len(),
+                "platform": {"architecture": arch, "os": "linux"},
+            }));
+        }
+        let index = content::compact(&json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::OCI_INDEX,
+            "manifests": children,
+        }));
+        self.out.manifests += 1;
+        index
+    }
+
+    fn finish(self) -> BenchWorkload {
+        let mut out = self.out;
+        out.references.sort();
+        out.blobs = self
+            .blobs
+            .into_iter()
+            .map(|(digest, (repository, size))| BenchBlob {
+                repository,
+                digest,
+                size,
+            })
+            .collect();
+        out
+    }
+}
+
+/// Push the many-small-images workload (issue 15: a platform release) into
+/// the plain-HTTP registry at `host`: `repos` repositories `small/r-N`, each
+/// with `tags` tags `t1`..; every image has one shared base layer (256 KiB)
+/// and a small layer of its own (4 KiB); every fourth repository's tags are
+/// two-platform indexes. 60 × 4 makes 240 images, as in the issue.
+pub fn push_many_small_workload(host: &str, repos: usize, tags: usize) -> BenchWorkload {
+    let pusher = Pusher::new(&format!("http://{host}"));
+    let mut w = Workload {
+        pusher: &pusher,
+        host: host.to_string(),
+        blobs: BTreeMap::new(),
+        layers: BTreeMap::new(),
+        out: BenchWorkload::default(),
+    };
+    let base = LayerSpec::new("small-base", 256 * 1024, 1.0);
+    for r in 1..=repos {
+        let repo = format!("small/r-{r}");
+        for t in 1..=tags {
+            let title = format!("r-{r}-t{t}");
+            let tag = format!("t{t}");
+            if r % 4 == 0 {
+                let index = w.small_index(&repo, &title, &base);
+                w.tag_as(&repo, &tag, media_type::OCI_INDEX, &index);
+            } else {
+                let own = LayerSpec::new(title.clone(), 4 * 1024, 1.0);
+                let (m, _) = w.image(&repo, &title, ("amd64", None), &[&base, &own]);
+                w.tag_as(&repo, &tag, media_type::OCI_MANIFEST, &m);
+            }
+        }
+    }
+    w.finish()
 }
 
 /// Push the benchmark workload into the plain-HTTP registry at `host`
@@ -264,17 +351,5 @@ pub fn push_bench_release(host: &str, scale: f64, release: u32) -> BenchWorkload
     let model = LayerSpec::new("model", 512 * MIB, scale);
     let (m, _) = w.image("bench/model", "model", amd64, &[&base, &model]);
     w.tag("bench/model", media_type::OCI_MANIFEST, &m);
-
-    let mut out = w.out;
-    out.references.sort();
-    out.blobs = w
-        .blobs
-        .into_iter()
-        .map(|(digest, (repository, size))| BenchBlob {
-            repository,
-            digest,
-            size,
-        })
-        .collect();
-    out
+    w.finish()
 }

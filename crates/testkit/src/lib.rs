@@ -45,7 +45,9 @@ mod registry;
 pub mod token;
 mod tools;
 
-pub use bench::{push_bench_release, push_bench_workload, BenchBlob, BenchWorkload};
+pub use bench::{
+    push_bench_release, push_bench_workload, push_many_small_workload, BenchBlob, BenchWorkload,
+};
 pub use content::{BigLayerReader, XorShift};
 pub use fixtures::{
     push_fixtures, push_fixtures_with, FixtureImage, FixtureKind, FixtureOptions, FixtureReferrer,

@@ -21,7 +21,10 @@ const USAGE: &str = "usage:
       the next release (about a tenth of the bytes new) under the same tags
   ferry-fixtures sign HOST[:PORT] KEY.pem < REFERENCES
       sign each reference read from standard input (HOST[:PORT]/REPO:TAG, one a line)
-      with the PEM private key, cosign format, pushing the sha256-<hex>.sig tag";
+      with the PEM private key, cosign format, pushing the sha256-<hex>.sig tag
+  ferry-fixtures small-workload HOST[:PORT] REPOS TAGS
+      push the many-small-images workload (REPOS repositories x TAGS tags, one shared
+      base layer, every fourth repository of indexes); print its references";
 
 enum Command {
     Push(String),
@@ -31,6 +34,11 @@ enum Command {
         scale: f64,
         release: u32,
         blobs: Option<PathBuf>,
+    },
+    SmallWorkload {
+        host: String,
+        repos: usize,
+        tags: usize,
     },
     Sign {
         host: String,
@@ -94,6 +102,11 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
             release,
             blobs: blobs.take(),
         },
+        [cmd, host, repos, tags] if cmd == "small-workload" => Command::SmallWorkload {
+            host: host.clone(),
+            repos: repos.parse().map_err(|e| format!("REPOS {repos:?}: {e}"))?,
+            tags: tags.parse().map_err(|e| format!("TAGS {tags:?}: {e}"))?,
+        },
         _ => {
             return Err(
                 "expected `push HOST[:PORT]`, `serve DIR` or `bench-workload HOST[:PORT]`"
@@ -124,6 +137,16 @@ fn main() -> ExitCode {
             let set = ferry_testkit::push_fixtures_with(&host, options);
             let mut out = std::io::stdout().lock();
             for reference in set.references() {
+                if writeln!(out, "{reference}").is_err() {
+                    break;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::SmallWorkload { host, repos, tags } => {
+            let workload = ferry_testkit::push_many_small_workload(&host, repos, tags);
+            let mut out = std::io::stdout().lock();
+            for reference in &workload.references {
                 if writeln!(out, "{reference}").is_err() {
                     break;
                 }

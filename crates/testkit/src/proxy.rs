@@ -95,6 +95,7 @@ pub enum Fault {
 pub struct Match {
     method: Option<String>,
     path_contains: Option<String>,
+    query_contains: Option<String>,
 }
 
 impl Match {
@@ -111,6 +112,13 @@ impl Match {
         }
     }
 
+    /// Also require the query (after `?`) to contain `needle`: the
+    /// single-request upload's `digest=`, a mount's `mount=`.
+    pub fn query_contains(mut self, needle: &str) -> Match {
+        self.query_contains = Some(needle.to_string());
+        self
+    }
+
     /// Also require this method (`GET`, `PUT`, ...).
     pub fn method(mut self, method: &str) -> Match {
         self.method = Some(method.to_ascii_uppercase());
@@ -119,9 +127,13 @@ impl Match {
 
     /// Whether a request with `method` and `path` matches.
     pub fn matches(&self, method: &str, path: &str) -> bool {
-        let path = path.split('?').next().unwrap_or(path);
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         self.method.iter().all(|m| m == method)
             && self.path_contains.iter().all(|n| path.contains(n.as_str()))
+            && self
+                .query_contains
+                .iter()
+                .all(|n| query.contains(n.as_str()))
     }
 }
 

@@ -114,6 +114,7 @@ struct State {
     key: PathBuf,
     x5c: String,
     expire_next: AtomicUsize,
+    padding: AtomicUsize,
     issued: AtomicUsize,
     log: Mutex<Vec<TokenRequest>>,
     stop: AtomicBool,
@@ -176,6 +177,7 @@ impl TokenServer {
             key,
             x5c,
             expire_next: AtomicUsize::new(0),
+            padding: AtomicUsize::new(0),
             issued: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -225,6 +227,12 @@ impl TokenServer {
     /// Counts every token issued, the testkit helpers' too.
     pub fn expire_next(&self, n: usize) {
         self.state.expire_next.store(n, Ordering::SeqCst);
+    }
+
+    /// From now on, pad every answer with `bytes` of JSON whitespace (a
+    /// token service answering without end, as a hostile one may).
+    pub fn pad_answers(&self, bytes: usize) {
+        self.state.padding.store(bytes, Ordering::SeqCst);
     }
 
     /// How many tokens were issued so far.
@@ -321,7 +329,11 @@ fn serve(state: &State, mut stream: TcpStream) {
         .filter_map(|l| l.split_once(':'))
         .find(|(name, _)| name.trim().eq_ignore_ascii_case("authorization"))
         .map(|(_, value)| value.trim().to_string());
-    let (status, body) = answer(state, &target, authorization.as_deref());
+    let (status, mut body) = answer(state, &target, authorization.as_deref());
+    let padding = state.padding.load(Ordering::SeqCst);
+    if status == 200 && padding > 0 {
+        body.insert_str(1, &" ".repeat(padding));
+    }
     let reason = match status {
         200 => "OK",
         401 => "Unauthorized",

@@ -64,12 +64,10 @@ pub(crate) async fn settle(
         }
         ExistingTag::Fail => {}
         ExistingTag::Skip => {
+            let moving: std::collections::BTreeSet<&String> =
+                moves.iter().map(|m| &m.reference).collect();
             for image in &mut plan.images {
-                let reference = image.tag_reference();
-                if moves
-                    .iter()
-                    .any(|m| Some(&m.reference) == reference.as_ref())
-                {
+                if image.tag_reference().is_some_and(|r| moving.contains(&r)) {
                     image.leave_tag = true;
                 }
             }

@@ -180,7 +180,7 @@ pub async fn unpack(
             async move {
                 let blobs = repo_plan.blobs.clone();
                 let blob_results = pusher.push_blobs(archive, &repo, blobs).await?;
-                let mut outcome = Outcome::new(plan);
+                let mut outcome = Outcome::default();
                 repo_plan
                     .finish(pusher, &repo, plan, &blob_results, &mut outcome)
                     .await;
@@ -188,11 +188,12 @@ pub async fn unpack(
             }
         })
         .buffer_unordered(options.jobs.max(1));
-    let mut outcome = Outcome::new(&plan);
-    let outcomes: Vec<Outcome> = per_repo.try_collect().await?;
-    for other in outcomes {
-        outcome.merge(other);
-    }
+    let outcome = per_repo
+        .try_fold(Outcome::default(), |mut outcome, other| async move {
+            outcome.merge(other);
+            Ok(outcome)
+        })
+        .await?;
     progress.finish();
     let summary = finish(options, &plan, &pusher, outcome, moves, started)?;
     if let Some(hashing) = bundle_sha256 {
@@ -237,14 +238,14 @@ fn finish(
     started: Instant,
 ) -> Result<UnpackSummary> {
     let Outcome {
-        image_errors,
-        referrer_errors,
+        mut image_errors,
+        mut referrer_errors,
     } = outcome;
     let images: Vec<UnpackedImage> = plan
         .images
         .iter()
-        .zip(image_errors)
-        .map(|(i, error)| UnpackedImage {
+        .enumerate()
+        .map(|(n, i)| UnpackedImage {
             original: i.original.clone(),
             // A tag left where it was does not name this image: by digest.
             relocated: if i.leave_tag {
@@ -256,14 +257,14 @@ fn finish(
             digest: i.digest.clone(),
             bundle_digest: i.bundle_digest.clone(),
             platforms_missing: i.platforms_missing.clone(),
-            error,
+            error: image_errors.remove(&n),
         })
         .collect();
     let referrers: Vec<UnpackedReferrer> = plan
         .referrers
         .iter()
-        .zip(referrer_errors)
-        .map(|(r, error)| UnpackedReferrer {
+        .enumerate()
+        .map(|(n, r)| UnpackedReferrer {
             digest: r.digest.clone(),
             subject: r.subject.clone(),
             artifact_type: r.artifact_type.clone(),
@@ -272,7 +273,7 @@ fn finish(
                 .iter()
                 .map(|p| format!("{}/{p}", plan.target.registry()))
                 .collect(),
-            error,
+            error: referrer_errors.remove(&n),
         })
         .collect();
     let mapping: BTreeMap<String, String> = images

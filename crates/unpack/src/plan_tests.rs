@@ -124,6 +124,34 @@ fn names_relocates_and_sends_referrers_beside_their_subject() {
     assert_eq!(plan.blob_count, 4);
 }
 
+/// A referrer goes to every repository holding its subject; a referrer of
+/// that referrer follows it there, whatever order the index lists them in.
+#[test]
+fn referrers_and_their_referrers_follow_every_image_holding_the_subject() {
+    let mut l = Layout::default();
+    let base = l.image("base", None);
+    let app = l.image("app", None);
+    let sig = l.image("sig", Some(&base));
+    let sig_of_sig = l.image("sig-of-sig", Some(&sig));
+    let index = l.index_of(&[(base.clone(), "amd64")]);
+    l.name(&base, ANNOTATION_CONTAINERD_NAME, "ghcr.io/org/base:1");
+    l.name(&index, ANNOTATION_CONTAINERD_NAME, "ghcr.io/org/multi:1");
+    l.name(&app, ANNOTATION_CONTAINERD_NAME, "ghcr.io/org/app:1");
+    // The referrer of the referrer first: it only finds a home once the
+    // referrer it is about has one.
+    l.unnamed(&sig_of_sig);
+    l.unnamed(&sig);
+    let (_dir, archive) = l.write(&[]);
+    let plan = plan(&archive, &target(), Naming::Flatten, SparseMode::Keep).unwrap();
+    let repos = |digest: &Digest| {
+        let r = plan.referrers.iter().find(|r| &r.digest == digest).unwrap();
+        r.repositories.clone()
+    };
+    let both = ["team/org-base", "team/org-multi"];
+    assert_eq!(repos(&sig.digest), both);
+    assert_eq!(repos(&sig_of_sig.digest), both);
+}
+
 #[test]
 fn ref_name_is_normalized_as_docker_does() {
     let mut l = Layout::default();

@@ -28,32 +28,25 @@ pub(crate) struct RepoPlan {
     pub present_referrers: BTreeSet<usize>,
 }
 
-/// How each image and referrer of the plan fared: `None` when pushed.
+/// The images and referrers of the plan that failed, by index, with why;
+/// the others were pushed. Sparse, so that each repository's run (one per
+/// repository, hundreds in a platform release) costs nothing when all goes
+/// well, rather than a slot for every image of the plan.
+#[derive(Default)]
 pub(crate) struct Outcome {
-    pub image_errors: Vec<Option<String>>,
-    pub referrer_errors: Vec<Option<String>>,
+    pub image_errors: BTreeMap<usize, String>,
+    pub referrer_errors: BTreeMap<usize, String>,
 }
 
 impl Outcome {
-    pub fn new(plan: &Plan) -> Outcome {
-        Outcome {
-            image_errors: vec![None; plan.images.len()],
-            referrer_errors: vec![None; plan.referrers.len()],
-        }
-    }
-
     /// Take in the failures of another repository's run (the first error
     /// of a referrer pushed into several repositories is kept).
     pub fn merge(&mut self, other: Outcome) {
-        let pairs = self
-            .image_errors
-            .iter_mut()
-            .zip(other.image_errors)
-            .chain(self.referrer_errors.iter_mut().zip(other.referrer_errors));
-        for (mine, theirs) in pairs {
-            if mine.is_none() {
-                *mine = theirs;
-            }
+        for (i, e) in other.image_errors {
+            self.image_errors.entry(i).or_insert(e);
+        }
+        for (r, e) in other.referrer_errors {
+            self.referrer_errors.entry(r).or_insert(e);
         }
     }
 }
@@ -168,7 +161,7 @@ impl RepoPlan {
                 Err(e) => {
                     pusher.progress.note(&format!("failed: {e}"));
                     fate.fail(graph, &image.original);
-                    outcome.image_errors[i] = Some(e);
+                    outcome.image_errors.insert(i, e);
                 }
             }
         }
@@ -178,7 +171,7 @@ impl RepoPlan {
             let referrer = &plan.referrers[r];
             let (manifests, blobs) = (&referrer.manifests, &referrer.blobs);
             if let Some(subject) = fate.failed(&referrer.subject) {
-                referrer_errors[r] = Some(skipped(subject));
+                referrer_errors.insert(r, skipped(subject));
                 fate.fail(manifests, &referrer.digest.to_string());
                 continue;
             }
@@ -197,7 +190,7 @@ impl RepoPlan {
                 }
                 Err(e) => {
                     fate.fail(manifests, &referrer.digest.to_string());
-                    referrer_errors[r] = Some(error_chain(&e));
+                    referrer_errors.insert(r, error_chain(&e));
                 }
             }
         }
@@ -212,7 +205,7 @@ impl RepoPlan {
                 };
                 for &r in &self.referrers {
                     if &plan.referrers[r].subject == subject {
-                        referrer_errors[r].get_or_insert_with(|| error_chain(&e));
+                        referrer_errors.entry(r).or_insert_with(|| error_chain(&e));
                     }
                 }
             }

@@ -175,7 +175,7 @@ pub(crate) async fn unpack_stream(
         }
     }
     reading_result(reading.await)?;
-    let mut outcome = Outcome::new(&plan);
+    let mut outcome = Outcome::default();
     for (repo_plan, results) in repos.iter().zip(&mut results) {
         for digest in repo_plan.blobs.keys() {
             results.entry(digest.clone()).or_insert_with(|| {
