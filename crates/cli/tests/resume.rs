@@ -80,6 +80,40 @@ impl Source {
         run
     }
 
+    /// Start a pack, wait until the source stalls it partway, and stop it
+    /// with `signal` (`-KILL`, `-INT` as Ctrl-C sends); its output.
+    fn pack_signalled(
+        &self,
+        scratch: &Scratch,
+        args: Vec<String>,
+        signal: &str,
+        meanwhile: impl FnOnce(),
+    ) -> std::process::Output {
+        self.stall_partway();
+        let child = scratch
+            .ferry_command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(60);
+        while self.proxy.stalled() == 0 {
+            assert!(Instant::now() < until, "the pack never reached the stall");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        meanwhile();
+        let killed = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let output = child.wait_with_output().unwrap();
+        self.proxy.clear();
+        self.proxy.reset_log();
+        output
+    }
+
     /// Blob GETs since the log was last reset, by digest.
     fn blob_gets(&self) -> BTreeMap<String, usize> {
         let mut gets = BTreeMap::new();
@@ -237,32 +271,16 @@ fn issue_11_a_killed_split_pack_resumes_and_repairs_what_was_edited_or_cut() {
     source.pack(&scratch, "ref.tar", &split).ok();
 
     // Stall the source partway, wait for the pack to hang there, and kill
-    // it: no destructor runs, the partial parts stay as they are.
-    source.stall_partway();
-    let mut child = scratch
-        .ferry_command(source.args("b.tar", &split))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(60);
-    while source.proxy.stalled() == 0 {
-        assert!(Instant::now() < until, "the pack never reached the stall");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    // A second pack to the same output meanwhile is refused, touching
-    // nothing.
-    let second = source.pack(&scratch, "b.tar", &split).failed();
-    assert!(
-        second.stderr.contains("another process is writing it"),
-        "{}",
-        second.stderr
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
-    source.proxy.clear();
-    source.proxy.reset_log();
+    // it: no destructor runs, the partial parts stay as they are. A second
+    // pack to the same output meanwhile is refused, touching nothing.
+    source.pack_signalled(&scratch, source.args("b.tar", &split), "-KILL", || {
+        let second = source.pack(&scratch, "b.tar", &split).failed();
+        assert!(
+            second.stderr.contains("another process is writing it"),
+            "{}",
+            second.stderr
+        );
+    });
 
     let parts: Vec<String> = scratch
         .files()
@@ -377,8 +395,17 @@ fn issue_11_a_partial_that_does_not_fit_is_not_reused_and_ferry_says_why() {
     fetched_all(&source);
     assert_no_partials(&scratch);
 
-    // --fresh: discarded, everything fetched, the same bundle.
-    source.pack_stopped_partway(&scratch, "b.tar", &[]);
+    // Ctrl-C: said, exit 130, the work kept; then --fresh: discarded,
+    // everything fetched, the same bundle.
+    let out = source.pack_signalled(&scratch, source.args("b.tar", &[]), "-INT", || {});
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted; nothing was written at b.tar")
+            && stderr.contains("run the same command again to resume it"),
+        "{stderr}"
+    );
+    assert!(scratch.path("b.tar.partial").is_file());
     let run = source.pack(&scratch, "b.tar", &["--fresh", "--json"]).ok();
     assert!(run.stderr.contains("--fresh: discarding"), "{}", run.stderr);
     assert_eq!(run.json()["transfer"]["resumed"], false);
