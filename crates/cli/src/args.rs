@@ -141,6 +141,11 @@ pub struct PackArgs {
     #[arg(long, value_name = "N", default_value_t = 0, requires = "split",
           value_parser = clap::value_parser!(u16).range(0..=99))]
     pub parity: u16,
+    /// Start over: discard what an interrupted pack to the same OUT left (OUT.partial and
+    /// OUT.resume.json) instead of resuming it. Without it, running the same command again
+    /// keeps every blob already written whole and fetches only the rest.
+    #[arg(long)]
+    pub fresh: bool,
     /// Write a delta: leave out the layers BASE holds (a bundle, a delta, or a receipt from
     /// `unpack --receipt`). Repeatable. Only BASE's headers and manifests are read.
     #[arg(long, value_name = "BASE")]

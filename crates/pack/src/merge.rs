@@ -18,7 +18,7 @@ use ferry_oci::delta::full_index_json;
 use ferry_oci::layout::{BlobClass, LayoutPlan};
 use ferry_oci::{DeltaRecord, Digest, LayoutArchive, Progress};
 
-use crate::write::PendingBundle;
+use crate::write::{Keep, PendingBundle};
 use crate::{Error, Result};
 
 /// What a merge did.
@@ -180,7 +180,7 @@ fn fill(
             ),
     )
     .map_err(|source| Error::Plan { source })?;
-    let bundle = PendingBundle::create(output, &plan, None, 0)?;
+    let bundle = PendingBundle::create(output, &plan, None, 0, Keep::No, progress.as_ref())?;
     let last_index = opened.len() - 1;
     let (mut from_bases, mut bytes_from_bases) = (0, 0);
     let total: u64 = plan.blobs().iter().map(|b| b.size).sum();
