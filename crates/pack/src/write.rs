@@ -213,8 +213,9 @@ impl PendingBundle {
     /// Fetch every job, `jobs` at a time. The first failure stops the rest.
     /// Everything else must be written already: the archive's sha256 is
     /// computed from here on, following the blobs as they land. When the
-    /// partial files are reused, each blob is first looked for where it is
-    /// planned (hashed in place) and only those not found are fetched.
+    /// partial files are reused, each worker first looks for its blob
+    /// where it is planned (hashed in place) and fetches only what is not
+    /// there, so checking and fetching overlap.
     pub async fn fetch_all(
         &mut self,
         client: &Client,
@@ -231,20 +232,10 @@ impl PendingBundle {
             ..Transfer::default()
         };
         let mut queue: Vec<(usize, BlobJob)> = queue.into_iter().enumerate().collect();
-        if self.reuse {
-            queue = self
-                .check_written(queue, &hasher, jobs, &mut transfer, progress.clone())
-                .await?;
-        }
-        transfer.blobs_fetched = queue.len();
-        transfer.bytes_fetched = queue
-            .iter()
-            .map(|(_, j)| j.size - j.prefix.as_ref().map_or(0, |(len, _)| *len))
-            .sum();
         progress.start(
             "fetching",
-            transfer.blobs_fetched as u64,
-            transfer.bytes_fetched,
+            queue.len() as u64,
+            queue.iter().map(|(_, j)| j.size).sum(),
         );
         // Biggest first keeps every worker busy until the end.
         queue.sort_by(|(_, a), (_, b)| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
@@ -256,95 +247,65 @@ impl PendingBundle {
                     break;
                 };
                 let client = client.clone();
-                let file = self.file.clone();
                 let progress = progress.clone();
                 let place = Placement {
-                    file,
+                    file: self.file.clone(),
                     hasher: hasher.clone(),
                     slot,
                 };
-                running.spawn(
-                    async move { fetch_blob(&client, &job, &place, progress.as_ref()).await },
-                );
+                let (reuse, partial) = (self.reuse, self.partials[0].0.clone());
+                running.spawn(async move {
+                    let mut job = job;
+                    if reuse {
+                        match look_for(&place, &job, progress.clone(), partial).await? {
+                            Found::Whole => {
+                                place.hasher.written(place.slot, job.size);
+                                return Ok(Landed::Reused(job.size));
+                            }
+                            Found::Prefix { len, hasher } => {
+                                // Written front to back: the prefix is final
+                                // unless the whole fails its digest (then the
+                                // blob is fetched again, spoiling the hash).
+                                place.hasher.written(place.slot, len);
+                                job.prefix = Some((len, hasher));
+                            }
+                            Found::Missing => {}
+                        }
+                    }
+                    fetch_blob(&client, &job, &place, progress.as_ref()).await?;
+                    Ok(Landed::Fetched {
+                        size: job.size,
+                        continued_from: job.prefix.map(|(len, _)| len),
+                    })
+                });
             }
             match running.join_next().await {
                 None => break,
-                Some(Ok(Ok(()))) => progress.item_done(),
+                Some(Ok(Ok(landed))) => {
+                    progress.item_done();
+                    match landed {
+                        Landed::Reused(size) => {
+                            transfer.blobs_reused += 1;
+                            transfer.bytes_reused += size;
+                        }
+                        Landed::Fetched {
+                            size,
+                            continued_from,
+                        } => {
+                            let from = continued_from.unwrap_or(0);
+                            transfer.blobs_fetched += 1;
+                            transfer.blobs_continued += usize::from(continued_from.is_some());
+                            transfer.bytes_reused += from;
+                            transfer.bytes_fetched += size - from;
+                        }
+                    }
+                }
                 Some(Ok(Err(e))) => return Err(e),
                 Some(Err(e)) => return Err(Error::Task(e.to_string())),
             }
         }
         progress.finish();
         Ok(transfer)
-    }
-
-    /// Hash each job's blob where the plan puts it, in archive order, a few
-    /// at a time; those found whole count as landed for the archive's hash.
-    /// Returns the jobs still to fetch.
-    async fn check_written(
-        &self,
-        queue: Vec<(usize, BlobJob)>,
-        hasher: &Arc<ArchiveHasher>,
-        jobs: usize,
-        transfer: &mut Transfer,
-        progress: Arc<dyn Progress>,
-    ) -> Result<Vec<(usize, BlobJob)>> {
-        let total: u64 = queue.iter().map(|(_, j)| j.size).sum();
-        progress.start("checking", queue.len() as u64, total);
-        let width = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(1, jobs.max(1));
-        let mut missing = Vec::new();
-        let mut pending = queue.into_iter();
-        let mut running = JoinSet::new();
-        loop {
-            while running.len() < width {
-                let Some((slot, job)) = pending.next() else {
-                    break;
-                };
-                let file = self.file.clone();
-                let progress = progress.clone();
-                running.spawn_blocking(move || {
-                    let found =
-                        resume::look_for(&file, &job.digest, job.offset, job.size, &mut |n| {
-                            progress.bytes(n)
-                        });
-                    (slot, job, found)
-                });
-            }
-            match running.join_next().await {
-                None => break,
-                Some(Ok((slot, mut job, found))) => {
-                    let found = found.map_err(|source| Error::Io {
-                        action: "cannot read back",
-                        path: self.partials[0].0.clone(),
-                        source,
-                    })?;
-                    progress.item_done();
-                    match found {
-                        Found::Whole => {
-                            hasher.written(slot, job.size);
-                            transfer.blobs_reused += 1;
-                            transfer.bytes_reused += job.size;
-                        }
-                        Found::Prefix { len, hasher: h } => {
-                            // Written front to back: the prefix is final
-                            // unless the whole fails its digest (then the
-                            // blob is fetched again, spoiling the hash).
-                            hasher.written(slot, len);
-                            transfer.blobs_continued += 1;
-                            transfer.bytes_reused += len;
-                            job.prefix = Some((len, h));
-                            missing.push((slot, job));
-                        }
-                        Found::Missing => missing.push((slot, job)),
-                    }
-                }
-                Some(Err(e)) => return Err(Error::Task(e.to_string())),
-            }
-        }
-        progress.finish();
-        Ok(missing)
     }
 
     /// Flush to disk while the archive's hash finishes, rename the file
@@ -598,6 +559,39 @@ fn write_checksum_file(output: &Path, sums: &ChecksumFile) -> Result<()> {
     fsutil::write_atomic(&sum_path, sums.render().as_bytes()).map_err(|source| Error::Io {
         action: "cannot write",
         path: sum_path.clone(),
+        source,
+    })
+}
+
+/// How one job's blob landed.
+enum Landed {
+    /// Found whole in the partial bundle: this many bytes.
+    Reused(u64),
+    /// Fetched, from its start or from where a stopped run left it.
+    Fetched {
+        size: u64,
+        continued_from: Option<u64>,
+    },
+}
+
+/// Look for `job`'s blob in the partial bundle, off the async threads; the
+/// bytes read count as progress.
+async fn look_for(
+    place: &Placement,
+    job: &BlobJob,
+    progress: Arc<dyn Progress>,
+    partial: PathBuf,
+) -> Result<Found> {
+    let (file, digest, offset, size) =
+        (place.file.clone(), job.digest.clone(), job.offset, job.size);
+    tokio::task::spawn_blocking(move || {
+        resume::look_for(&file, &digest, offset, size, &mut |n| progress.bytes(n))
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))?
+    .map_err(|source| Error::Io {
+        action: "cannot read back",
+        path: partial,
         source,
     })
 }
