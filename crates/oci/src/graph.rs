@@ -14,7 +14,7 @@
 //! [`Step::TooDeep`] or [`Step::Cycle`], which the caller turns into an
 //! error or a reported problem.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::digest::Digest;
 use crate::manifest::{Descriptor, Manifest, Platform};
@@ -114,6 +114,73 @@ pub fn cosign_subject(tag_or_reference: &str) -> Option<Digest> {
     }
     let (algorithm, hex) = digest.split_once('-')?;
     format!("{algorithm}:{hex}").parse().ok()
+}
+
+/// A referrer (a manifest with a `subject`) as [`attach_referrers`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReferrerGraph<'a> {
+    /// The referrer's own digest.
+    pub digest: &'a Digest,
+    /// The digest its `subject` names.
+    pub subject: &'a Digest,
+    /// Every manifest of its own graph (an index referrer's children).
+    pub manifests: &'a [Digest],
+}
+
+/// Which graphs each referrer joins: a graph holding a referrer's subject
+/// takes the referrer and its manifests, so referrers of referrers follow
+/// (a signature of an SBOM of an image goes where the image goes). Each of
+/// `graphs` lists the manifest digests of one group (a named image, a
+/// served repository). Returns, for each referrer, the indexes of the
+/// graphs it joined, ascending; an empty list is a referrer whose subject
+/// no graph holds.
+///
+/// The one rule for this: unpack's plan and serve both place unnamed
+/// referrers with it. Which graphs hold a digest is indexed, so the cost
+/// grows with referrers × the graphs each is about, not referrers × all
+/// graphs (a platform release signs every one of thousands of images), and
+/// it ends after at most `referrers × graphs` joins, even for referrers
+/// that name each other.
+pub fn attach_referrers<'a, G, D>(graphs: G, referrers: &[ReferrerGraph<'_>]) -> Vec<Vec<usize>>
+where
+    G: IntoIterator<Item = D>,
+    D: IntoIterator<Item = &'a Digest>,
+{
+    let mut holders: HashMap<Digest, BTreeSet<usize>> = HashMap::new();
+    for (g, digests) in graphs.into_iter().enumerate() {
+        for digest in digests {
+            holders.entry(digest.clone()).or_default().insert(g);
+        }
+    }
+    let mut joined = vec![Vec::new(); referrers.len()];
+    loop {
+        let mut changed = false;
+        for (r, referrer) in referrers.iter().enumerate() {
+            let Some(about) = holders.get(referrer.subject) else {
+                continue;
+            };
+            let has = holders.get(referrer.digest);
+            let gaining: Vec<usize> = about
+                .iter()
+                .filter(|g| !has.is_some_and(|h| h.contains(g)))
+                .copied()
+                .collect();
+            for g in gaining {
+                for digest in referrer.manifests.iter().chain([referrer.digest]) {
+                    holders.entry(digest.clone()).or_default().insert(g);
+                }
+                joined[r].push(g);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for list in &mut joined {
+        list.sort_unstable();
+    }
+    joined
 }
 
 /// One step of a [`Walk`].

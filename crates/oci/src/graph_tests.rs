@@ -206,3 +206,48 @@ fn sha512_manifests_keep_their_algorithm() {
     assert_eq!(m.digest().algorithm(), crate::Algorithm::Sha512);
     assert_eq!(m.digest(), &m.digest().recompute(&bytes));
 }
+
+#[test]
+fn referrers_join_every_graph_holding_their_subject_and_referrers_follow() {
+    let d = |s: &str| Digest::sha256_of(s.as_bytes());
+    let (image_a, image_b, child) = (d("a"), d("b"), d("child"));
+    let (sbom, sig_of_sbom, orphan, loop_1, loop_2) =
+        (d("sbom"), d("sig"), d("orphan"), d("loop-1"), d("loop-2"));
+    let graphs = [
+        vec![image_a.clone(), child.clone()],
+        vec![image_b.clone(), child.clone()],
+        vec![d("c")],
+    ];
+    let nothing = d("nothing");
+    let referrers = [
+        // Listed before what it refers to: joins on the second round.
+        ReferrerGraph {
+            digest: &sig_of_sbom,
+            subject: &sbom,
+            manifests: &[],
+        },
+        ReferrerGraph {
+            digest: &sbom,
+            subject: &child,
+            manifests: std::slice::from_ref(&sbom),
+        },
+        ReferrerGraph {
+            digest: &orphan,
+            subject: &nothing,
+            manifests: &[],
+        },
+        // Two referrers naming each other, neither held: no endless loop.
+        ReferrerGraph {
+            digest: &loop_1,
+            subject: &loop_2,
+            manifests: &[],
+        },
+        ReferrerGraph {
+            digest: &loop_2,
+            subject: &loop_1,
+            manifests: &[],
+        },
+    ];
+    let joined = attach_referrers(&graphs, &referrers);
+    assert_eq!(joined, vec![vec![0, 1], vec![0, 1], vec![], vec![], vec![]]);
+}

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use ferry_oci::graph::{may_be_left_out, Step, Walk};
+use ferry_oci::graph::{attach_referrers, may_be_left_out, ReferrerGraph, Step, Walk};
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{Descriptor, Digest, LayoutArchive, Manifest, Reference};
 
@@ -154,34 +154,46 @@ impl Content {
         }
         let mut warnings = Vec::new();
         // Unnamed manifests are referrers: each goes to every repository
-        // holding its subject, and referrers of referrers follow.
+        // holding its subject, and referrers of referrers follow
+        // (`attach_referrers`, the rule unpack's plan shares).
         let mut pending = Vec::new();
         for (i, descriptor) in unnamed {
             let label = format!("unnamed {}", descriptor.digest);
             let manifest = builder.load(i, &descriptor, &label)?;
-            match manifest.subject() {
-                Some(s) => pending.push((i, descriptor, s.digest.clone(), label)),
-                None => warnings.push(format!(
+            let Some(subject) = manifest.subject() else {
+                warnings.push(format!(
                     "{}: index.json lists {} without a name and it refers to nothing; not served",
                     paths[i].display(),
                     descriptor.digest
-                )),
-            }
+                ));
+                continue;
+            };
+            // Its own graph, to know what a repository taking it holds.
+            let mut own = Repo::default();
+            builder.walk(i, &descriptor, &label, &mut own)?;
+            let manifests: Vec<Digest> = own.manifests.into_iter().collect();
+            pending.push((i, descriptor, subject.digest.clone(), manifests, label));
         }
-        loop {
-            let mut changed = false;
-            for (i, descriptor, subject, label) in &pending {
-                for repo in repos.values_mut() {
-                    if repo.manifests.contains(subject)
-                        && !repo.manifests.contains(&descriptor.digest)
-                    {
-                        builder.walk(*i, descriptor, label, repo)?;
-                        changed = true;
-                    }
-                }
+        let shapes: Vec<ReferrerGraph<'_>> = pending
+            .iter()
+            .map(|(_, descriptor, subject, manifests, _)| ReferrerGraph {
+                digest: &descriptor.digest,
+                subject,
+                manifests,
+            })
+            .collect();
+        let joined = attach_referrers(repos.values().map(|r| &r.manifests), &shapes);
+        let mut by_index: Vec<&mut Repo> = repos.values_mut().collect();
+        for ((i, descriptor, subject, _, label), joined) in pending.iter().zip(joined) {
+            if joined.is_empty() {
+                warnings.push(format!(
+                    "{}: {} refers to {subject}, which no named image holds; not served",
+                    paths[*i].display(),
+                    descriptor.digest
+                ));
             }
-            if !changed {
-                break;
+            for repo in joined {
+                builder.walk(*i, descriptor, label, by_index[repo])?;
             }
         }
         let Builder {

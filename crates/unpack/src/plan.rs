@@ -2,13 +2,15 @@
 //! names, check the whole graph, and decide what goes where. Nothing here
 //! touches the network; `--dry-run` prints this and stops.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
 use serde::Serialize;
 
-use ferry_oci::graph::{attestation_subject, cosign_subject, real_platform};
+use ferry_oci::graph::{
+    attach_referrers, attestation_subject, cosign_subject, real_platform, ReferrerGraph,
+};
 use ferry_oci::manifest::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{
     check_collisions, Descriptor, Digest, LayoutArchive, Manifest, Naming, Reference,
@@ -232,7 +234,7 @@ pub(crate) fn plan_holdings(
             .map(|i| (&i.reference_original, &i.image.relocated)),
     )
     .map_err(|source| Error::Relocation { source })?;
-    let mut images: Vec<PlannedImage> = images.into_iter().map(|i| i.image).collect();
+    let images: Vec<PlannedImage> = images.into_iter().map(|i| i.image).collect();
 
     let mut referrers = Vec::new();
     let mut not_referrers = Vec::new();
@@ -265,7 +267,7 @@ pub(crate) fn plan_holdings(
         return Err(Error::Empty);
     }
     referrers.sort_by(|a, b| a.digest.cmp(&b.digest));
-    assign_referrers(&mut images, &mut referrers)?;
+    assign_referrers(&images, &mut referrers)?;
 
     let mut manifests = BTreeSet::new();
     let mut blobs = BTreeSet::new();
@@ -299,51 +301,34 @@ pub(crate) fn plan_holdings(
 }
 
 /// Each referrer goes to the repository of every named image whose graph
-/// holds its subject; referrers of referrers follow.
-///
-/// Which images hold a manifest is indexed by digest, so the cost grows
-/// with referrers × the images each one is about, not referrers × all
-/// images (a platform release signs every one of thousands of images).
-fn assign_referrers(images: &mut [PlannedImage], referrers: &mut [PlannedReferrer]) -> Result<()> {
-    let mut holders: HashMap<Digest, BTreeSet<usize>> = HashMap::new();
-    for (i, image) in images.iter().enumerate() {
-        for digest in image.manifests.iter().chain(&image.bundle_digest) {
-            holders.entry(digest.clone()).or_default().insert(i);
-        }
-    }
-    loop {
-        let mut changed = false;
-        for referrer in referrers.iter_mut() {
-            let Some(about) = holders.get(&referrer.subject) else {
-                continue;
-            };
-            let has = holders.get(&referrer.digest);
-            let gaining: Vec<usize> = about
-                .iter()
-                .filter(|i| !has.is_some_and(|h| h.contains(i)))
-                .copied()
-                .collect();
-            for i in gaining {
-                for digest in referrer.manifests.iter().chain([&referrer.digest]) {
-                    holders.entry(digest.clone()).or_default().insert(i);
-                }
-                let repo = images[i].repository_path();
-                if !referrer.repositories.iter().any(|r| r == repo) {
-                    referrer.repositories.push(repo.to_string());
-                }
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    for referrer in referrers.iter_mut() {
-        if referrer.repositories.is_empty() {
+/// holds its subject; referrers of referrers follow
+/// ([`attach_referrers`], the rule serve shares; its cost grows with the
+/// images each referrer is about, not with all images).
+fn assign_referrers(images: &[PlannedImage], referrers: &mut [PlannedReferrer]) -> Result<()> {
+    let shapes: Vec<ReferrerGraph<'_>> = referrers
+        .iter()
+        .map(|r| ReferrerGraph {
+            digest: &r.digest,
+            subject: &r.subject,
+            manifests: &r.manifests,
+        })
+        .collect();
+    let graphs = images
+        .iter()
+        .map(|i| i.manifests.iter().chain(i.bundle_digest.iter()));
+    let joined = attach_referrers(graphs, &shapes);
+    for (referrer, joined) in referrers.iter_mut().zip(joined) {
+        if joined.is_empty() {
             return Err(Error::OrphanReferrer {
                 digest: referrer.digest.clone(),
                 subject: referrer.subject.clone(),
             });
+        }
+        for image in joined {
+            let repo = images[image].repository_path().to_string();
+            if !referrer.repositories.contains(&repo) {
+                referrer.repositories.push(repo);
+            }
         }
         referrer.repositories.sort();
     }
