@@ -5,29 +5,43 @@
 # two-platform indexes (60 x 4 = 240 images, as in the issue).
 #
 #   scripts/bench-small.sh [--bin DIR] [--repos N] [--tags N] [--jobs N]
+#                          [--rss-images N]
 #
-# Measures, against real docker-registry: ferry pack + unpack vs skopeo
-# (copy per image + tar), a repeat unpack into the same registry, the
-# requests the target registry served (counted from its access log) per
-# image, and the time of the full workload over that of a quarter of it
-# (the 4x scaling ratio). Prints a table and one `BENCH_SMALL {...}` line.
+# Measures, against real docker-registry:
+#   - ferry pack + unpack against skopeo's round trip (copy per image + tar);
+#   - a repeat unpack into the same registry (time, and its requests against
+#     the manifests + tags it has to confirm);
+#   - requests per new blob, per new manifest and per tag of the first
+#     unpack;
+#   - the time for REPOS repositories over that for REPOS/4 (the 4x ratio);
+#   - with --rss-images N (make bench passes 5000): ferry's peak RSS (and
+#     time per image) unpacking N images; pushing them takes a few minutes.
+# Times are taken with ferry talking to the registry directly; requests are
+# counted in separate runs (same work, a fresh target) through testkit's
+# FaultProxy (`ferry-fixtures proxy`, no faults), which logs every request.
+# Prints a table and one `BENCH_SMALL {...}` line.
 set -euo pipefail
 
 bin=target/release
 repos=60
 tags=4
 jobs=8
+rss_images=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --bin) bin=$2; shift 2 ;;
     --repos) repos=$2; shift 2 ;;
     --tags) tags=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --rss-images) rss_images=$2; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-small.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 ((repos >= 4)) || { echo "bench-small.sh: --repos must be at least 4 (the 4x ratio runs a quarter)" >&2; exit 2; }
+for tool in docker-registry skopeo curl tar python3 /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bench-small.sh: $tool is missing (run scripts/install-deps.sh)" >&2; exit 1; }
+done
 bin=$(cd "$bin" && pwd)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-small.XXXXXX")
@@ -41,13 +55,13 @@ trap cleanup EXIT
 note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start_registry() { # name -> sets $registry to host:port; access log in $work/name/log
+start_registry() { # NAME -> sets $registry to host:port
   local name=$1 port
   port=$(free_port)
   mkdir -p "$work/$name"
   cat > "$work/$name/config.yml" <<YAML
 version: 0.1
-log: {level: error, accesslog: {disabled: false}}
+log: {level: error, accesslog: {disabled: true}}
 storage:
   filesystem: {rootdirectory: $work/$name/data}
 http: {addr: 127.0.0.1:$port}
@@ -58,8 +72,23 @@ YAML
   registry=127.0.0.1:$port
 }
 
-# Requests the registry NAME served so far (its access log).
-requests() { grep -cE '"(GET|HEAD|POST|PUT|PATCH|DELETE) /v2/[^ ]' "$work/$1/log" || true; }
+start_proxy() { # NAME UPSTREAM -> sets $proxy to host:port; log in $work/NAME.requests
+  local name=$1 upstream=$2
+  : >"$work/$name.requests"
+  "$bin/ferry-fixtures" proxy "$upstream" "$work/$name.requests" >"$work/$name.proxy" &
+  pids+=($!)
+  for _ in $(seq 100); do [[ -s $work/$name.proxy ]] && break; sleep 0.05; done
+  proxy=$(head -n1 "$work/$name.proxy")
+}
+
+# The proxy's log, once it has caught up (it writes every 20 ms).
+settled_log() { # NAME -> its request lines so far, on stdout
+  local before=-1 now
+  now=$(wc -l <"$work/$1.requests")
+  while ((now != before)); do sleep 0.1; before=$now; now=$(wc -l <"$work/$1.requests"); done
+  cat "$work/$1.requests"
+}
+
 seconds() { # CMD... -> wall seconds on stdout, output to $work/out
   local t0 t1
   t0=$(date +%s.%N)
@@ -68,23 +97,33 @@ seconds() { # CMD... -> wall seconds on stdout, output to $work/out
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
 }
 
-# run_ferry NAME REPOS: push the workload, pack it, unpack it twice; sets
-# pack_s unpack_s again_s unpack_req again_req images.
+unpack() { # BUNDLE HOST [FLAGS...]: ferry unpack into HOST/mirror
+  local bundle=$1 host=$2
+  shift 2
+  "$bin/ferry" unpack "$bundle" --to "$host/mirror" --plain-http "$host" --jobs "$jobs" "$@"
+}
+
+# run_ferry NAME REPOS: push the workload, pack it, unpack it twice (timed,
+# straight to the registry); with COUNT=yes, unpack it twice more into a
+# fresh registry behind the proxy (counted). Sets pack_s unpack_s again_s.
 run_ferry() {
   local name=$1 n=$2 src dst
   start_registry "$name-src"; src=$registry
   start_registry "$name-dst"; dst=$registry
   "$bin/ferry-fixtures" small-workload "$src" "$n" "$tags" >"$work/$name.images"
-  images=$(wc -l <"$work/$name.images")
   pack_s=$(seconds "$bin/ferry" pack --images-file "$work/$name.images" --plain-http "$src" \
     -o "$work/$name.tar" --jobs "$jobs" --quiet)
-  local before
-  before=$(requests "$name-dst")
-  unpack_s=$(seconds "$bin/ferry" unpack "$work/$name.tar" --to "$dst/mirror" --plain-http "$dst" --jobs "$jobs" --quiet)
-  unpack_req=$(($(requests "$name-dst") - before))
-  before=$(requests "$name-dst")
-  again_s=$(seconds "$bin/ferry" unpack "$work/$name.tar" --to "$dst/mirror" --plain-http "$dst" --jobs "$jobs" --quiet)
-  again_req=$(($(requests "$name-dst") - before))
+  unpack_s=$(seconds unpack "$work/$name.tar" "$dst" --quiet)
+  again_s=$(seconds unpack "$work/$name.tar" "$dst" --quiet)
+  if [[ ${COUNT:-no} == yes ]]; then
+    start_registry "$name-counted"
+    start_proxy "$name" "$registry"
+    unpack "$work/$name.tar" "$proxy" --json --quiet >"$work/$name.first.json"
+    settled_log "$name" >"$work/$name.first.requests"
+    : >"$work/$name.requests"
+    unpack "$work/$name.tar" "$proxy" --json --quiet >"$work/$name.again.json"
+    settled_log "$name" >"$work/$name.again.requests"
+  fi
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -92,8 +131,8 @@ quarter=$((repos / 4))
 note "ferry: $quarter x $tags images"
 run_ferry quarter "$quarter"
 q_pack=$pack_s q_unpack=$unpack_s
-note "ferry: $repos x $tags images"
-run_ferry full "$repos"
+note "ferry: $repos x $tags images (timed, then counted through the proxy)"
+COUNT=yes run_ferry full "$repos"
 
 note "skopeo: copy per image to oci: + tar, then tar -x + copy per image"
 start_registry skopeo-dst; skopeo_dst=$registry
@@ -111,11 +150,66 @@ skopeo_unpack_s=$(seconds bash -c '
     name=${ref#*/}; name=${name//\//-}; name=${name//:/-}
     skopeo copy --quiet --all --dest-tls-verify=false "oci:$1/x/oci:$name" "docker://$3/mirror/$name"
   done <"$2"' _ "$work/skopeo" "$work/full.images" "$skopeo_dst")
+
+rss_kib=0 rss_unpack_s=0 rss_pack_s=0 rss_push_s=0 rss_count=0
+if ((rss_images > 0)); then
+  rss_repos=$(((rss_images + tags - 1) / tags))
+  note "peak RSS: $rss_repos x $tags images (pushing them first)"
+  start_registry rss-src; rss_src=$registry
+  start_registry rss-dst; rss_dst=$registry
+  rss_push_s=$(seconds "$bin/ferry-fixtures" small-workload "$rss_src" "$rss_repos" "$tags")
+  cp "$work/out" "$work/rss.images"
+  rss_count=$(wc -l <"$work/rss.images")
+  rss_pack_s=$(seconds "$bin/ferry" pack --images-file "$work/rss.images" --plain-http "$rss_src" \
+    -o "$work/rss.tar" --jobs "$jobs" --quiet)
+  rss_unpack_s=$(seconds /usr/bin/time -v -o "$work/rss.time" \
+    "$bin/ferry" unpack "$work/rss.tar" --to "$rss_dst/mirror" --plain-http "$rss_dst" --jobs "$jobs" --quiet)
+  rss_kib=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/rss.time")
+fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-python3 - <<PY
-import json
-images, quarter_images = $images, $(wc -l <"$work/quarter.images")
+python3 - "$work" <<PY
+import json, sys
+from urllib.parse import urlsplit, parse_qs
+
+work = sys.argv[1]
+images = sum(1 for _ in open(f"{work}/full.images"))
+quarter_images = sum(1 for _ in open(f"{work}/quarter.images"))
+
+def classify(path):
+    """Requests of one unpack, by kind."""
+    kinds = {}
+    for line in open(path):
+        method, target = line.rstrip("\n").split(" ", 1)
+        url = urlsplit(target)
+        query = parse_qs(url.query)
+        p = url.path
+        if "/blobs/uploads/" in p:
+            kind = {"PUT": "blob_put"}.get(method)
+            if method == "POST":
+                kind = "blob_mount" if "mount" in query else (
+                    "blob_post_whole" if "digest" in query else "blob_post")
+        elif "/blobs/" in p:
+            kind = f"blob_{method.lower()}"
+        elif "/manifests/" in p:
+            ref = p.rsplit("/manifests/", 1)[1]
+            by = "digest" if ":" in ref else "tag"
+            kind = f"manifest_{by}_{method.lower()}"
+        else:
+            kind = "other"
+        kind = kind or f"other_{method.lower()}"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+first, again = classify(f"{work}/full.first.requests"), classify(f"{work}/full.again.requests")
+s1 = json.load(open(f"{work}/full.first.json"))
+s2 = json.load(open(f"{work}/full.again.json"))
+k = lambda d, *names: sum(d.get(n, 0) for n in names)
+new_blobs = s1["blobs_uploaded"] + s1["blobs_mounted"]
+blob_requests = k(first, "blob_head") - s1["blobs_present"] + k(first, "blob_post", "blob_post_whole", "blob_mount", "blob_put")
+tags_first = s1["tags_set"] + s1["tags_unchanged"]
+confirm = s2["manifests_present"] + s2["tags_unchanged"] + s2["tags_set"]
+
 ferry = round($pack_s + $unpack_s, 2)
 skopeo = round($skopeo_pack_s + $skopeo_unpack_s, 2)
 q = $q_pack + $q_unpack
@@ -125,24 +219,49 @@ r = {
     "wall_seconds": {"ferry_pack": $pack_s, "ferry_unpack": $unpack_s, "ferry_unpack_again": $again_s,
                      "skopeo_pack": $skopeo_pack_s, "skopeo_unpack": $skopeo_unpack_s,
                      "quarter_ferry_pack": $q_pack, "quarter_ferry_unpack": $q_unpack},
-    "requests": {"unpack": $unpack_req, "unpack_again": $again_req},
-    "requests_per_image": {"unpack": round($unpack_req / images, 2), "unpack_again": round($again_req / images, 2)},
+    "requests": {"unpack": sum(first.values()), "unpack_again": sum(again.values()),
+                 "unpack_by_kind": first, "unpack_again_by_kind": again,
+                 "again_manifests_plus_tags": confirm},
+    "requests_per": {
+        "image_unpack": round(sum(first.values()) / images, 2),
+        "new_blob": round(blob_requests / new_blobs, 2) if new_blobs else None,
+        "new_manifest": round(k(first, "manifest_digest_head", "manifest_digest_put") / s1["manifests_pushed"], 2)
+                        if s1["manifests_pushed"] else None,
+        "tag": round(k(first, "manifest_tag_head", "manifest_tag_put") / tags_first, 2) if tags_first else None,
+    },
+    "single_request_offers": first.get("blob_post_whole", 0),
     "ferry_over_skopeo": round(ferry / skopeo, 3) if skopeo else None,
     "scaling_4x": round(ferry / q, 2) if q else None,
+    "scaling_4x_unpack": round($unpack_s / $q_unpack, 2) if $q_unpack else None,
+    "rss": {"images": $rss_count, "unpack_peak_kib": $rss_kib, "push_seconds": $rss_push_s,
+            "pack_seconds": $rss_pack_s, "unpack_seconds": $rss_unpack_s} if $rss_count else None,
     "loadavg_before": "$load_before", "loadavg_after": "$load_after",
 }
 print()
 print(f"many small images: {images} images ({$repos} repositories x {$tags} tags); --jobs {$jobs}; "
       f"load average before {r['loadavg_before']}, after {r['loadavg_after']}")
 print()
-for k, v in r["wall_seconds"].items():
-    print(f"  {k:<28}{v:>8} s")
+for name, v in r["wall_seconds"].items():
+    print(f"  {name:<28}{v:>8} s")
 print()
+per = r["requests_per"]
 print(f"ferry round trip / skopeo      {r['ferry_over_skopeo']}   ({ferry} s / {skopeo} s; target <= 0.15)")
-print(f"repeat unpack                  {$again_s} s, {$again_req} requests   (target < 0.5 s for 240 images)")
-print(f"requests per image, unpack     {r['requests_per_image']['unpack']}")
-print(f"requests per image, again      {r['requests_per_image']['unpack_again']}")
-print(f"4x the images (pack + unpack)  {r['scaling_4x']}x the time ({quarter_images} -> {images} images; target <= 4.2)")
+print(f"repeat unpack                  {$again_s} s, {r['requests']['unpack_again']} requests for "
+      f"{confirm} manifests + tags   (targets < 0.5 s for 240 images; requests = manifests + tags)")
+print(f"requests per image, unpack     {per['image_unpack']}   ({r['requests']['unpack']} requests)")
+print(f"requests per new blob          {per['new_blob']}   (HEAD {k(first, 'blob_head')}, POST {k(first, 'blob_post')}, "
+      f"single-request POST {k(first, 'blob_post_whole')}, mount {k(first, 'blob_mount')}, PUT {k(first, 'blob_put')}; "
+      f"target <= 3, 2 where the registry takes single requests)")
+print(f"requests per new manifest      {per['new_manifest']}   (HEAD + PUT; target 2)")
+print(f"requests per tag               {per['tag']}   (HEAD + PUT; target 2)")
+print(f"4x the images                  {r['scaling_4x']}x the time pack + unpack, {r['scaling_4x_unpack']}x unpack "
+      f"({quarter_images} -> {images} images; target <= 4.2)")
+if r["rss"]:
+    x = r["rss"]
+    per_image = lambda s, n: 1000 * s / n
+    print(f"unpack of {x['images']} images      peak RSS {x['unpack_peak_kib'] // 1024} MiB (target <= 64 MB), "
+          f"{x['unpack_seconds']} s = {per_image(x['unpack_seconds'], x['images']):.2f} ms/image "
+          f"(at {images}: {per_image($unpack_s, images):.2f} ms/image); pack {x['pack_seconds']} s; pushing them took {x['push_seconds']} s")
 print()
 print("BENCH_SMALL " + json.dumps(r, sort_keys=True))
 PY

@@ -502,6 +502,21 @@ fn unpack_sends_at_most_three_requests_per_new_blob() {
         }
     }
     assert_eq!(mounts, mounted);
+    // One presence check and one PUT per new manifest (a top manifest's
+    // check is the repository's top-down one) and per tag.
+    let manifests = |method: &str, by_digest: bool| {
+        let on = |s: &&ferry_testkit::proxy::Seen| {
+            s.method == method
+                && s.path.contains("/manifests/")
+                && s.path.contains("/manifests/sha256:") == by_digest
+        };
+        log.iter().filter(on).count()
+    };
+    let (pushed, tagged) = (n("manifests_pushed"), n("tags_set"));
+    assert_eq!(manifests("HEAD", true), pushed, "{log:#?}");
+    assert_eq!(manifests("PUT", true), pushed, "{log:#?}");
+    assert_eq!(manifests("HEAD", false), tagged, "{log:#?}");
+    assert_eq!(manifests("PUT", false), tagged, "{log:#?}");
     for (digest, found) in tags_in(&registry, &run) {
         assert_eq!(found, Some(digest));
     }

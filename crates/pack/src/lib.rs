@@ -34,7 +34,7 @@ use ferry_registry::{Client, Repository};
 use ferry_sign::{Keyring, PrivateKey, SignatureReport};
 
 pub use error::{Error, Result};
-pub use merge::{merge, MergeSummary};
+pub use merge::{merge, Media, MergeSummary};
 pub use resume::{partial_path, record_path, Transfer};
 pub use since::DeltaSummary;
 

@@ -336,10 +336,16 @@ impl PendingBundle {
             })?;
             if self.split {
                 let size = self.file.parts().nth(i).map_or(0, |(_, _, len)| len);
+                // One part (a part size above the bundle's) is hashed as
+                // a single file: its sha256 is the whole's.
+                let sha256 = match finals.len() {
+                    1 => hashed.sha256.clone(),
+                    _ => hashed.parts.get(i).cloned().unwrap_or_default(),
+                };
                 parts.push(WrittenPart {
                     path: target.clone(),
                     size,
-                    sha256: hashed.parts[i].clone(),
+                    sha256,
                 });
             }
         }

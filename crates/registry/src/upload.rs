@@ -206,7 +206,11 @@ impl Client {
         self.config()
             .retry
             .run(|_| async move {
-                let url = match self.single_request.offer(origin) {
+                // An empty blob is not offered: a registry may take a POST
+                // without a body for a plain session opener, which would
+                // say nothing about single requests.
+                let offer = (size > 0).then(|| self.single_request.offer(origin));
+                let url = match offer.flatten() {
                     Some(mut ask) => match self.post_whole(repo, digest, body).await {
                         Ok(None) => {
                             ask.verdict = Some(Verdict::Honoured);

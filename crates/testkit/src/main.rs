@@ -24,7 +24,11 @@ const USAGE: &str = "usage:
       with the PEM private key, cosign format, pushing the sha256-<hex>.sig tag
   ferry-fixtures small-workload HOST[:PORT] REPOS TAGS
       push the many-small-images workload (REPOS repositories x TAGS tags, one shared
-      base layer, every fourth repository of indexes); print its references";
+      base layer, every fourth repository of indexes); print its references
+  ferry-fixtures proxy HOST:PORT LOG
+      start a FaultProxy (no faults) in front of the plain-HTTP registry at HOST:PORT,
+      print its host, and append `METHOD PATH` of every request it forwards to LOG
+      (within 20 ms) until killed: how `make bench` counts requests";
 
 enum Command {
     Push(String),
@@ -43,6 +47,10 @@ enum Command {
     Sign {
         host: String,
         key: PathBuf,
+    },
+    Proxy {
+        upstream: String,
+        log: PathBuf,
     },
 }
 
@@ -89,31 +97,34 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
             _ => positional.push(arg.clone()),
         }
     }
-    let command = match positional.as_slice() {
-        [cmd, host] if cmd == "push" => Command::Push(host.clone()),
-        [cmd, dir] if cmd == "serve" => Command::Serve(PathBuf::from(dir)),
-        [cmd, host, key] if cmd == "sign" => Command::Sign {
-            host: host.to_string(),
-            key: PathBuf::from(key),
-        },
-        [cmd, host] if cmd == "bench-workload" => Command::BenchWorkload {
-            host: host.clone(),
-            scale: scale.unwrap_or(1.0),
-            release,
-            blobs: blobs.take(),
-        },
-        [cmd, host, repos, tags] if cmd == "small-workload" => Command::SmallWorkload {
-            host: host.clone(),
-            repos: repos.parse().map_err(|e| format!("REPOS {repos:?}: {e}"))?,
-            tags: tags.parse().map_err(|e| format!("TAGS {tags:?}: {e}"))?,
-        },
-        _ => {
-            return Err(
-                "expected `push HOST[:PORT]`, `serve DIR` or `bench-workload HOST[:PORT]`"
+    let command =
+        match positional.as_slice() {
+            [cmd, host] if cmd == "push" => Command::Push(host.clone()),
+            [cmd, dir] if cmd == "serve" => Command::Serve(PathBuf::from(dir)),
+            [cmd, host, key] if cmd == "sign" => Command::Sign {
+                host: host.to_string(),
+                key: PathBuf::from(key),
+            },
+            [cmd, upstream, log] if cmd == "proxy" => Command::Proxy {
+                upstream: upstream.clone(),
+                log: PathBuf::from(log),
+            },
+            [cmd, host] if cmd == "bench-workload" => Command::BenchWorkload {
+                host: host.clone(),
+                scale: scale.unwrap_or(1.0),
+                release,
+                blobs: blobs.take(),
+            },
+            [cmd, host, repos, tags] if cmd == "small-workload" => Command::SmallWorkload {
+                host: host.clone(),
+                repos: repos.parse().map_err(|e| format!("REPOS {repos:?}: {e}"))?,
+                tags: tags.parse().map_err(|e| format!("TAGS {tags:?}: {e}"))?,
+            },
+            _ => return Err(
+                "expected `push`, `serve`, `bench-workload`, `sign`, `small-workload` or `proxy`"
                     .to_string(),
-            )
-        }
-    };
+            ),
+        };
     if scale.is_some() && !matches!(command, Command::BenchWorkload { .. }) {
         return Err("--scale is for bench-workload".to_string());
     }
@@ -160,6 +171,7 @@ fn main() -> ExitCode {
             blobs,
         } => bench_workload(&host, scale, release, blobs),
         Command::Sign { host, key } => sign(&host, key),
+        Command::Proxy { upstream, log } => proxy(&upstream, &log),
         Command::Serve(dir) => {
             let registry = RegistryProcess::start_with(RegistryOptions {
                 storage_dir: Some(dir),
@@ -171,6 +183,41 @@ fn main() -> ExitCode {
             let error = registry.exec();
             eprintln!("ferry-fixtures: running docker-registry: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Forward to `upstream` through a [`FaultProxy`], logging every request
+/// to `log`, until killed.
+fn proxy(upstream: &str, log: &std::path::Path) -> ExitCode {
+    let Ok(upstream) = upstream.parse::<std::net::SocketAddr>() else {
+        eprintln!("ferry-fixtures: proxy {upstream}: expected IP:PORT");
+        return ExitCode::from(2);
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log);
+    let mut file = match file {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("ferry-fixtures: opening {}: {e}", log.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let proxy = ferry_testkit::FaultProxy::start_to(upstream);
+    println!("{}", proxy.host());
+    let _ = std::io::stdout().flush();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let lines: String = proxy
+            .take_log()
+            .iter()
+            .map(|seen| format!("{} {}\n", seen.method, seen.path))
+            .collect();
+        if let Err(e) = file.write_all(lines.as_bytes()) {
+            eprintln!("ferry-fixtures: writing {}: {e}", log.display());
+            return ExitCode::FAILURE;
         }
     }
 }

@@ -309,6 +309,13 @@ impl FaultProxy {
         self.state().log.clear();
     }
 
+    /// The requests seen since the last call (or the start), in arrival
+    /// order, and forget them: for a caller that writes the log out as it
+    /// goes (`ferry-fixtures proxy`).
+    pub fn take_log(&self) -> Vec<Seen> {
+        std::mem::take(&mut self.state().log)
+    }
+
     /// Every request seen so far, in arrival order.
     pub fn log(&self) -> Vec<Seen> {
         self.state().log.clone()

@@ -203,14 +203,17 @@ impl Pusher {
             .or_insert_with(|| repo.name().to_string());
     }
 
-    /// Push `manifest` by digest unless the repository has it.
+    /// Push `manifest` by digest unless the repository has it; `checked`
+    /// when this run has just asked (a top manifest's presence check), so
+    /// it is not asked again.
     pub async fn push_manifest(
         &self,
         repo: &Repository,
         manifest: &Manifest,
+        checked: bool,
     ) -> ferry_registry::Result<()> {
         let digest = manifest.digest().to_string();
-        if self.client.head_manifest(repo, &digest).await?.is_some() {
+        if !checked && self.client.head_manifest(repo, &digest).await?.is_some() {
             add(&self.stats.manifests_present, 1);
             return Ok(());
         }

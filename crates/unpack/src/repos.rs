@@ -178,7 +178,16 @@ impl RepoPlan {
             let pushed_graph = if self.present_referrers.contains(&r) {
                 Ok(())
             } else {
-                push_graph(pusher, repo, plan, manifests, blobs, blob_results).await
+                push_graph(
+                    pusher,
+                    repo,
+                    plan,
+                    manifests,
+                    &referrer.digest,
+                    blobs,
+                    blob_results,
+                )
+                .await
             };
             match pushed_graph {
                 Ok(()) => {
@@ -279,7 +288,8 @@ async fn push_image(
     blobs: &BTreeMap<Digest, Option<String>>,
 ) -> Result<()> {
     let reference = image.relocated.to_string();
-    push_graph(pusher, repo, plan, &image.manifests, &image.blobs, blobs)
+    let (manifests, checked) = (&image.manifests, &image.digest);
+    push_graph(pusher, repo, plan, manifests, checked, &image.blobs, blobs)
         .await
         .map_err(|e| match e {
             Error::Registry { source, .. }
@@ -328,12 +338,14 @@ async fn tag_image(
 }
 
 /// Push `manifests` (children first) by digest, once every blob they need
-/// is in place.
+/// is in place. `checked` (the top manifest) was found absent by the
+/// repository's presence check, so it goes without another `HEAD`.
 async fn push_graph(
     pusher: &Pusher,
     repo: &Repository,
     plan: &Plan,
     manifests: &[Digest],
+    checked: &Digest,
     needed: &[Digest],
     blobs: &BTreeMap<Digest, Option<String>>,
 ) -> Result<()> {
@@ -352,7 +364,7 @@ async fn push_graph(
             continue;
         }
         pusher
-            .push_manifest(repo, plan.manifest(digest))
+            .push_manifest(repo, plan.manifest(digest), digest == checked)
             .await
             .map_err(|source| {
                 if digest.algorithm() != Algorithm::Sha256

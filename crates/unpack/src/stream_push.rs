@@ -140,24 +140,29 @@ pub(crate) async fn unpack_stream(
             }
         }
     }
+    // Which repositories need each blob, so a blob's arrival does not scan
+    // every repository (hundreds, in a platform release).
+    let mut needing: BTreeMap<&Digest, Vec<usize>> = BTreeMap::new();
+    for (r, repo_plan) in repos.iter().enumerate() {
+        for digest in repo_plan.blobs.keys() {
+            needing.entry(digest).or_default().push(r);
+        }
+    }
     while let Some(Event::Blob { digest, body }) = received.recv().await {
         let size = plan.blob_sizes[&digest];
+        let needed_by = needing.get(&digest).map_or(&[][..], Vec::as_slice);
         let (chunks, corrupt) = match body {
             Ok((chunks, corrupt)) => (Mutex::new(Some(chunks)), corrupt),
             Err(reason) => {
-                for (r, repo_plan) in repos.iter().enumerate() {
-                    if repo_plan.blobs.contains_key(&digest) {
-                        progress.item_done();
-                        results[r].insert(digest.clone(), Some(reason.clone()));
-                    }
+                for &r in needed_by {
+                    progress.item_done();
+                    results[r].insert(digest.clone(), Some(reason.clone()));
                 }
                 continue;
             }
         };
-        for (r, repo_plan) in repos.iter().enumerate() {
-            if !repo_plan.blobs.contains_key(&digest) {
-                continue;
-            }
+        for &r in needed_by {
+            let repo_plan = &repos[r];
             let repo = Repository::new(host.clone(), repo_plan.path.clone());
             let open = || {
                 chunks.lock().expect("lock").take().ok_or_else(|| {

@@ -36,8 +36,8 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
         since: args.since.clone(),
         require_signature,
         sign,
-        split: args.split,
-        parity: args.parity as usize,
+        split: args.media.split,
+        parity: args.media.parity as usize,
         fresh: args.fresh,
     };
     let progress = progress::for_output(&args.output_format);
@@ -137,29 +137,13 @@ fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
             n => writeln!(out, ", {n} of them from where they stopped")?,
         }
     }
-    for path in &s.removed {
-        writeln!(out, "removed {} (left by an earlier pack)", path.display())?;
-    }
-    for part in &s.parts {
-        writeln!(
-            out,
-            "wrote {} ({}) sha256 {}",
-            part.path.display(),
-            human_bytes(part.size),
-            part.sha256
-        )?;
-    }
-    let what = if s.parts.is_empty() {
-        format!("wrote {}", s.output.display())
-    } else {
-        format!("{} in {} part(s):", s.output.display(), s.parts.len())
-    };
-    writeln!(
-        out,
-        "{what} ({})\nsha256 {} (checksums in {})",
-        human_bytes(s.archive_bytes),
-        s.sha256,
-        ferry_oci::layout::checksum_path(&s.output).display()
+    common::print_written(
+        &mut out,
+        &s.output,
+        &s.parts,
+        &s.removed,
+        s.archive_bytes,
+        &s.sha256,
     )?;
     if let Some(path) = &s.signature_file {
         writeln!(out, "signed: wrote {}", path.display())?;
