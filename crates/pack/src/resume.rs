@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use ferry_oci::layout::{LayoutPlan, PartSet, MAX_PARTS};
+use ferry_oci::layout::{parity_path, part_path, suffixed, LayoutPlan, PartSet, MAX_PARTS};
 use ferry_oci::{fsutil, Digest, DigestHasher, Platform, Progress, Reference};
 use serde::{Deserialize, Serialize};
 
@@ -46,25 +46,19 @@ const HEAD: u64 = 4096;
 /// `OUT.000.partial`.
 pub fn partial_path(output: &Path, part: Option<usize>) -> PathBuf {
     match part {
-        Some(i) => suffixed(output, &format!(".{i:03}.partial")),
+        Some(i) => suffixed(&part_path(output, i), ".partial"),
         None => suffixed(output, ".partial"),
     }
 }
 
 /// The partial of parity part `index`: `OUT.p00.partial`.
 pub(crate) fn parity_partial_path(output: &Path, index: usize) -> PathBuf {
-    suffixed(output, &format!(".p{index:02}.partial"))
+    suffixed(&parity_path(output, index), ".partial")
 }
 
 /// `OUT.resume.json`, the record of what the partial files are.
 pub fn record_path(output: &Path) -> PathBuf {
     suffixed(output, ".resume.json")
-}
-
-fn suffixed(base: &Path, suffix: &str) -> PathBuf {
-    let mut name = base.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// What identifies one pack's bundle before it is planned.

@@ -22,7 +22,8 @@ pub use archive::{
 };
 pub use checksums::{bundle_sha256, sha256_file, ChecksumFile};
 pub use parts::{
-    checksum_path, parity_path, part_path, split_part_path, PartSet, PartSetReader, MAX_PARTS,
+    checksum_path, parity_path, part_path, split_part_path, suffixed, PartSet, PartSetReader,
+    MAX_PARTS,
 };
 pub use plan::{BlobClass, LayoutPlan, PlannedBlob, WriteAt};
 pub use problem::{LayoutProblem, LayoutProblemKind};

@@ -43,7 +43,9 @@ pub fn checksum_path(base: &Path) -> PathBuf {
     suffixed(base, ".sha256")
 }
 
-fn suffixed(base: &Path, suffix: &str) -> PathBuf {
+/// `base` with `suffix` added to its file name: `OUT.tar` and `.sha256`
+/// give `OUT.tar.sha256`. Every name beside a bundle is made so.
+pub fn suffixed(base: &Path, suffix: &str) -> PathBuf {
     let mut name = base.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
