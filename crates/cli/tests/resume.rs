@@ -11,7 +11,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ferry_testkit::RegistryProcess;
-use ferry_testkit::{push_bench_release, push_bench_workload, BenchWorkload, FaultProxy, Match};
+use ferry_testkit::{
+    push_bench_release, push_bench_workload, BenchWorkload, Fault, FaultProxy, Match, FOREVER,
+};
 use util::Scratch;
 
 /// About 3.7 MB of configs and layers, two dozen of them, one of 2 MiB.
@@ -258,6 +260,24 @@ fn issue_11_a_pack_stopped_partway_resumes_fetching_only_the_missing_blobs() {
     assert_eq!(sums, format!("{}  b.tar\n", sha256_hex(&clean_bytes)));
     assert_eq!(run.json()["sha256"], sha256_hex(&clean_bytes));
     assert_no_partials(&scratch);
+
+    // A registry that ignores ranges (200, the whole blob): the beginnings
+    // are overwritten, the bundle is still the same bytes.
+    source.pack_stopped_partway(&scratch, "d.tar", &[]);
+    source.proxy.inject(
+        Fault::DropHeader {
+            name: "Range".into(),
+        },
+        blob_gets(),
+        FOREVER,
+    );
+    let run = source.pack(&scratch, "d.tar", &["--json"]).ok();
+    let transfer = &run.json()["transfer"];
+    assert_eq!(transfer["resumed"], true);
+    assert_eq!(transfer["blobs_continued"], 0, "{transfer}");
+    assert!(std::fs::read(scratch.path("d.tar")).unwrap() == clean_bytes);
+    assert_eq!(run.json()["sha256"], sha256_hex(&clean_bytes));
+    source.proxy.clear();
 }
 
 #[test]
@@ -307,28 +327,29 @@ fn issue_11_a_killed_split_pack_resumes_and_repairs_what_was_edited_or_cut() {
     assert!(!whole.is_empty() && whole.len() < all.len(), "{whole:?}");
 
     // By hand: one whole blob damaged, the first header garbled, and the
-    // last part cut to half its length.
-    let damaged = whole.iter().next().unwrap().clone();
-    let offset_in_parts = |d: &str| {
-        blob_regions(&clean)
-            .into_iter()
-            .find(|(x, _, _)| x == d)
-            .map(|(_, o, s)| (o, s))
-            .unwrap()
-    };
+    // last part cut to half its length. The blob damaged is the biggest
+    // whole one before the cut: a layer, a tar that ends in zeros, so it
+    // looks like a beginning; the rest is fetched with a ranged GET, the
+    // whole fails its digest, and it is fetched again from its start.
     let part_size: u64 = size.parse().unwrap();
-    let (offset, blob_size) = offset_in_parts(&damaged);
+    let last = scratch.path(parts.last().unwrap());
+    let last_len = std::fs::metadata(&last).unwrap().len();
+    let cut = part_size * (parts.len() as u64 - 1) + last_len / 2;
+    let (damaged, offset, blob_size) = blob_regions(&clean)
+        .into_iter()
+        .filter(|(d, o, s)| whole.contains(d) && o + s <= cut)
+        .max_by_key(|(_, _, s)| *s)
+        .expect("a whole blob before the cut");
+    let clean_bytes = std::fs::read(&clean).unwrap();
+    assert_eq!(clean_bytes[(offset + blob_size - 1) as usize], 0);
     let at = offset + blob_size / 2;
     let part = scratch.path(&format!("b.tar.{:03}.partial", at / part_size));
     let mut bytes = std::fs::read(&part).unwrap();
     bytes[(at % part_size) as usize] ^= 0xff;
     bytes[..100].copy_from_slice(&[b'x'; 100]);
     std::fs::write(&part, bytes).unwrap();
-    let last = scratch.path(parts.last().unwrap());
-    let last_len = std::fs::metadata(&last).unwrap().len();
     let file = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
     file.set_len(last_len / 2).unwrap();
-    let cut = part_size * (parts.len() as u64 - 1) + last_len / 2;
     let beyond_cut: BTreeSet<String> = blob_regions(&clean)
         .into_iter()
         .filter(|(d, o, s)| whole.contains(d) && o + s > cut)
@@ -343,10 +364,11 @@ fn issue_11_a_killed_split_pack_resumes_and_repairs_what_was_edited_or_cut() {
     );
     let missing: BTreeSet<String> = all.difference(&whole).cloned().collect();
     let mut expected = missing.clone();
-    expected.insert(damaged);
+    expected.insert(damaged.clone());
     expected.extend(beyond_cut);
     let gets = source.blob_gets();
     assert_eq!(gets.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(gets[&damaged], 2, "a ranged GET, then the whole: {gets:?}");
     assert!(
         run.stdout
             .contains(&format!("resumed: {} blob(s)", all.len() - expected.len()))

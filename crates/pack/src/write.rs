@@ -272,10 +272,10 @@ impl PendingBundle {
                             Found::Missing => {}
                         }
                     }
-                    fetch_blob(&client, &job, &place, progress.as_ref()).await?;
+                    let from = fetch_blob(&client, &job, &place, progress.as_ref()).await?;
                     Ok(Landed::Fetched {
                         size: job.size,
-                        continued_from: job.prefix.map(|(len, _)| len),
+                        continued_from: (from > 0).then_some(from),
                     })
                 });
             }
@@ -603,18 +603,20 @@ struct Placement {
     slot: usize,
 }
 
+/// Fetch one blob into its place; returns the offset in the blob from
+/// which bytes were fetched (0 unless the rest of a prefix was).
 async fn fetch_blob(
     client: &Client,
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<u64> {
     if let Some(prefix) = &job.prefix {
         // The rest of a blob a stopped run began: one try. Anything wrong
         // (the prefix was not the blob's, the transfer broke) and the blob
         // is fetched from its start below.
         match fetch_once(client, job, place, progress, Some(prefix)).await {
-            Ok(()) => return Ok(()),
+            Ok(from) => return Ok(from),
             Err(Failed::InBody(e) | Failed::Final(e)) => {
                 progress.note(&format!(
                     "fetching blob {} again from its start: {e}",
@@ -637,6 +639,7 @@ async fn fetch_blob(
                 // trying it again would multiply the bound on tries.
                 fetch_once(client, job, place, progress, None)
                     .await
+                    .map(|_| 0)
                     .map_err(|failed| match failed {
                         Failed::InBody(e)
                             if matches!(&e, Error::Registry { source, .. } if source.is_retryable()) =>
@@ -672,7 +675,7 @@ async fn fetch_once(
     place: &Placement,
     progress: &dyn Progress,
     prefix: Option<&(u64, DigestHasher)>,
-) -> Result<(), Failed> {
+) -> Result<u64, Failed> {
     let mut last_error = None;
     let from = prefix.map_or(0, |(len, _)| *len);
     for (repo, label) in &job.sources {
@@ -702,6 +705,7 @@ async fn fetch_once(
             }
             None => (DigestHasher::for_digest(&job.digest), 0),
         };
+        let begun = written;
         while let Some(chunk) = stream.next_chunk().await.map_err(|source| {
             Failed::InBody(Error::Registry {
                 reference: label.clone(),
@@ -751,7 +755,7 @@ async fn fetch_once(
                 size: written,
             }));
         }
-        return Ok(());
+        return Ok(begun);
     }
     Err(Failed::Final(last_error.unwrap_or_else(|| {
         Error::Task(format!("no source for blob {}", job.digest))

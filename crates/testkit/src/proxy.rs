@@ -81,6 +81,12 @@ pub enum Fault {
         /// Its value.
         value: String,
     },
+    /// Forward the request without its header `name`: a `Range` that a
+    /// registry ignores (answering 200 with the whole body), say.
+    DropHeader {
+        /// The header's name (any case).
+        name: String,
+    },
     /// Answer `307 Temporary Redirect` to the same path and query on
     /// another origin, `http://HOST:PORT`, as a registry that serves blobs
     /// from object storage does. The request never reaches the upstream.
@@ -509,6 +515,10 @@ fn serve_connection(shared: &Shared, client: TcpStream) -> io::Result<()> {
             }
             Some(Fault::ExpireToken) => {
                 request.remove("authorization");
+                forward(shared, &mut reader, &mut writer, &request, &method, None)?
+            }
+            Some(Fault::DropHeader { name }) => {
+                request.remove(&name.to_ascii_lowercase());
                 forward(shared, &mut reader, &mut writer, &request, &method, None)?
             }
             Some(Fault::ResetMidBody) => {
