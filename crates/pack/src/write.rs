@@ -156,13 +156,33 @@ impl PendingBundle {
             len,
             hasher: None,
         };
+        // A failure from here on is the disk's: `kept` removes what was
+        // opened (`merge`'s bundle is removed on drop).
+        if let Err(e) = pending.prepare(output, plan, split, &keep, progress) {
+            return Err(pending.kept(e));
+        }
+        Ok(pending)
+    }
+
+    /// Clear what another shape of pack left, write the record, size the
+    /// files (empty unless reused) and write the skeleton.
+    fn prepare(
+        &mut self,
+        output: &Path,
+        plan: &LayoutPlan,
+        split: Option<u64>,
+        keep: &Keep<'_>,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let (len, reuse) = (self.len, self.reuse);
+        let paths: Vec<PathBuf> = self.partials.iter().map(|(p, _)| p.clone()).collect();
         if let Keep::Resumable(key) = keep {
             resume::clear_stale(output, &paths, reuse)?;
             resume::save(output, key, plan, split, &paths)?;
         }
-        for (path, file) in &pending.partials {
+        for (path, file) in &self.partials {
             let planned = match split {
-                Some(_) => pending
+                Some(_) => self
                     .file
                     .parts()
                     .find(|(p, _, _)| p == path)
@@ -186,11 +206,6 @@ impl PendingBundle {
                 ));
             }
         }
-        pending.write_skeleton(plan)?;
-        Ok(pending)
-    }
-
-    fn write_skeleton(&mut self, plan: &LayoutPlan) -> Result<()> {
         plan.write_skeleton(&*self.file)
             .map_err(|source| self.io_error(source))
     }
