@@ -215,7 +215,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Forward to `upstream` through a [`FaultProxy`], logging every request
+/// Forward to `upstream` through a [`FaultProxy`](ferry_testkit::FaultProxy), logging every request
 /// to `log`, until killed.
 fn proxy(
     upstream: &str,
