@@ -22,6 +22,7 @@
 #   the floor: every unique blob fetched once (curl, N at a time) and pushed
 #   once (curl POST + monolithic PUT, N at a time); and the fetch again with
 #   one sha256 pass per blob (openssl), the least a verifying tool must do;
+#   a pack killed (SIGKILL) at about half its bytes, then resumed;
 #   then the delta case: the next release (about a tenth of the bytes new)
 #   packed full and --since the first bundle, and ferry merge of the two
 #   (checked byte-identical to the full pack).
@@ -235,6 +236,31 @@ measure ferry_pack_parity2 "rm -f $work/ferry/split.tar.*" "$bin/ferry" pack --i
   --plain-http "$src" -o "$work/ferry/split.tar" --split "$part_size" --parity 2 --jobs "$jobs" --quiet
 rm -f "$work/ferry/split.tar.001" "$work/ferry/split.tar.005"
 measure ferry_repair2 : "$bin/ferry" repair "$work/ferry/split.tar.000" --quiet
+# Resume (issue 11): a pack killed (SIGKILL) once about half of the bundle's
+# bytes are on disk (blocks allocated to its partial file), then the same
+# command again, timed; byte-identical to the full pack.
+half_killed_pack() {
+  local partial=$work/ferry/resume.tar.partial half=$((bundle_bytes / 2)) used=0 pid
+  rm -f "$work/ferry/resume.tar" "$work/ferry/resume.tar".*
+  "$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" \
+    -o "$work/ferry/resume.tar" --jobs "$jobs" --quiet &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    used=$(($(stat -c '%b * %B' "$partial" 2>/dev/null || echo 0)))
+    ((used >= half)) && break
+    sleep 0.02
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  [[ -f $partial ]] || { echo "bench.sh: the pack to kill finished first" >&2; exit 1; }
+  note "killed the pack with $((used / 1000000)) MB of $((bundle_bytes / 1000000)) MB on disk"
+}
+note "ferry pack killed at about half its bytes, then resumed"
+measure ferry_pack_resumed half_killed_pack "$bin/ferry" pack --images-file "$work/images.txt" \
+  --plain-http "$src" -o "$work/ferry/resume.tar" --jobs "$jobs" --quiet
+resume_identical=false
+cmp -s "$work/ferry/resume.tar" "$work/ferry/bundle.tar" && resume_identical=true
+rm -f "$work/ferry/resume.tar" "$work/ferry/resume.tar".*
 note "ferry verify"
 measure ferry_verify : "$bin/ferry" verify "$work/ferry/bundle.tar" --quiet
 note "ferry verify --require-signature"
@@ -321,7 +347,7 @@ w = {k: (None if v == "null" else float(v)) for k, v in {
     "sha256_pass": "$(get sha256_pass)", "ferry_pack_split": "$(get ferry_pack_split)",
     "ferry_pack_parity2": "$(get ferry_pack_parity2)", "ferry_repair2": "$(get ferry_repair2)",
     "ferry_pack_next": "$(get ferry_pack_next)", "ferry_pack_delta": "$(get ferry_pack_delta)",
-    "ferry_merge": "$(get ferry_merge)"}.items()}
+    "ferry_merge": "$(get ferry_merge)", "ferry_pack_resumed": "$(get ferry_pack_resumed)"}.items()}
 m = {k: (None if v == "null" else int(v)) for k, v in {
     "ferry_pack": "$(mib ferry_pack)", "ferry_unpack": "$(mib ferry_unpack)",
     "ferry_unpack_again": "$(mib ferry_unpack_again)",
@@ -332,7 +358,7 @@ m = {k: (None if v == "null" else int(v)) for k, v in {
     "sha256_pass": "$(mib sha256_pass)", "ferry_pack_split": "$(mib ferry_pack_split)",
     "ferry_pack_parity2": "$(mib ferry_pack_parity2)", "ferry_repair2": "$(mib ferry_repair2)",
     "ferry_pack_next": "$(mib ferry_pack_next)", "ferry_pack_delta": "$(mib ferry_pack_delta)",
-    "ferry_merge": "$(mib ferry_merge)"}.items()}
+    "ferry_merge": "$(mib ferry_merge)", "ferry_pack_resumed": "$(mib ferry_pack_resumed)"}.items()}
 m["serve_16_clients"] = int("${serve_rss:-0}") or None
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else round(a / b, 2)
@@ -362,7 +388,9 @@ result = {
         "delta_pack_over_full_pack": ratio(w["ferry_pack_delta"], w["ferry_pack_next"]),
         "delta_bytes_over_changed_bytes": ratio($delta_bytes, $changed_bytes),
         "verify_signed_over_verify": ratio(w["ferry_verify_signed"], w["ferry_verify"]),
+        "resumed_over_full_pack": ratio(w["ferry_pack_resumed"], w["ferry_pack"]),
     },
+    "resume_identical_to_full_pack": "$resume_identical" == "true",
     "delta": {"changed_bytes": $changed_bytes, "delta_bytes": $delta_bytes,
               "merge_identical_to_full_pack": "$merge_identical" == "true"},
     "ferry_peak_rss_mib": max(peaks) if peaks else None,
@@ -384,6 +412,7 @@ rows = [
     ("ferry pack --split (10 parts)", "ferry_pack_split"),
     ("ferry pack --split --parity 2", "ferry_pack_parity2"),
     ("ferry repair (2 parts lost)", "ferry_repair2"),
+    ("ferry pack resumed (killed at half)", "ferry_pack_resumed"),
     ("skopeo copy out of ferry serve", "serve_copy"),
     ("skopeo copy out of docker-registry", "registry_copy"),
     ("16 clients out of ferry serve", "serve_copy_16"),
@@ -410,6 +439,8 @@ print(f"ferry pack / verified fetch    {s(r['pack_over_verified_fetch'])}   (the
 print(f"ferry unpack / floor push      {s(r['unpack_over_floor_push'])}   target <= 1.25")
 print(f"ferry pack --split / unsplit   {s(r['split_over_unsplit_pack'])}   target <= 1.05")
 print(f"parity N=2 / one sha256 pass   {s(r['parity2_over_sha256_pass'])}   target <= 2 (pack with parity minus pack with split)")
+print(f"resumed pack / full pack       {s(r['resumed_over_full_pack'])}   target <= 0.6 (killed at about half its bytes; "
+      f"identical: {result['resume_identical_to_full_pack']})")
 print(f"ferry peak RSS                 {s(result['ferry_peak_rss_mib'], ' MiB')}   target < 64 MiB")
 print(f"ferry unpack again             {s(w['ferry_unpack_again'], ' s')}   target < 1 s")
 print(f"ferry serve / docker-registry  {s(r['serve_over_registry'])}   target <= 1.0 (skopeo copying every image out)")

@@ -130,17 +130,13 @@ pub struct PackArgs {
     /// Sign the bundle with this PEM private key (ECDSA P-256): writes OUT.sig beside OUT.sha256.
     #[arg(long, value_name = "KEY.pem")]
     pub sign: Option<PathBuf>,
-    /// Cut the bundle into parts of SIZE bytes (OUT.tar.000, .001, ...; the last may be
-    /// shorter), for media with size limits. SIZE is bytes or a number with a unit:
-    /// K, M, G, T are powers of 1000 (4.7G, 25G, 650M, as media are sold), Ki, Mi, Gi, Ti
-    /// powers of 1024; `fat32` is 4GiB - 1 byte.
-    #[arg(long, value_name = "SIZE", value_parser = split_size)]
-    pub split: Option<u64>,
-    /// With --split: add N Reed-Solomon parity parts (OUT.tar.p00, ...); any N lost or
-    /// damaged parts can then be rebuilt with `ferry repair`.
-    #[arg(long, value_name = "N", default_value_t = 0, requires = "split",
-          value_parser = clap::value_parser!(u16).range(0..=99))]
-    pub parity: u16,
+    #[command(flatten)]
+    pub media: MediaArgs,
+    /// Start over: discard what an interrupted pack to the same OUT left (OUT.partial and
+    /// OUT.resume.json) instead of resuming it. Without it, running the same command again
+    /// keeps every blob already written whole and fetches only the rest.
+    #[arg(long)]
+    pub fresh: bool,
     /// Write a delta: leave out the layers BASE holds (a bundle, a delta, or a receipt from
     /// `unpack --receipt`). Repeatable. Only BASE's headers and manifests are read.
     #[arg(long, value_name = "BASE")]
@@ -162,7 +158,25 @@ pub struct MergeArgs {
     #[arg(short, long, value_name = "FULL.tar")]
     pub output: PathBuf,
     #[command(flatten)]
+    pub media: MediaArgs,
+    #[command(flatten)]
     pub output_format: OutputArgs,
+}
+
+/// How a bundle is cut for media: `ferry pack` and `ferry merge`.
+#[derive(Debug, Args)]
+pub struct MediaArgs {
+    /// Cut the bundle into parts of SIZE bytes (OUT.tar.000, .001, ...; the last may be
+    /// shorter), for media with size limits. SIZE is bytes or a number with a unit:
+    /// K, M, G, T are powers of 1000 (4.7G, 25G, 650M, as media are sold), Ki, Mi, Gi, Ti
+    /// powers of 1024; `fat32` is 4GiB - 1 byte.
+    #[arg(long, value_name = "SIZE", value_parser = split_size)]
+    pub split: Option<u64>,
+    /// With --split: add N Reed-Solomon parity parts (OUT.tar.p00, ...); any N lost or
+    /// damaged parts can then be rebuilt with `ferry repair`.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "split",
+          value_parser = clap::value_parser!(u16).range(0..=99))]
+    pub parity: u16,
 }
 
 /// `ferry receipt`.

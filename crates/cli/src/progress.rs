@@ -10,12 +10,24 @@ use ferry_oci::{NoProgress, Progress};
 use crate::args::OutputArgs;
 
 /// A progress sink for `output`: bars when stderr is a terminal and output is
-/// neither JSON nor quiet, nothing otherwise.
+/// neither JSON nor quiet; otherwise only warnings on stderr (none when
+/// quiet).
 pub fn for_output(output: &OutputArgs) -> Arc<dyn Progress> {
-    if output.json || output.quiet || !std::io::stderr().is_terminal() {
+    if output.quiet {
         Arc::new(NoProgress)
+    } else if output.json || !std::io::stderr().is_terminal() {
+        Arc::new(WarningsOnly)
     } else {
         Arc::new(Bars::default())
+    }
+}
+
+/// No bars, no notes: only what the user must hear, one line each.
+struct WarningsOnly;
+
+impl Progress for WarningsOnly {
+    fn warn(&self, message: &str) {
+        eprintln!("ferry: {message}");
     }
 }
 
@@ -67,6 +79,10 @@ impl Progress for Bars {
             Some(bar) => bar.println(message),
             None => eprintln!("{message}"),
         }
+    }
+
+    fn warn(&self, message: &str) {
+        self.note(&format!("ferry: {message}"));
     }
 
     fn finish(&self) {

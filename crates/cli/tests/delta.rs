@@ -268,6 +268,41 @@ fn issue_10_receipt_delta_unpack_and_merge() {
         std::fs::read(&merged2).unwrap(),
         std::fs::read(&v2).unwrap()
     );
+    // Merged straight onto media: parts (and a parity part) that are the
+    // full bundle when joined, listed in OUT.sha256 for `sha256sum -c`.
+    let on_media = path("media.tar");
+    ok(&[
+        "merge",
+        s(&v1),
+        s(&by_bundle),
+        "-o",
+        s(&on_media),
+        "--split",
+        "10k",
+        "--parity",
+        "1",
+        "--quiet",
+    ]);
+    assert!(!on_media.exists());
+    let mut joined = Vec::new();
+    for i in 0.. {
+        let part = path(&format!("media.tar.{i:03}"));
+        let Ok(bytes) = std::fs::read(&part) else {
+            break;
+        };
+        assert!(bytes.len() <= 10_000, "{}", part.display());
+        joined.extend(bytes);
+    }
+    assert_eq!(joined, std::fs::read(&v2).unwrap());
+    assert!(path("media.tar.001").exists());
+    assert!(path("media.tar.p00").exists());
+    let check = std::process::Command::new("sha256sum")
+        .args(["-c", "--ignore-missing", "media.tar.sha256"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+    ok(&["verify", s(&path("media.tar.000")), "--quiet"]);
 }
 
 #[test]

@@ -132,7 +132,8 @@ fn a_persistent_error_gives_up_after_bounded_tries_and_writes_nothing() {
     );
     assert!(run.stderr.contains(&source.big_layer()), "{}", run.stderr);
     assert!(
-        run.stderr.contains("no bundle was written"),
+        run.stderr.contains("nothing was written at bundle.tar")
+            && run.stderr.contains("kept in bundle.tar.partial"),
         "{}",
         run.stderr
     );
@@ -148,7 +149,11 @@ fn a_persistent_error_gives_up_after_bounded_tries_and_writes_nothing() {
         std::fs::read(scratch.path("bundle.tar")).unwrap(),
         b"a good bundle from before"
     );
-    assert_eq!(all_files(&scratch), ["bundle.tar"]);
+    // The work so far is kept beside it, for the next run to resume.
+    assert_eq!(
+        all_files(&scratch),
+        ["bundle.tar", "bundle.tar.partial", "bundle.tar.resume.json"]
+    );
 }
 
 #[test]
@@ -165,7 +170,10 @@ fn a_body_cut_on_every_try_is_never_reported_as_success() {
         .pack(&scratch, "bundle.tar", &["--retries", "2"])
         .failed();
     assert!(run.stderr.contains(&source.big_layer()), "{}", run.stderr);
-    assert_eq!(all_files(&scratch), Vec::<String>::new());
+    assert_eq!(
+        all_files(&scratch),
+        ["bundle.tar.partial", "bundle.tar.resume.json"]
+    );
 }
 
 #[test]
@@ -195,7 +203,10 @@ fn a_stalled_registry_times_out_instead_of_hanging() {
         .failed();
     assert!(run.stderr.contains("timed out"), "{}", run.stderr);
     assert!(run.stderr.contains("--timeout"), "{}", run.stderr);
-    assert_eq!(all_files(&scratch), Vec::<String>::new());
+    assert_eq!(
+        all_files(&scratch),
+        ["bundle.tar.partial", "bundle.tar.resume.json"]
+    );
 }
 
 /// A bundle of every fixture, packed straight from the source (no faults).

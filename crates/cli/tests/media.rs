@@ -172,6 +172,18 @@ fn issue_11_split_parts_are_the_bundle_and_every_command_reads_them() {
     .ok();
     assert_eq!(parts(scratch.dir(), "bundle.tar").len(), 3);
     scratch.ferry(["verify", "bundle.tar.000"]).ok();
+    // A part size above the bundle's: one part, the whole bundle.
+    pack(&scratch, &host, &set, "bundle.tar", &["--split", "4.7G"]).ok();
+    assert_eq!(parts(scratch.dir(), "bundle.tar").len(), 1);
+    assert_eq!(
+        std::fs::read(scratch.path("bundle.tar.000")).unwrap(),
+        whole
+    );
+    let sums = std::fs::read_to_string(scratch.path("bundle.tar.sha256")).unwrap();
+    assert!(
+        sums.contains(&format!("{}  bundle.tar.000", sha256_hex(&whole))),
+        "{sums}"
+    );
     pack(&scratch, &host, &set, "bundle.tar", &["--quiet"]).ok();
     assert!(parts(scratch.dir(), "bundle.tar").is_empty());
     assert_eq!(std::fs::read(scratch.path("bundle.tar")).unwrap(), whole);

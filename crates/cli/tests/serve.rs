@@ -28,25 +28,7 @@ fn packed() -> &'static Packed {
         let set = source.push_fixtures();
         let dir = tempfile::tempdir().unwrap();
         let bundle = dir.path().join("bundle.tar");
-        let mut args = vec!["pack".to_string()];
-        args.extend(set.references());
-        args.extend([
-            "--plain-http".into(),
-            source.host(),
-            "-o".into(),
-            bundle.display().to_string(),
-            "-q".into(),
-        ]);
-        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(&args)
-            .env("DOCKER_CONFIG", dir.path().join(".docker"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        pack_to(&bundle, &source.host(), &set.references(), &[]);
         source.stop();
         Packed {
             _dir: dir,
@@ -54,6 +36,26 @@ fn packed() -> &'static Packed {
             set,
         }
     })
+}
+
+/// `ferry pack REFS --plain-http HOST EXTRA -o BUNDLE`, which must succeed.
+fn pack_to(bundle: &Path, host: &str, refs: &[String], extra: &[&str]) {
+    let scratch = bundle.parent().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("pack")
+        .args(refs)
+        .args(["--plain-http", host, "-q"])
+        .args(extra)
+        .arg("-o")
+        .arg(bundle)
+        .env("DOCKER_CONFIG", scratch.join(".docker"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A running `ferry serve` on a free loopback port, killed on drop.
@@ -937,17 +939,12 @@ fn a_bundle_packed_for_one_platform_serves_that_platform_only() {
         .expect("an amd64 entry");
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("amd64.tar");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["pack", &multi.reference, "--platform", "linux/amd64"])
-        .args(["--plain-http", &source.host(), "-q", "-o"])
-        .arg(&bundle)
-        .env("DOCKER_CONFIG", dir.path().join(".docker"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let refs = [multi.reference.clone()];
+    pack_to(
+        &bundle,
+        &source.host(),
+        &refs,
+        &["--platform", "linux/amd64"],
     );
     source.stop();
 

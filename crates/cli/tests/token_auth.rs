@@ -49,6 +49,14 @@ fn pack<S: AsRef<str>>(scratch: &Scratch, host: &str, refs: &[S]) -> Run {
     scratch.ferry(args)
 }
 
+/// `ferry unpack bundle.tar --to HOST/mirror --plain-http HOST`, and `extra`.
+fn unpack(scratch: &Scratch, host: &str, extra: &[&str]) -> Run {
+    let to = format!("{host}/mirror");
+    let mut args = vec!["unpack", "bundle.tar", "--to", &to, "--plain-http", host];
+    args.extend(extra);
+    scratch.ferry(args)
+}
+
 /// Every image of the bundle by reference name, with its digest.
 fn packed(scratch: &Scratch) -> BTreeMap<String, String> {
     let archive = LayoutArchive::open(&scratch.path("bundle.tar")).unwrap();
@@ -202,18 +210,7 @@ fn unpack_into_a_token_registry_pushes_and_mounts() {
 
     let (tokens, target) = token_registry(TokenServerOptions::user(USER, PASSWORD));
     login(&scratch, &target.host(), USER, PASSWORD);
-    let to = format!("{}/mirror", target.host());
-    let run = scratch
-        .ferry([
-            "unpack",
-            "bundle.tar",
-            "--to",
-            &to,
-            "--plain-http",
-            &target.host(),
-            "--json",
-        ])
-        .ok();
+    let run = unpack(&scratch, &target.host(), &["--json"]).ok();
     let summary = run.json();
     assert_eq!(summary["failed"], 0);
     assert!(
@@ -222,7 +219,7 @@ fn unpack_into_a_token_registry_pushes_and_mounts() {
     );
 
     // Every image is in the target under its relocated name.
-    let target_ref = RelocationTarget::parse(&to).unwrap();
+    let target_ref = RelocationTarget::parse(&format!("{}/mirror", target.host())).unwrap();
     for image in &fixtures.images {
         let relocated = target_ref
             .relocate(&Reference::parse(&image.reference).unwrap(), Naming::Hash)
@@ -344,19 +341,7 @@ fn a_pull_only_account_cannot_unpack_and_is_told_so() {
         ..TokenServerOptions::user(USER, PASSWORD)
     });
     login(&scratch, &target.host(), USER, PASSWORD);
-    let to = format!("{}/mirror", target.host());
-    let run = scratch
-        .ferry([
-            "unpack",
-            "bundle.tar",
-            "--to",
-            &to,
-            "--plain-http",
-            &target.host(),
-            "--naming",
-            "preserve",
-        ])
-        .failed();
+    let run = unpack(&scratch, &target.host(), &["--naming", "preserve"]).failed();
     let host = target.host();
     assert!(
         run.stderr
@@ -392,18 +377,7 @@ fn unpack_asks_for_a_token_once_per_repository_and_scope() {
 
     let (tokens, target) = token_registry(TokenServerOptions::user(USER, PASSWORD));
     login(&scratch, &target.host(), USER, PASSWORD);
-    let to = format!("{}/mirror", target.host());
-    let run = scratch
-        .ferry([
-            "unpack",
-            "bundle.tar",
-            "--to",
-            &to,
-            "--plain-http",
-            &target.host(),
-            "--json",
-        ])
-        .ok();
+    let run = unpack(&scratch, &target.host(), &["--json"]).ok();
     let summary = run.json();
     assert_eq!(summary["failed"], 0, "{summary:#}");
     assert!(

@@ -6,6 +6,11 @@
 //! meant to be shared), renamed over the target, and the directory is
 //! flushed too, so after a crash the name holds either the old file or the
 //! complete new one — never a torn or empty one.
+//!
+//! A file worth keeping when a run fails (a resumable pack's partial
+//! bundle) is written under a fixed name beside its target instead
+//! ([`open_partial`]), locked so that two runs never write it at once, and
+//! moved into place the same way ([`persist_file`]).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -39,14 +44,69 @@ pub fn temp_beside(path: &Path, suffix: &str) -> io::Result<NamedTempFile> {
 /// the file it replaces (0644 for a new file: a file rewritten in place
 /// keeps who may read it), rename it over `path`, fsync the directory.
 pub fn persist(temp: NamedTempFile, path: &Path) -> io::Result<()> {
-    temp.as_file().sync_all()?;
-    let permissions = match std::fs::metadata(path) {
+    make_ready(temp.as_file(), temp.path(), path)?;
+    temp.persist(path).map_err(|e| e.error)?;
+    sync_dir(parent_dir(path))
+}
+
+/// [`persist`] for a file under a fixed name (from [`open_partial`]):
+/// fsync `file` (open at `from`), give it the mode of the file it replaces,
+/// rename it over `to`, fsync the directory.
+pub fn persist_file(file: &File, from: &Path, to: &Path) -> io::Result<()> {
+    make_ready(file, from, to)?;
+    std::fs::rename(from, to)?;
+    sync_dir(parent_dir(to))
+}
+
+/// fsync, and the mode of the file at `target` (0644 for a new one).
+fn make_ready(file: &File, path: &Path, target: &Path) -> io::Result<()> {
+    file.sync_all()?;
+    let permissions = match std::fs::metadata(target) {
         Ok(meta) if meta.is_file() => meta.permissions(),
         _ => std::fs::Permissions::from_mode(0o644),
     };
-    std::fs::set_permissions(temp.path(), permissions)?;
-    temp.persist(path).map_err(|e| e.error)?;
-    sync_dir(parent_dir(path))
+    std::fs::set_permissions(path, permissions)
+}
+
+/// Open (or create) the file at `path` for reading and writing, keeping
+/// what it holds, and lock it for this process alone (an advisory `flock`,
+/// released when the file is closed, the process killed included). A file
+/// another process holds fails with [`io::ErrorKind::WouldBlock`] and is
+/// left untouched. Not a symlink, a directory or a device: a partial file
+/// is a plain file ferry made.
+pub fn open_partial(path: &Path) -> io::Result<File> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (remove it)",
+            ));
+        }
+    }
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |e| match io::Error::from(e) {
+            e if e.kind() == io::ErrorKind::WouldBlock => io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "another process is writing it (is another ferry running with the same output?)",
+            ),
+            e => e,
+        },
+    )?;
+    Ok(file)
+}
+
+/// Remove the file at `path`; one already gone is not an error.
+pub fn remove_if_there(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Write `bytes` to `path` atomically and durably (see the module docs).
@@ -120,6 +180,32 @@ mod tests {
         );
         drop(temp);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_partial_file_keeps_its_bytes_is_locked_and_moves_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("b.tar.partial");
+        let target = dir.path().join("b.tar");
+        std::fs::write(&partial, b"kept").unwrap();
+        let file = open_partial(&partial).unwrap();
+        let mut bytes = String::new();
+        std::io::Read::read_to_string(&mut &file, &mut bytes).unwrap();
+        assert_eq!(bytes, "kept");
+        let again = open_partial(&partial).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::WouldBlock, "{again}");
+        persist_file(&file, &partial, &target).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"kept");
+        assert!(!partial.exists());
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        drop(file);
+        // Closed: the lock is gone with it.
+        drop(open_partial(&target).unwrap());
+        std::os::unix::fs::symlink(&target, &partial).unwrap();
+        assert!(open_partial(&partial).is_err());
+        remove_if_there(&partial).unwrap();
+        remove_if_there(&partial).unwrap();
     }
 
     #[test]

@@ -12,6 +12,14 @@ pub trait Progress: Send + Sync {
     fn item_done(&self) {}
     /// A human-readable note (a step begins, a retry happens).
     fn note(&self, _message: &str) {}
+    /// Something the user should hear even without progress bars (a
+    /// partial pack that is not reused, and why). The binary prints it on
+    /// stderr unless told to be quiet; by default it is a [`note`].
+    ///
+    /// [`note`]: Progress::note
+    fn warn(&self, message: &str) {
+        self.note(message)
+    }
     /// The phase is over.
     fn finish(&self) {}
 }

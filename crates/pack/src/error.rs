@@ -161,6 +161,19 @@ pub enum Error {
         /// Each image and why, `reference: reason`.
         images: Vec<String>,
     },
+    /// The pack stopped after it began writing; what it wrote is kept.
+    #[error(
+        "the work so far is kept in {}: run the same command again to resume it, \
+         or add --fresh to start over",
+        partial.display()
+    )]
+    Interrupted {
+        /// The (first) partial file kept.
+        partial: PathBuf,
+        /// Why the pack stopped.
+        #[source]
+        source: Box<Error>,
+    },
     /// A worker task died.
     #[error("internal error: a transfer task failed: {0}")]
     Task(String),

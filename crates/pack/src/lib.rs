@@ -14,6 +14,7 @@ mod cache;
 mod error;
 mod graph;
 mod merge;
+mod resume;
 mod signatures;
 mod since;
 mod write;
@@ -33,13 +34,14 @@ use ferry_registry::{Client, Repository};
 use ferry_sign::{Keyring, PrivateKey, SignatureReport};
 
 pub use error::{Error, Result};
-pub use merge::{merge, MergeSummary};
+pub use merge::{merge, Media, MergeSummary};
+pub use resume::{partial_path, record_path, Transfer};
 pub use since::DeltaSummary;
 
 use cache::RepoCache;
 use graph::{Resolved, WalkOptions};
 pub use write::WrittenPart;
-use write::{BlobJob, PendingBundle};
+use write::{BlobJob, Keep, PendingBundle};
 
 /// What to pack and how.
 #[derive(Debug, Clone)]
@@ -68,6 +70,9 @@ pub struct PackOptions {
     /// With `split`: this many Reed–Solomon parity parts (`OUT.p00`, …);
     /// any that many lost or damaged parts can be rebuilt.
     pub parity: usize,
+    /// Discard what an earlier run to the same output left
+    /// (`OUT.partial`, `OUT.resume.json`) instead of resuming it.
+    pub fresh: bool,
 }
 
 /// One packed reference, for the summary.
@@ -103,6 +108,9 @@ pub struct PackSummary {
     pub parts: Vec<WrittenPart>,
     /// Files an earlier pack to the same name left (stale parts), removed.
     pub removed: Vec<PathBuf>,
+    /// Blobs fetched, and blobs found whole in the partial bundle of an
+    /// earlier run that stopped (resumed).
+    pub transfer: Transfer,
     /// The references carried.
     pub images: Vec<PackedImage>,
     /// Manifests and indexes carried.
@@ -200,28 +208,57 @@ pub async fn pack(
             ),
     )
     .map_err(|source| Error::Plan { source })?;
-    let mut bundle = PendingBundle::create(&options.output, &plan, options.split, options.parity)?;
+    let mut key = resume::ResumeKey::new(
+        &references,
+        &options.platforms,
+        options.referrers,
+        &bases
+            .iter()
+            .map(|b| b.base.sha256.clone())
+            .collect::<Vec<_>>(),
+        options.split,
+        options.parity,
+    );
+    key.fresh = options.fresh;
+    key.images = resolved
+        .iter()
+        .map(|r| (r.reference.to_string(), r.root.digest.to_string()))
+        .collect();
+    let mut bundle = PendingBundle::create(
+        &options.output,
+        &plan,
+        options.split,
+        options.parity,
+        Keep::Resumable(&key),
+        progress.as_ref(),
+    )?;
     let mut jobs = Vec::new();
     for planned in plan.blobs() {
         if let Some(bytes) = content.manifests.get(&planned.digest) {
-            bundle.write_at(bytes, planned.data_offset)?;
+            bundle
+                .write_at(bytes, planned.data_offset)
+                .map_err(|e| bundle.kept(e))?;
         } else if let Some(d) = delta.as_ref().filter(|d| d.digest == planned.digest) {
-            bundle.write_at(&d.bytes, planned.data_offset)?;
+            bundle
+                .write_at(&d.bytes, planned.data_offset)
+                .map_err(|e| bundle.kept(e))?;
         } else if let Some(blob) = content.blobs.get(&planned.digest) {
             jobs.push(BlobJob {
                 digest: planned.digest.clone(),
                 size: blob.size,
                 offset: planned.data_offset,
                 sources: blob.sources.clone(),
+                prefix: None,
             });
         }
     }
-    let total: u64 = jobs.iter().map(|j| j.size).sum();
-    progress.start("fetching", jobs.len() as u64, total);
-    bundle
+    let transfer = match bundle
         .fetch_all(client, jobs, options.jobs, progress.clone())
-        .await?;
-    progress.finish();
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return Err(bundle.kept(e)),
+    };
     let committed = bundle.commit(progress).await?;
     let signature_file = match &options.sign {
         Some(key) => Some(write::sign_bundle(&options.output, &committed.sha256, key)?),
@@ -247,6 +284,7 @@ pub async fn pack(
         archive_bytes: committed.len,
         parts: committed.parts,
         removed: committed.removed,
+        transfer,
         images,
         manifests: content.manifests.len(),
         blobs: blobs_carried,

@@ -18,8 +18,17 @@ use ferry_oci::delta::full_index_json;
 use ferry_oci::layout::{BlobClass, LayoutPlan};
 use ferry_oci::{DeltaRecord, Digest, LayoutArchive, Progress};
 
-use crate::write::PendingBundle;
+use crate::write::{Keep, PendingBundle, WrittenPart};
 use crate::{Error, Result};
+
+/// How a bundle is cut for media (`--split`, `--parity`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Media {
+    /// Part size in bytes; `None` writes one file.
+    pub split: Option<u64>,
+    /// Parity parts to add (with `split`).
+    pub parity: usize,
+}
 
 /// What a merge did.
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +39,12 @@ pub struct MergeSummary {
     pub sha256: String,
     /// Its size in bytes.
     pub archive_bytes: u64,
+    /// With a part size: the parts written (data, then parity).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<WrittenPart>,
+    /// Files of an earlier bundle to the same name, removed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<PathBuf>,
     /// Blobs taken from the files given before the last delta.
     pub blobs_from_bases: usize,
     /// Their bytes.
@@ -54,24 +69,28 @@ struct Input {
 /// files before it (its base, earlier deltas), into `output`. Every delta's
 /// bases must be among the files given before it, by sha256; every blob is
 /// hashed as it is copied. Nothing is written unless all of it works.
+/// `media` cuts the result into parts (and parity parts) as `pack --split`
+/// does: the same bytes, the same part files.
 pub async fn merge(
     inputs: &[PathBuf],
     output: &Path,
+    media: Media,
     progress: Arc<dyn Progress>,
 ) -> Result<MergeSummary> {
     let started = Instant::now();
     let (inputs, output_path) = (inputs.to_vec(), output.to_path_buf());
     let p = progress.clone();
     let (bundle, from_bases, bytes_from_bases) =
-        tokio::task::spawn_blocking(move || fill(&inputs, &output_path, p))
+        tokio::task::spawn_blocking(move || fill(&inputs, &output_path, media, p))
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
     let committed = bundle.commit(progress).await?;
-    let (sha256, archive_bytes) = (committed.sha256, committed.len);
     Ok(MergeSummary {
         output: output.to_path_buf(),
-        sha256,
-        archive_bytes,
+        sha256: committed.sha256,
+        archive_bytes: committed.len,
+        parts: committed.parts,
+        removed: committed.removed,
         blobs_from_bases: from_bases,
         bytes_from_bases,
         elapsed: started.elapsed(),
@@ -82,6 +101,7 @@ pub async fn merge(
 fn fill(
     inputs: &[PathBuf],
     output: &Path,
+    media: Media,
     progress: Arc<dyn Progress>,
 ) -> Result<(PendingBundle, usize, u64)> {
     let mut opened: Vec<Input> = Vec::new();
@@ -180,7 +200,14 @@ fn fill(
             ),
     )
     .map_err(|source| Error::Plan { source })?;
-    let bundle = PendingBundle::create(output, &plan, None, 0)?;
+    let bundle = PendingBundle::create(
+        output,
+        &plan,
+        media.split,
+        media.parity,
+        Keep::No,
+        progress.as_ref(),
+    )?;
     let last_index = opened.len() - 1;
     let (mut from_bases, mut bytes_from_bases) = (0, 0);
     let total: u64 = plan.blobs().iter().map(|b| b.size).sum();

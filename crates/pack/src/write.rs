@@ -15,25 +15,37 @@ use ferry_registry::{Client, Failure, Repository};
 use ferry_sign::{BundleSignature, PrivateKey};
 use tokio::task::JoinSet;
 
-use crate::archive_hash::ArchiveHasher;
+use crate::archive_hash::{ArchiveHasher, Hashed};
+use crate::resume::{self, Found, ResumeKey, Transfer};
 use crate::{Error, Result};
 
 /// One blob to fetch: where from, where to.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct BlobJob {
     pub digest: Digest,
     pub size: u64,
     pub offset: u64,
     /// Repositories known to hold it, with the reference that needs it.
     pub sources: Vec<(Repository, String)>,
+    /// Its first bytes, already in the partial bundle and hashed: fetch
+    /// the rest (or all of it, should the whole not hash right).
+    pub prefix: Option<(u64, DigestHasher)>,
 }
 
-/// A bundle being written: temporary files beside the output (one, or one
-/// per part with `--split`), removed unless [`PendingBundle::commit`]
-/// renames them into place.
+/// A bundle being written: partial files beside the output (`OUT.partial`,
+/// or `OUT.000.partial`, … with `--split`), renamed into place by
+/// [`PendingBundle::commit`]. A resumable one ([`Keep::Resumable`]) leaves
+/// them, with their record, when the run fails; any other removes them.
 pub(crate) struct PendingBundle {
-    temps: Vec<tempfile::NamedTempFile>,
+    /// The partial files, in order, and a handle on each (locked).
+    partials: Vec<(PathBuf, std::fs::File)>,
     file: Arc<PartSet>,
+    /// What happens to the partial files when the run fails.
+    keep: bool,
+    /// They hold what an earlier run wrote: check blobs before fetching.
+    reuse: bool,
+    /// Renamed into place: nothing to clean up.
+    done: bool,
     output: PathBuf,
     split: bool,
     /// Parity parts to write (with `split`).
@@ -55,6 +67,15 @@ pub struct WrittenPart {
     pub sha256: String,
 }
 
+/// What becomes of a pending bundle's partial files when the run fails.
+pub(crate) enum Keep<'a> {
+    /// Kept, with a record naming this key, to be resumed by the next run
+    /// with the same key (`pack`).
+    Resumable(&'a ResumeKey),
+    /// Removed (`merge`: there is nothing to save).
+    No,
+}
+
 /// What [`PendingBundle::commit`] wrote.
 pub(crate) struct Committed {
     pub sha256: String,
@@ -65,13 +86,18 @@ pub(crate) struct Committed {
 }
 
 impl PendingBundle {
-    /// Create the temporary file(s) and write the planned skeleton into
-    /// them: one file, or parts of `split` bytes.
+    /// Open the partial file(s) and write the planned skeleton into them:
+    /// one file, or parts of `split` bytes. A resumable bundle whose record
+    /// matches `key` and `plan` keeps what its files hold (every blob is
+    /// checked by hash in [`PendingBundle::fetch_all`]); otherwise they
+    /// start empty.
     pub fn create(
         output: &Path,
         plan: &LayoutPlan,
         split: Option<u64>,
         parity: usize,
+        keep: Keep<'_>,
+        progress: &dyn Progress,
     ) -> Result<PendingBundle> {
         if output.is_dir() {
             return Err(Error::Io {
@@ -90,41 +116,83 @@ impl PendingBundle {
                 parts: count,
             });
         }
-        let mut temps = Vec::with_capacity(count);
-        let mut files = Vec::with_capacity(count);
-        for i in 0..count {
-            let name = match split {
-                Some(_) => part_path(output, i),
-                None => output.to_path_buf(),
-            };
-            let temp = fsutil::temp_beside(&name, ".partial").map_err(|source| Error::Io {
-                action: "cannot create a temporary file in",
-                path: fsutil::parent_dir(output).to_path_buf(),
+        let paths: Vec<PathBuf> = (0..count)
+            .map(|i| resume::partial_path(output, split.map(|_| i)))
+            .collect();
+        let reuse = match &keep {
+            Keep::Resumable(key) => resume::decide(output, key, plan, &paths, progress),
+            Keep::No => false,
+        };
+        let mut partials = Vec::with_capacity(count);
+        for path in &paths {
+            let file = fsutil::open_partial(path).map_err(|source| Error::Io {
+                action: "cannot open the partial bundle",
+                path: path.clone(),
                 source,
             })?;
-            let file = temp.as_file().try_clone().map_err(|source| Error::Io {
-                action: "cannot open",
-                path: temp.path().to_path_buf(),
-                source,
-            })?;
-            files.push((temp.path().to_path_buf(), file));
-            temps.push(temp);
+            partials.push((path.clone(), file));
         }
-        let file = Arc::new(PartSet::for_writing(files, part_size.max(1), len));
-        plan.write_skeleton(&*file).map_err(|source| Error::Io {
-            action: "cannot write",
-            path: temps[0].path().to_path_buf(),
-            source,
-        })?;
-        Ok(PendingBundle {
-            temps,
-            file,
+        let mut pending = PendingBundle {
+            file: Arc::new(PartSet::for_writing(
+                partials
+                    .iter()
+                    .map(|(p, f)| Ok((p.clone(), f.try_clone()?)))
+                    .collect::<std::io::Result<_>>()
+                    .map_err(|source| Error::Io {
+                        action: "cannot open",
+                        path: paths[0].clone(),
+                        source,
+                    })?,
+                part_size.max(1),
+                len,
+            )),
+            partials,
+            keep: matches!(keep, Keep::Resumable(_)),
+            reuse,
+            done: false,
             output: output.to_path_buf(),
             split: split.is_some(),
             parity: if split.is_some() { parity } else { 0 },
             len,
             hasher: None,
-        })
+        };
+        if let Keep::Resumable(key) = keep {
+            resume::clear_stale(output, &paths, reuse)?;
+            resume::save(output, key, plan, split, &paths)?;
+        }
+        for (path, file) in &pending.partials {
+            let planned = match split {
+                Some(_) => pending
+                    .file
+                    .parts()
+                    .find(|(p, _, _)| p == path)
+                    .map(|(_, _, l)| l),
+                None => Some(len),
+            };
+            let found = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if !reuse {
+                // Zeros where no blob is written yet: never mistaken for one.
+                file.set_len(0).map_err(|source| Error::Io {
+                    action: "cannot write",
+                    path: path.clone(),
+                    source,
+                })?;
+            } else if planned.is_some_and(|l| l != found) {
+                progress.warn(&format!(
+                    "{} is {found} bytes, not the {} planned: truncated or edited? \
+                     what it holds is checked all the same",
+                    path.display(),
+                    planned.unwrap_or(0)
+                ));
+            }
+        }
+        pending.write_skeleton(plan)?;
+        Ok(pending)
+    }
+
+    fn write_skeleton(&mut self, plan: &LayoutPlan) -> Result<()> {
+        plan.write_skeleton(&*self.file)
+            .map_err(|source| self.io_error(source))
     }
 
     /// Write bytes already in memory (manifests) at their offset.
@@ -137,26 +205,38 @@ impl PendingBundle {
     fn io_error(&self, source: std::io::Error) -> Error {
         Error::Io {
             action: "cannot write",
-            path: self.temps[0].path().to_path_buf(),
+            path: self.partials[0].0.clone(),
             source,
         }
     }
 
     /// Fetch every job, `jobs` at a time. The first failure stops the rest.
     /// Everything else must be written already: the archive's sha256 is
-    /// computed from here on, following the blobs as they land.
+    /// computed from here on, following the blobs as they land. When the
+    /// partial files are reused, each worker first looks for its blob
+    /// where it is planned (hashed in place) and fetches only what is not
+    /// there, so checking and fetching overlap.
     pub async fn fetch_all(
         &mut self,
         client: &Client,
         mut queue: Vec<BlobJob>,
         jobs: usize,
         progress: Arc<dyn Progress>,
-    ) -> Result<()> {
+    ) -> Result<Transfer> {
         queue.sort_by_key(|j| j.offset);
         let regions: Vec<(u64, u64)> = queue.iter().map(|j| (j.offset, j.size)).collect();
         let hasher = Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &regions));
         self.hasher = Some(hasher.clone());
+        let mut transfer = Transfer {
+            resumed: self.reuse,
+            ..Transfer::default()
+        };
         let mut queue: Vec<(usize, BlobJob)> = queue.into_iter().enumerate().collect();
+        progress.start(
+            "fetching",
+            queue.len() as u64,
+            queue.iter().map(|(_, j)| j.size).sum(),
+        );
         // Biggest first keeps every worker busy until the end.
         queue.sort_by(|(_, a), (_, b)| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
         let mut queue = queue.into_iter();
@@ -167,31 +247,155 @@ impl PendingBundle {
                     break;
                 };
                 let client = client.clone();
-                let file = self.file.clone();
                 let progress = progress.clone();
                 let place = Placement {
-                    file,
+                    file: self.file.clone(),
                     hasher: hasher.clone(),
                     slot,
                 };
-                running.spawn(
-                    async move { fetch_blob(&client, &job, &place, progress.as_ref()).await },
-                );
+                let (reuse, partial) = (self.reuse, self.partials[0].0.clone());
+                running.spawn(async move {
+                    let mut job = job;
+                    if reuse {
+                        match look_for(&place, &job, progress.clone(), partial).await? {
+                            Found::Whole => {
+                                place.hasher.written(place.slot, job.size);
+                                return Ok(Landed::Reused(job.size));
+                            }
+                            Found::Prefix { len, hasher } => {
+                                // Written front to back: the prefix is final
+                                // unless the whole fails its digest (then the
+                                // blob is fetched again, spoiling the hash).
+                                place.hasher.written(place.slot, len);
+                                job.prefix = Some((len, hasher));
+                            }
+                            Found::Missing => {}
+                        }
+                    }
+                    fetch_blob(&client, &job, &place, progress.as_ref()).await?;
+                    Ok(Landed::Fetched {
+                        size: job.size,
+                        continued_from: job.prefix.map(|(len, _)| len),
+                    })
+                });
             }
             match running.join_next().await {
-                None => return Ok(()),
-                Some(Ok(Ok(()))) => progress.item_done(),
+                None => break,
+                Some(Ok(Ok(landed))) => {
+                    progress.item_done();
+                    match landed {
+                        Landed::Reused(size) => {
+                            transfer.blobs_reused += 1;
+                            transfer.bytes_reused += size;
+                        }
+                        Landed::Fetched {
+                            size,
+                            continued_from,
+                        } => {
+                            let from = continued_from.unwrap_or(0);
+                            transfer.blobs_fetched += 1;
+                            transfer.blobs_continued += usize::from(continued_from.is_some());
+                            transfer.bytes_reused += from;
+                            transfer.bytes_fetched += size - from;
+                        }
+                    }
+                }
                 Some(Ok(Err(e))) => return Err(e),
                 Some(Err(e)) => return Err(Error::Task(e.to_string())),
             }
         }
+        progress.finish();
+        Ok(transfer)
     }
 
     /// Flush to disk while the archive's hash finishes, rename the file
     /// (or every part) into place, remove what an earlier pack to the same
-    /// name left (`OUT.tar`, parts, parity parts) and write `OUT.sha256`.
+    /// name left (`OUT.tar`, parts, parity parts) and write `OUT.sha256`;
+    /// then the resume record goes.
     pub async fn commit(mut self, progress: Arc<dyn Progress>) -> Result<Committed> {
-        let path = self.temps[0].path().to_path_buf();
+        let (hashed, parity) = match self.seal(progress).await {
+            Ok(sealed) => sealed,
+            Err(e) => return Err(self.kept(e)),
+        };
+        let finals: Vec<PathBuf> = match self.split {
+            true => (0..self.partials.len())
+                .map(|i| part_path(&self.output, i))
+                .collect(),
+            false => vec![self.output.clone()],
+        };
+        let mut parts = Vec::new();
+        for (i, ((partial, file), target)) in self.partials.iter().zip(&finals).enumerate() {
+            // Already flushed above, alongside the hash: the fsync here
+            // finds nothing left to write.
+            fsutil::persist_file(file, partial, target).map_err(|source| {
+                self.kept(Error::Io {
+                    action: "cannot move the finished bundle to",
+                    path: target.clone(),
+                    source,
+                })
+            })?;
+            if self.split {
+                let size = self.file.parts().nth(i).map_or(0, |(_, _, len)| len);
+                // One part (a part size above the bundle's) is hashed as
+                // a single file: its sha256 is the whole's.
+                let sha256 = match finals.len() {
+                    1 => hashed.sha256.clone(),
+                    _ => hashed.parts.get(i).cloned().unwrap_or_default(),
+                };
+                parts.push(WrittenPart {
+                    path: target.clone(),
+                    size,
+                    sha256,
+                });
+            }
+        }
+        // Renamed: a failure from here on must not remove the bundle.
+        self.done = true;
+        let mut written = finals.clone();
+        let mut parity_parts = Vec::new();
+        for (j, (partial, file, sha256)) in parity.iter().enumerate() {
+            let target = parity_path(&self.output, j);
+            let size = file.metadata().map_or(0, |m| m.len());
+            fsutil::persist_file(file, partial, &target).map_err(|source| Error::Io {
+                action: "cannot move a finished parity part to",
+                path: target.clone(),
+                source,
+            })?;
+            written.push(target.clone());
+            parity_parts.push(WrittenPart {
+                path: target,
+                size,
+                sha256: sha256.clone(),
+            });
+        }
+        let removed = remove_stale(&self.output, &written)?;
+        let name = file_name(&self.output);
+        let mut sums = ChecksumFile::new();
+        for part in parts.iter().chain(&parity_parts) {
+            sums.push(part.sha256.clone(), file_name(&part.path));
+        }
+        parts.extend(parity_parts);
+        sums.push(hashed.sha256.clone(), name);
+        write_checksum_file(&self.output, &sums)?;
+        if self.keep {
+            resume::forget(&self.output)?;
+        }
+        Ok(Committed {
+            sha256: hashed.sha256,
+            len: hashed.len,
+            parts,
+            removed,
+        })
+    }
+}
+
+impl PendingBundle {
+    /// Flush and hash the data, then write the parity parts.
+    async fn seal(
+        &mut self,
+        progress: Arc<dyn Progress>,
+    ) -> Result<(Hashed, Vec<(PathBuf, std::fs::File, String)>)> {
+        let path = self.partials[0].0.clone();
         let parity_progress = progress.clone();
         let hasher = match self.hasher.take() {
             Some(h) => h,
@@ -215,73 +419,50 @@ impl PendingBundle {
         let hashed = hashed
             .map_err(|e| Error::Task(e.to_string()))?
             .map_err(io("cannot read back"))?;
-        let parity_temps = self.write_parity(parity_progress).await?;
-        let finals: Vec<PathBuf> = match self.split {
-            true => (0..self.temps.len())
-                .map(|i| part_path(&self.output, i))
-                .collect(),
-            false => vec![self.output.clone()],
-        };
-        let mut parts = Vec::new();
-        for (i, (temp, target)) in self.temps.into_iter().zip(&finals).enumerate() {
-            // Already flushed above, alongside the hash: persist's own
-            // fsync finds nothing left to write.
-            fsutil::persist(temp, target).map_err(|source| Error::Io {
-                action: "cannot move the finished bundle to",
-                path: target.clone(),
-                source,
-            })?;
-            if self.split {
-                let size = self.file.parts().nth(i).map_or(0, |(_, _, len)| len);
-                parts.push(WrittenPart {
-                    path: target.clone(),
-                    size,
-                    sha256: hashed.parts[i].clone(),
-                });
+        let parity = self.write_parity(parity_progress).await?;
+        Ok((hashed, parity))
+    }
+
+    /// `e`, saying that the partial files are kept for the next run when
+    /// they are: when the source failed (the network, the registry). When
+    /// the disk failed (full, read-only, I/O errors) they go, with their
+    /// record: a full disk is not left full.
+    pub fn kept(&self, e: Error) -> Error {
+        if !self.keep || self.done {
+            return e;
+        }
+        if matches!(e, Error::Io { .. }) {
+            for (path, _) in &self.partials {
+                let _ = fsutil::remove_if_there(path);
+            }
+            let _ = resume::forget(&self.output);
+            return e;
+        }
+        Error::Interrupted {
+            partial: self.partials[0].0.clone(),
+            source: Box::new(e),
+        }
+    }
+}
+
+impl Drop for PendingBundle {
+    fn drop(&mut self) {
+        if !self.done && !self.keep {
+            for (path, _) in &self.partials {
+                let _ = fsutil::remove_if_there(path);
             }
         }
-        let mut written = finals.clone();
-        let mut parity_parts = Vec::new();
-        for (j, (temp, sha256)) in parity_temps.into_iter().enumerate() {
-            let target = parity_path(&self.output, j);
-            let size = temp.as_file().metadata().map_or(0, |m| m.len());
-            fsutil::persist(temp, &target).map_err(|source| Error::Io {
-                action: "cannot move a finished parity part to",
-                path: target.clone(),
-                source,
-            })?;
-            written.push(target.clone());
-            parity_parts.push(WrittenPart {
-                path: target,
-                size,
-                sha256,
-            });
-        }
-        let removed = remove_stale(&self.output, &written)?;
-        let name = file_name(&self.output);
-        let mut sums = ChecksumFile::new();
-        for part in parts.iter().chain(&parity_parts) {
-            sums.push(part.sha256.clone(), file_name(&part.path));
-        }
-        parts.extend(parity_parts);
-        sums.push(hashed.sha256.clone(), name);
-        write_checksum_file(&self.output, &sums)?;
-        Ok(Committed {
-            sha256: hashed.sha256,
-            len: hashed.len,
-            parts,
-            removed,
-        })
     }
 }
 
 impl PendingBundle {
     /// Write the parity parts (Reed–Solomon over the finished data parts,
-    /// stripe by stripe) into temporary files; each with its sha256.
+    /// stripe by stripe) into partial files (`OUT.p00.partial`, …, removed
+    /// if this fails); each with its sha256.
     async fn write_parity(
         &self,
         progress: Arc<dyn Progress>,
-    ) -> Result<Vec<(tempfile::NamedTempFile, String)>> {
+    ) -> Result<Vec<(PathBuf, std::fs::File, String)>> {
         if self.parity == 0 {
             return Ok(Vec::new());
         }
@@ -291,42 +472,55 @@ impl PendingBundle {
         let task = tokio::task::spawn_blocking(move || -> Result<_> {
             let geometry = Geometry::new(file.len(), file.part_size(), parity)
                 .map_err(|source| Error::Parity { source })?;
-            let mut temps = Vec::new();
+            let mut partials = Scratch(Vec::new());
             for j in 0..parity {
-                let temp = fsutil::temp_beside(&parity_path(&output, j), ".partial").map_err(
-                    |source| Error::Io {
-                        action: "cannot create a temporary file in",
-                        path: fsutil::parent_dir(&output).to_path_buf(),
-                        source,
-                    },
-                )?;
-                temps.push(temp);
+                let path = resume::parity_partial_path(&output, j);
+                let io = |source| Error::Io {
+                    action: "cannot create the parity part",
+                    path: path.clone(),
+                    source,
+                };
+                let f = fsutil::open_partial(&path).map_err(io)?;
+                partials.0.push((path.clone(), f));
+                partials.0[j].1.set_len(0).map_err(io)?;
             }
             let size = geometry.part_size;
             let read =
                 |i: usize, off: u64, buf: &mut [u8]| file.read_exact_at(buf, i as u64 * size + off);
-            let outputs: Vec<Option<(&Path, &std::fs::File)>> = temps
+            let outputs: Vec<Option<(&Path, &std::fs::File)>> = partials
+                .0
                 .iter()
-                .map(|t| Some((t.path(), t.as_file())))
+                .map(|(p, f)| Some((p.as_path(), f)))
                 .collect();
             progress.start("parity", 1, file.len());
             ferry_parity::encode(&geometry, &read, &outputs, progress.as_ref())
                 .map_err(|source| Error::Parity { source })?;
             progress.finish();
-            let mut done = Vec::new();
-            for temp in temps {
+            let mut sums = Vec::new();
+            for (path, f) in &partials.0 {
                 let io = |source| Error::Io {
                     action: "cannot read back",
-                    path: temp.path().to_path_buf(),
+                    path: path.clone(),
                     source,
                 };
-                temp.as_file().sync_all().map_err(io)?;
-                let (sha256, _) = sha256_file(temp.path(), &mut |_| {}).map_err(io)?;
-                done.push((temp, sha256));
+                f.sync_all().map_err(io)?;
+                sums.push(sha256_file(path, &mut |_| {}).map_err(io)?.0);
             }
-            Ok(done)
+            let done = std::mem::take(&mut partials.0).into_iter().zip(sums);
+            Ok(done.map(|((path, f), sha256)| (path, f, sha256)).collect())
         });
         task.await.map_err(|e| Error::Task(e.to_string()))?
+    }
+}
+
+/// Files removed on drop unless taken out (parity parts being written).
+struct Scratch(Vec<(PathBuf, std::fs::File)>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for (path, _) in &self.0 {
+            let _ = fsutil::remove_if_there(path);
+        }
     }
 }
 
@@ -369,6 +563,39 @@ fn write_checksum_file(output: &Path, sums: &ChecksumFile) -> Result<()> {
     })
 }
 
+/// How one job's blob landed.
+enum Landed {
+    /// Found whole in the partial bundle: this many bytes.
+    Reused(u64),
+    /// Fetched, from its start or from where a stopped run left it.
+    Fetched {
+        size: u64,
+        continued_from: Option<u64>,
+    },
+}
+
+/// Look for `job`'s blob in the partial bundle, off the async threads; the
+/// bytes read count as progress.
+async fn look_for(
+    place: &Placement,
+    job: &BlobJob,
+    progress: Arc<dyn Progress>,
+    partial: PathBuf,
+) -> Result<Found> {
+    let (file, digest, offset, size) =
+        (place.file.clone(), job.digest.clone(), job.offset, job.size);
+    tokio::task::spawn_blocking(move || {
+        resume::look_for(&file, &digest, offset, size, &mut |n| progress.bytes(n))
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))?
+    .map_err(|source| Error::Io {
+        action: "cannot read back",
+        path: partial,
+        source,
+    })
+}
+
 /// Where a blob's bytes go: the archive, and the hasher's slot for it.
 struct Placement {
     file: Arc<PartSet>,
@@ -382,6 +609,21 @@ async fn fetch_blob(
     place: &Placement,
     progress: &dyn Progress,
 ) -> Result<()> {
+    if let Some(prefix) = &job.prefix {
+        // The rest of a blob a stopped run began: one try. Anything wrong
+        // (the prefix was not the blob's, the transfer broke) and the blob
+        // is fetched from its start below.
+        match fetch_once(client, job, place, progress, Some(prefix)).await {
+            Ok(()) => return Ok(()),
+            Err(Failed::InBody(e) | Failed::Final(e)) => {
+                progress.note(&format!(
+                    "fetching blob {} again from its start: {e}",
+                    job.digest
+                ));
+                place.hasher.restarted();
+            }
+        }
+    }
     client
         .config()
         .retry
@@ -393,7 +635,7 @@ async fn fetch_blob(
                 // Only a body broken in transit is tried again here: a
                 // request that failed was already retried by the client, and
                 // trying it again would multiply the bound on tries.
-                fetch_once(client, job, place, progress)
+                fetch_once(client, job, place, progress, None)
                     .await
                     .map_err(|failed| match failed {
                         Failed::InBody(e)
@@ -429,10 +671,12 @@ async fn fetch_once(
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
+    prefix: Option<&(u64, DigestHasher)>,
 ) -> Result<(), Failed> {
     let mut last_error = None;
+    let from = prefix.map_or(0, |(len, _)| *len);
     for (repo, label) in &job.sources {
-        let mut stream = match client.get_blob(repo, &job.digest).await {
+        let (mut stream, start) = match client.get_blob_from(repo, &job.digest, from).await {
             Ok(s) => s,
             Err(e @ ferry_registry::Error::NotFound { .. }) => {
                 last_error = Some(Error::Registry {
@@ -448,8 +692,16 @@ async fn fetch_once(
                 }))
             }
         };
-        let mut hasher = DigestHasher::for_digest(&job.digest);
-        let mut written = 0u64;
+        let (mut hasher, mut written) = match prefix {
+            Some((len, h)) if start == *len => (h.clone(), start),
+            // The registry sent the whole blob: it overwrites the prefix,
+            // whose bytes may have been hashed into the archive's sha256.
+            Some(_) => {
+                place.hasher.restarted();
+                (DigestHasher::for_digest(&job.digest), 0)
+            }
+            None => (DigestHasher::for_digest(&job.digest), 0),
+        };
         while let Some(chunk) = stream.next_chunk().await.map_err(|source| {
             Failed::InBody(Error::Registry {
                 reference: label.clone(),
@@ -477,7 +729,9 @@ async fn fetch_once(
                     })
                 })?;
             written += len;
-            place.hasher.written(place.slot, written);
+            if written > from {
+                place.hasher.written(place.slot, written);
+            }
             progress.bytes(len);
         }
         if written != job.size {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use reqwest::{Method, Response, StatusCode};
 
 use ferry_oci::{media_type, Descriptor, Digest};
@@ -258,6 +258,61 @@ impl Client {
             url,
             transport: self.transport.clone(),
         })
+    }
+
+    /// Start fetching a blob from byte `from` on (`Range: bytes=FROM-`), to
+    /// finish one already partly held. Returns the stream and the offset in
+    /// the blob of its first byte: `from` when the registry honoured the
+    /// range (206), 0 when it sent the whole blob (200, as it may).
+    pub async fn get_blob_from(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        from: u64,
+    ) -> Result<(BlobStream, u64)> {
+        if from == 0 {
+            return Ok((self.get_blob(repo, digest).await?, 0));
+        }
+        let target = format!("/v2/{}/blobs/{digest}", repo.name());
+        let plan = Self::lookup(Method::GET, repo, target);
+        let range = format!("bytes={from}-");
+        let response = self
+            .transport
+            .send(&plan, |r| Ok(r.header(RANGE, range.as_str())))
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(not_found(repo, format!("blob {digest}")));
+        }
+        let start = match response.status() {
+            StatusCode::PARTIAL_CONTENT => {
+                // `bytes START-END/TOTAL`: it must start where asked.
+                let start = header_text(response.headers(), CONTENT_RANGE.as_str()).and_then(|v| {
+                    let v = v.strip_prefix("bytes ")?;
+                    v.split('-').next()?.trim().parse::<u64>().ok()
+                });
+                if start != Some(from) {
+                    return Err(Error::Protocol {
+                        host: repo.host().to_string(),
+                        what: format!("bytes {from}- of blob {digest}"),
+                        reason: format!(
+                            "206 with Content-Range {:?}",
+                            header_text(response.headers(), CONTENT_RANGE.as_str())
+                        ),
+                    });
+                }
+                from
+            }
+            _ => 0,
+        };
+        let url = strip_query(response.url().as_str());
+        Ok((
+            BlobStream {
+                response,
+                url,
+                transport: self.transport.clone(),
+            },
+            start,
+        ))
     }
 
     /// Whether the repository has the blob.

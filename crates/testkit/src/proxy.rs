@@ -15,6 +15,11 @@
 //! The `Host` header is forwarded unchanged, so the registry writes upload
 //! `Location`s that point back at the proxy: uploads stream through it too.
 //!
+//! [`FaultProxy::stall_after`] lets a number of response bytes through
+//! and then holds everything after, as a network that dies halfway through
+//! a transfer without a word: the way to stop a pack at about half of its
+//! bytes.
+//!
 //! [`FaultProxy::start_foreign`] opens a second origin in front of the same
 //! registry; [`Fault::MoveLocation`] and [`Fault::Redirect`] send clients
 //! there, and its log tells whether they brought credentials along.
@@ -155,6 +160,15 @@ struct Rule {
 struct State {
     rules: Vec<Rule>,
     log: Vec<Seen>,
+    budget: Option<Budget>,
+}
+
+/// Response bytes [`FaultProxy::stall_after`] still lets through.
+struct Budget {
+    matcher: Match,
+    remaining: u64,
+    /// Bodies held so far.
+    stalled: usize,
 }
 
 struct Shared {
@@ -262,9 +276,32 @@ impl FaultProxy {
         });
     }
 
-    /// Remove every rule; requests pass untouched from now on.
+    /// Remove every rule and any [`stall_after`](Self::stall_after)
+    /// budget (bodies held by it are then cut and their connections
+    /// closed); requests pass untouched from now on.
     pub fn clear(&self) {
-        self.state().rules.clear();
+        let mut state = self.state();
+        state.rules.clear();
+        state.budget = None;
+    }
+
+    /// Let the response bodies of requests that `matcher` fits through up
+    /// to `bytes` in all (in arrival order, whatever the connection), then
+    /// hold every further byte of them: the connection stays open and
+    /// silent, as when a network dies mid-transfer, until the proxy is
+    /// dropped or [`clear`](Self::clear)ed. Only bodies framed by
+    /// `Content-Length` (blobs) count. Replaces an earlier budget.
+    pub fn stall_after(&self, matcher: Match, bytes: u64) {
+        self.state().budget = Some(Budget {
+            matcher,
+            remaining: bytes,
+            stalled: 0,
+        });
+    }
+
+    /// How many bodies [`stall_after`](Self::stall_after) holds or held.
+    pub fn stalled(&self) -> usize {
+        self.state().budget.as_ref().map_or(0, |b| b.stalled)
     }
 
     /// Forget the request log.
@@ -391,6 +428,43 @@ impl Shared {
             authorization,
         });
         fault
+    }
+
+    /// Whether a `stall_after` budget applies to this request.
+    fn budgeted(&self, method: &str, path: &str) -> bool {
+        let state = self.state.lock().expect("proxy state poisoned");
+        state
+            .budget
+            .as_ref()
+            .is_some_and(|b| b.matcher.matches(method, path))
+    }
+
+    /// Take up to `want` bytes from the budget; `None` when it is gone.
+    fn take_budget(&self, want: u64) -> Option<u64> {
+        let mut state = self.state.lock().expect("proxy state poisoned");
+        let budget = state.budget.as_mut()?;
+        let got = want.min(budget.remaining);
+        budget.remaining -= got;
+        if got < want {
+            budget.stalled += 1;
+        }
+        Some(got)
+    }
+
+    /// Hold a connection until the proxy stops or its budget is cleared.
+    fn hold(&self) {
+        loop {
+            let cleared = self
+                .state
+                .lock()
+                .expect("proxy state poisoned")
+                .budget
+                .is_none();
+            if cleared || self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sleep up to `d`, waking early when the proxy stops.
@@ -612,6 +686,12 @@ fn forward(
             response.push("Connection", "close");
         }
         client_out.write_all(&response.to_bytes())?;
+        let path = request.request_line().map(|(_, p)| p).unwrap_or_default();
+        if let (None, BodyFraming::Length(n)) = (cut, framing) {
+            if shared.budgeted(method, &path) {
+                return copy_budgeted(shared, &mut up_in, client_out, n).map(|()| keep_alive);
+            }
+        }
         match cut {
             None => {
                 copy_body(&mut up_in, client_out, framing)?;
@@ -635,6 +715,39 @@ fn forward(
     shared.untrack(id);
     let _ = upstream.shutdown(Shutdown::Both);
     result
+}
+
+/// Copy a body of `len` bytes while the budget lasts; when it runs out,
+/// send what it allows, then hold the connection (see
+/// [`FaultProxy::stall_after`]) and fail so it closes.
+fn copy_budgeted(
+    shared: &Shared,
+    from: &mut impl Read,
+    to: &mut TcpStream,
+    len: u64,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let n = from.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        let allowed = match shared.take_budget(n as u64) {
+            Some(a) => a as usize,
+            // Cleared meanwhile: pass the rest untouched.
+            None => n,
+        };
+        to.write_all(&buf[..allowed])?;
+        if allowed < n {
+            to.flush()?;
+            shared.hold();
+            return Err(io::Error::other("held by stall_after"));
+        }
+        left -= n as u64;
+    }
+    to.flush()
 }
 
 #[cfg(test)]

@@ -84,3 +84,43 @@ pub fn human_bytes(n: u64) -> String {
         format!("{value:.1} {}", UNITS[unit])
     }
 }
+
+/// What a command wrote as a bundle: files of an earlier one removed, each
+/// part with its sha256, the bundle's size and sha256, and where the
+/// checksums are (`pack`, `merge`).
+pub fn print_written(
+    out: &mut impl std::io::Write,
+    output: &Path,
+    parts: &[ferry_pack::WrittenPart],
+    removed: &[PathBuf],
+    archive_bytes: u64,
+    sha256: &str,
+) -> std::io::Result<()> {
+    for path in removed {
+        writeln!(
+            out,
+            "removed {} (left by an earlier bundle)",
+            path.display()
+        )?;
+    }
+    for part in parts {
+        writeln!(
+            out,
+            "wrote {} ({}) sha256 {}",
+            part.path.display(),
+            human_bytes(part.size),
+            part.sha256
+        )?;
+    }
+    let what = if parts.is_empty() {
+        format!("wrote {}", output.display())
+    } else {
+        format!("{} in {} part(s):", output.display(), parts.len())
+    };
+    writeln!(
+        out,
+        "{what} ({})\nsha256 {sha256} (checksums in {})",
+        human_bytes(archive_bytes),
+        ferry_oci::layout::checksum_path(output).display()
+    )
+}

@@ -11,7 +11,11 @@ use crate::progress;
 
 pub async fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let progress = progress::for_output(&args.output_format);
-    let summary = ferry_pack::merge(&args.inputs, &args.output, progress)
+    let media = ferry_pack::Media {
+        split: args.media.split,
+        parity: args.media.parity.into(),
+    };
+    let summary = ferry_pack::merge(&args.inputs, &args.output, media, progress)
         .await
         .with_context(|| {
             format!(
@@ -25,13 +29,18 @@ pub async fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "{} blob(s) ({}) taken from the base(s) in {:.1}s\nwrote {} ({})\nsha256 {}",
+            "{} blob(s) ({}) taken from the base(s) in {:.1}s",
             summary.blobs_from_bases,
             human_bytes(summary.bytes_from_bases),
             summary.elapsed.as_secs_f64(),
-            summary.output.display(),
-            human_bytes(summary.archive_bytes),
-            summary.sha256
+        )?;
+        common::print_written(
+            &mut out,
+            &summary.output,
+            &summary.parts,
+            &summary.removed,
+            summary.archive_bytes,
+            &summary.sha256,
         )?;
     }
     Ok(ExitCode::SUCCESS)

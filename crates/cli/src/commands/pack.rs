@@ -36,18 +36,46 @@ pub async fn run(args: PackArgs) -> anyhow::Result<ExitCode> {
         since: args.since.clone(),
         require_signature,
         sign,
-        split: args.split,
-        parity: args.parity as usize,
+        split: args.media.split,
+        parity: args.media.parity as usize,
+        fresh: args.fresh,
     };
     let progress = progress::for_output(&args.output_format);
-    let summary = ferry_pack::pack(&client, &options, progress)
-        .await
-        .with_context(|| {
-            format!(
-                "packing {} failed; no bundle was written",
-                args.output.display()
-            )
-        })?;
+    let out = args.output.display();
+    let summary = tokio::select! {
+        result = ferry_pack::pack(&client, &options, progress) => match result {
+            Ok(summary) => summary,
+            Err(ferry_pack::Error::Interrupted { partial, source }) => {
+                // The cause first, then what to do about it.
+                let cause = anyhow::Error::new(*source);
+                anyhow::bail!(
+                    "packing {out} failed; nothing was written at {out}: {cause:#}\n\
+                     the work so far is kept in {}: run the same command again to resume it, \
+                     or add --fresh to start over",
+                    partial.display()
+                );
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("packing {out} failed; no bundle was written"))
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            // The pack's files close as it is dropped here; what it wrote
+            // stays for the next run.
+            let record = ferry_pack::record_path(&args.output);
+            if record.exists() {
+                eprintln!(
+                    "ferry: interrupted; nothing was written at {out}. The work so far is kept \
+                     ({} and its partial files): run the same command again to resume it, \
+                     or add --fresh to start over",
+                    record.display()
+                );
+            } else {
+                eprintln!("ferry: interrupted; nothing was written at {out}");
+            }
+            return Ok(ExitCode::from(130));
+        }
+    };
     if args.output_format.json {
         common::print_json(&summary)?;
     } else if !args.output_format.quiet {
@@ -94,29 +122,28 @@ fn print_summary(s: &PackSummary) -> anyhow::Result<()> {
             bases.join(", ")
         )?;
     }
-    for path in &s.removed {
-        writeln!(out, "removed {} (left by an earlier pack)", path.display())?;
-    }
-    for part in &s.parts {
-        writeln!(
+    let t = &s.transfer;
+    if t.resumed {
+        write!(
             out,
-            "wrote {} ({}) sha256 {}",
-            part.path.display(),
-            human_bytes(part.size),
-            part.sha256
+            "resumed: {} blob(s) ({}) already here, fetched {} ({})",
+            t.blobs_reused,
+            human_bytes(t.bytes_reused),
+            t.blobs_fetched,
+            human_bytes(t.bytes_fetched)
         )?;
+        match t.blobs_continued {
+            0 => writeln!(out)?,
+            n => writeln!(out, ", {n} of them from where they stopped")?,
+        }
     }
-    let what = if s.parts.is_empty() {
-        format!("wrote {}", s.output.display())
-    } else {
-        format!("{} in {} part(s):", s.output.display(), s.parts.len())
-    };
-    writeln!(
-        out,
-        "{what} ({})\nsha256 {} (checksums in {})",
-        human_bytes(s.archive_bytes),
-        s.sha256,
-        ferry_oci::layout::checksum_path(&s.output).display()
+    common::print_written(
+        &mut out,
+        &s.output,
+        &s.parts,
+        &s.removed,
+        s.archive_bytes,
+        &s.sha256,
     )?;
     if let Some(path) = &s.signature_file {
         writeln!(out, "signed: wrote {}", path.display())?;

@@ -89,6 +89,22 @@ impl Scratch {
         Run::from(output)
     }
 
+    /// The `ferry ARGS...` command [`Scratch::ferry`] runs, not started:
+    /// for a test that must stop it midway.
+    pub fn ferry_command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("DOCKER_CONFIG", self.dir.path().join(".docker"))
+            .env_remove("RUST_LOG");
+        command
+    }
+
     /// [`Scratch::ferry`] with `input` on standard input.
     pub fn ferry_stdin<I, S>(&self, args: I, input: &[u8]) -> Run
     where

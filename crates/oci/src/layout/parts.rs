@@ -431,6 +431,38 @@ impl PartSet {
         Ok(())
     }
 
+    /// The first offset in `[offset, offset + len)` that lies in a hole of
+    /// its file — a range never written since the file was sized, which
+    /// reads as zeros — or `None` when every byte there was written, as far
+    /// as the file system tells (one that keeps no holes says every byte
+    /// was). Holes are whole file-system blocks: the written bytes just
+    /// before one may be followed by zeros that were never written.
+    pub fn first_hole(&self, offset: u64, len: u64) -> io::Result<Option<u64>> {
+        let end = offset.saturating_add(len).min(self.len);
+        let mut pos = offset;
+        while pos < end {
+            let i = self.index_of(pos);
+            let part = &self.parts[i];
+            let base = i as u64 * self.part_size;
+            let until = if i + 1 == self.parts.len() {
+                end
+            } else {
+                end.min(base + part.len)
+            };
+            let hole = match rustix::fs::seek(&part.file, rustix::fs::SeekFrom::Hole(pos - base)) {
+                Ok(h) => h,
+                // At or past the file's end: all hole (a truncated part).
+                Err(rustix::io::Errno::NXIO) => pos - base,
+                Err(e) => return Err(e.into()),
+            };
+            if base + hole < until {
+                return Ok(Some((base + hole).max(pos)));
+            }
+            pos = until;
+        }
+        Ok(None)
+    }
+
     /// Give every part its planned length (sparse, zero-filled).
     pub fn set_lengths(&self) -> io::Result<()> {
         for part in &self.parts {
@@ -602,6 +634,28 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("w.001")).unwrap(), b"efgh");
         assert_eq!(std::fs::read(dir.path().join("w.002")).unwrap(), b"ij");
         assert!(set.write_all_at(b"x", 10).is_err());
+    }
+
+    #[test]
+    fn holes_are_found_across_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = (0..3)
+            .map(|i| {
+                let p = dir.path().join(format!("h.{i:03}"));
+                let mut options = File::options();
+                let f = options.read(true).write(true).create(true).truncate(true);
+                (p.clone(), f.open(&p).unwrap())
+            })
+            .collect();
+        let block = 1 << 16;
+        let set = PartSet::for_writing(files, 4 * block, 10 * block);
+        set.set_lengths().unwrap();
+        set.write_all_at(&vec![1u8; 5 * block as usize], 0).unwrap();
+        assert_eq!(set.first_hole(0, 5 * block).unwrap(), None);
+        assert_eq!(set.first_hole(block, 2 * block).unwrap(), None);
+        // On a file system that keeps holes (every one ferry is tested on).
+        assert_eq!(set.first_hole(0, 10 * block).unwrap(), Some(5 * block));
+        assert_eq!(set.first_hole(6 * block, block).unwrap(), Some(6 * block));
     }
 
     #[test]

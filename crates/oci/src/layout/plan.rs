@@ -154,6 +154,26 @@ impl LayoutPlan {
         self.by_digest.get(digest).map(|&i| &self.blobs[i])
     }
 
+    /// A sha256 over everything that decides the archive's bytes: the
+    /// exact `index.json`, and every blob's digest, size and offset. Two
+    /// plans with the same fingerprint give byte-identical archives (blobs
+    /// being content-addressed), so a partial archive written for one can
+    /// be finished for the other.
+    pub fn fingerprint(&self) -> Digest {
+        let mut text = format!(
+            "ferry layout plan 1\nsize {}\nindex.json {}\n",
+            self.total_size,
+            Digest::sha256_of(&self.index_json)
+        );
+        for blob in &self.blobs {
+            text.push_str(&format!(
+                "{} {} {}\n",
+                blob.digest, blob.size, blob.data_offset
+            ));
+        }
+        Digest::sha256_of(text.as_bytes())
+    }
+
     /// Set `file`'s length to [`total_size`](Self::total_size) and write
     /// everything but the blobs' data: headers, `oci-layout`, `index.json`,
     /// directory entries, padding and the two end-of-archive blocks.
@@ -233,4 +253,38 @@ fn push_padded(out: &mut Vec<u8>, data: &[u8]) {
         out.len() + (padded(data.len() as u64) as usize - data.len()),
         0,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(byte: u8) -> Digest {
+        Digest::sha256_of(&[byte])
+    }
+
+    #[test]
+    fn the_fingerprint_follows_what_decides_the_bytes_only() {
+        let blobs = [
+            (digest(1), 10, BlobClass::Manifest),
+            (digest(2), 2000, BlobClass::Layer),
+            (digest(3), 30, BlobClass::Config),
+        ];
+        let plan = |index: &[u8], blobs: &[(Digest, u64, BlobClass)]| {
+            LayoutPlan::new(index.to_vec(), blobs.iter().cloned())
+                .unwrap()
+                .fingerprint()
+        };
+        let a = plan(b"{}", &blobs);
+        let mut reversed = blobs.clone();
+        reversed.reverse();
+        assert_eq!(a, plan(b"{}", &reversed));
+        assert_ne!(a, plan(b"{ }", &blobs));
+        let mut bigger = blobs.clone();
+        bigger[1].1 = 2001;
+        assert_ne!(a, plan(b"{}", &bigger));
+        let mut other = blobs.clone();
+        other[2].0 = digest(4);
+        assert_ne!(a, plan(b"{}", &other));
+    }
 }
