@@ -3,7 +3,9 @@
 # images, `ferry pack` into one bundle, `ferry inspect` of the bundle, and
 # the bundle served as a registry (`ferry serve`), and the relocation into a
 # second registry with its mapping; image signatures required at pack and
-# unpack, a signed bundle, and what changed between two bundles.
+# unpack, a signed bundle, and what changed between two bundles; parts and
+# parity for media, a pack resumed after the link dropped, next month's
+# delta and its merge.
 set -euo pipefail
 bin=${1:-target/release}
 bin=$(cd "$bin" && pwd)
@@ -121,6 +123,27 @@ start_registry source "${src##*:}"; src=$host
 "$bin/ferry" pack --images-file "$work/images-next.txt" --plain-http "$src" --since "$work/receipt.json" -o "$work/delta.tar"
 "$bin/ferry" pack --images-file "$work/images-next.txt" --plain-http "$src" -o "$work/full-next.tar" --quiet
 ls -l "$work/delta.tar" "$work/full-next.tar" | awk '{print $5, $NF}'
+
+step "the link drops mid-pack: the same command again resumes where it stopped"
+# A proxy in front of the source lets 5 MB of blobs through, then goes
+# silent (a dead link) until $work/link-up exists.
+"$bin/ferry-fixtures" proxy "$src" "$work/proxy.log" --stall-after 5000000 \
+  --lift-when "$work/link-up" > "$work/proxy.host" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/proxy.host" ] && break; sleep 0.05; done
+via=$(cat "$work/proxy.host")
+sed "s#^$src/#$via/#" "$work/images-next.txt" > "$work/images-via.txt"
+pack_via() { # output [options]
+  local out=$1; shift
+  "$bin/ferry" pack --images-file "$work/images-via.txt" --plain-http "$via" \
+    -o "$work/$out" --timeout 2 --retries 1 "$@"
+}
+pack_via resumed.tar 2>&1 | tail -2 || true
+ls "$work" | grep '^resumed' || true
+touch "$work/link-up"; sleep 0.1
+pack_via resumed.tar | grep -E '^(resumed|sha256)'
+pack_via uninterrupted.tar --quiet
+cmp "$work/resumed.tar" "$work/uninterrupted.tar" && echo "byte-identical to an uninterrupted pack"
 
 step "offline again: verify the delta, then load it into the private registry"
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true

@@ -28,7 +28,10 @@ const USAGE: &str = "usage:
   ferry-fixtures proxy HOST:PORT LOG
       start a FaultProxy (no faults) in front of the plain-HTTP registry at HOST:PORT,
       print its host, and append `METHOD PATH` of every request it forwards to LOG
-      (within 20 ms) until killed: how `make bench` counts requests";
+      (within 20 ms) until killed: how `make bench` counts requests.
+      --stall-after BYTES: let BYTES of blob bodies through, then hold every further
+      byte (a link gone dead mid-transfer); --lift-when FILE: lift that once FILE
+      exists (the link is back): how `make demo` shows a resumed pack";
 
 enum Command {
     Push(String),
@@ -51,6 +54,8 @@ enum Command {
     Proxy {
         upstream: String,
         log: PathBuf,
+        stall_after: Option<u64>,
+        lift_when: Option<PathBuf>,
     },
 }
 
@@ -60,6 +65,8 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
     let mut scale = None;
     let mut release = 1;
     let mut blobs = None;
+    let mut stall_after = None;
+    let mut lift_when = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -88,6 +95,17 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
                     .filter(|r| *r >= 1)
                     .ok_or(format!("--release {value:?}: expected 1, 2, ..."))?;
             }
+            "--stall-after" => {
+                let value = rest.next().ok_or("--stall-after needs a number of bytes")?;
+                let bytes = value
+                    .parse()
+                    .map_err(|e| format!("--stall-after {value:?}: {e}"))?;
+                stall_after = Some(bytes);
+            }
+            "--lift-when" => {
+                let value = rest.next().ok_or("--lift-when needs a file")?;
+                lift_when = Some(PathBuf::from(value));
+            }
             "--blobs" => {
                 let value = rest.next().ok_or("--blobs needs a file")?;
                 blobs = Some(PathBuf::from(value));
@@ -108,6 +126,8 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
             [cmd, upstream, log] if cmd == "proxy" => Command::Proxy {
                 upstream: upstream.clone(),
                 log: PathBuf::from(log),
+                stall_after: stall_after.take(),
+                lift_when: lift_when.take(),
             },
             [cmd, host] if cmd == "bench-workload" => Command::BenchWorkload {
                 host: host.clone(),
@@ -125,6 +145,9 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
                     .to_string(),
             ),
         };
+    if (stall_after.is_some() || lift_when.is_some()) && !matches!(command, Command::Proxy { .. }) {
+        return Err("--stall-after and --lift-when are for proxy".to_string());
+    }
     if scale.is_some() && !matches!(command, Command::BenchWorkload { .. }) {
         return Err("--scale is for bench-workload".to_string());
     }
@@ -171,7 +194,12 @@ fn main() -> ExitCode {
             blobs,
         } => bench_workload(&host, scale, release, blobs),
         Command::Sign { host, key } => sign(&host, key),
-        Command::Proxy { upstream, log } => proxy(&upstream, &log),
+        Command::Proxy {
+            upstream,
+            log,
+            stall_after,
+            lift_when,
+        } => proxy(&upstream, &log, stall_after, lift_when.as_deref()),
         Command::Serve(dir) => {
             let registry = RegistryProcess::start_with(RegistryOptions {
                 storage_dir: Some(dir),
@@ -187,9 +215,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Forward to `upstream` through a [`FaultProxy`], logging every request
+/// Forward to `upstream` through a [`FaultProxy`](ferry_testkit::FaultProxy), logging every request
 /// to `log`, until killed.
-fn proxy(upstream: &str, log: &std::path::Path) -> ExitCode {
+fn proxy(
+    upstream: &str,
+    log: &std::path::Path,
+    stall_after: Option<u64>,
+    lift_when: Option<&std::path::Path>,
+) -> ExitCode {
     let Ok(upstream) = upstream.parse::<std::net::SocketAddr>() else {
         eprintln!("ferry-fixtures: proxy {upstream}: expected IP:PORT");
         return ExitCode::from(2);
@@ -206,10 +239,18 @@ fn proxy(upstream: &str, log: &std::path::Path) -> ExitCode {
         }
     };
     let proxy = ferry_testkit::FaultProxy::start_to(upstream);
+    if let Some(bytes) = stall_after {
+        proxy.stall_after(ferry_testkit::Match::path_contains("/blobs/"), bytes);
+    }
+    let mut stalled = stall_after.is_some();
     println!("{}", proxy.host());
     let _ = std::io::stdout().flush();
     loop {
         std::thread::sleep(std::time::Duration::from_millis(20));
+        if stalled && lift_when.is_some_and(std::path::Path::exists) {
+            proxy.clear();
+            stalled = false;
+        }
         let lines: String = proxy
             .take_log()
             .iter()
