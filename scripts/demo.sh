@@ -118,7 +118,7 @@ grep -rl registry.example:5000 "$work/site" | xargs sed -i "s/registry.example:5
 "$bin/ferry" mapping "$work/mapping.json" --format registries-yaml --plain-http | head -8
 
 step "next month: the source gains a new image; pack only what the site lacks (--since its receipt)"
-start_registry source "${src##*:}"; src=$host
+start_registry source "${src##*:}"; src=$host; source_pid=${pids[-1]}
 "$bin/ferry-fixtures" push "$src" --big-layer-bytes 8000000 > "$work/images-next.txt"
 "$bin/ferry" pack --images-file "$work/images-next.txt" --plain-http "$src" --since "$work/receipt.json" -o "$work/delta.tar"
 "$bin/ferry" pack --images-file "$work/images-next.txt" --plain-http "$src" -o "$work/full-next.tar" --quiet
@@ -129,7 +129,7 @@ step "the link drops mid-pack: the same command again resumes where it stopped"
 # silent (a dead link) until $work/link-up exists.
 "$bin/ferry-fixtures" proxy "$src" "$work/proxy.log" --stall-after 5000000 \
   --lift-when "$work/link-up" > "$work/proxy.host" &
-pids+=($!)
+pids+=($!); proxy_pid=$!
 for _ in $(seq 100); do [ -s "$work/proxy.host" ] && break; sleep 0.05; done
 via=$(cat "$work/proxy.host")
 sed "s#^$src/#$via/#" "$work/images-next.txt" > "$work/images-via.txt"
@@ -146,7 +146,7 @@ pack_via uninterrupted.tar --quiet
 cmp "$work/resumed.tar" "$work/uninterrupted.tar" && echo "byte-identical to an uninterrupted pack"
 
 step "offline again: verify the delta, then load it into the private registry"
-kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+for p in "$proxy_pid" "$source_pid"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 "$bin/ferry" verify "$work/delta.tar" | tail -2
 "$bin/ferry" unpack "$work/delta.tar" --to "$dst/mirror" --plain-http "$dst" --mapping "$work/mapping-next.json" | tail -1
 
