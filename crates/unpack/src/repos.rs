@@ -90,9 +90,15 @@ impl RepoPlan {
     /// below it. What it has is not looked at further: its manifests and
     /// blobs are dropped from this run, leaving the blobs only the rest
     /// needs.
+    ///
+    /// An image whose tag already points at its digest (looked up before
+    /// anything, `tag_seen`) is there without asking again: the registry
+    /// holds what a tag points at.
     pub async fn check_presence(&mut self, pusher: &Pusher, repo: &Repository, plan: &Plan) {
         for &i in &self.images {
-            if pusher.has_manifest(repo, &plan.images[i].digest).await {
+            let image = &plan.images[i];
+            let tagged_here = image.tag_seen.as_ref() == Some(&Some(image.digest.clone()));
+            if tagged_here || pusher.has_manifest(repo, &image.digest).await {
                 self.present_images.insert(i);
             }
         }
