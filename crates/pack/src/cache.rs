@@ -1,7 +1,7 @@
 //! Per-repository lookups done once per run: a platform release names many
 //! tags of each repository, and each reference's walk would otherwise list
-//! the repository's tags (and ask the referrers API about shared subjects)
-//! again.
+//! the repository's tags (and ask the referrers API about shared subjects,
+//! or of a registry that has no such API) again.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,9 @@ type Cells<K, V> = Mutex<HashMap<K, Arc<OnceCell<V>>>>;
 pub(crate) struct RepoCache {
     tags: Cells<Repository, Tags>,
     referrers: Cells<(Repository, Digest), Referrers>,
+    /// Whether a repository's registry offers the referrers API, learnt
+    /// from the first subject asked there.
+    has_api: Cells<Repository, bool>,
 }
 
 fn cell<K: std::hash::Hash + Eq, V>(cells: &Cells<K, V>, key: K) -> Arc<OnceCell<V>> {
@@ -52,7 +55,33 @@ impl RepoCache {
     }
 
     /// The referrers API's answer for `subject` in `repo`, asked on first use.
+    ///
+    /// The first subject asked in a repository also finds out whether the
+    /// registry offers the API at all (the others wait for that answer).
+    /// One that does not (`404`: a registry that offers it must never
+    /// answer so, says the distribution spec) is not asked again in this
+    /// run: a release of hundreds of images saves a request per manifest.
     pub async fn referrers(
+        &self,
+        client: &Client,
+        repo: &Repository,
+        subject: &Digest,
+    ) -> ferry_registry::Result<Referrers> {
+        let has_api = cell(&self.has_api, repo.clone());
+        let has_api = *has_api
+            .get_or_try_init(|| async {
+                let answer = self.referrers_of(client, repo, subject).await?;
+                Ok::<_, ferry_registry::Error>(answer.is_some())
+            })
+            .await?;
+        if !has_api {
+            return Ok(None);
+        }
+        // The subject that found out is answered from its cell.
+        self.referrers_of(client, repo, subject).await
+    }
+
+    async fn referrers_of(
         &self,
         client: &Client,
         repo: &Repository,

@@ -231,11 +231,15 @@ impl Pusher {
 
     /// Whether `repo` has the manifest `digest` (one `HEAD`); a registry
     /// that cannot answer counts as not having it (the push then says why).
-    pub async fn has_manifest(&self, repo: &Repository, digest: &Digest) -> bool {
-        let present = matches!(
-            self.client.head_manifest(repo, &digest.to_string()).await,
-            Ok(Some(_))
-        );
+    ///
+    /// `known`: a tag of `repo` was seen pointing at `digest` already, so
+    /// it is there without asking.
+    pub async fn has_manifest(&self, repo: &Repository, digest: &Digest, known: bool) -> bool {
+        let present = known
+            || matches!(
+                self.client.head_manifest(repo, &digest.to_string()).await,
+                Ok(Some(_))
+            );
         if present {
             add(&self.stats.manifests_present, 1);
         }

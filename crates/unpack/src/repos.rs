@@ -98,12 +98,15 @@ impl RepoPlan {
         for &i in &self.images {
             let image = &plan.images[i];
             let tagged_here = image.tag_seen.as_ref() == Some(&Some(image.digest.clone()));
-            if tagged_here || pusher.has_manifest(repo, &image.digest).await {
+            if pusher.has_manifest(repo, &image.digest, tagged_here).await {
                 self.present_images.insert(i);
             }
         }
         for &r in &self.referrers {
-            if pusher.has_manifest(repo, &plan.referrers[r].digest).await {
+            if pusher
+                .has_manifest(repo, &plan.referrers[r].digest, false)
+                .await
+            {
                 self.present_referrers.insert(r);
             }
         }
