@@ -90,7 +90,18 @@ struct Workload<'a> {
     out: BenchWorkload,
 }
 
-impl Workload<'_> {
+impl<'a> Workload<'a> {
+    /// Nothing pushed yet, through `pusher` to `host`.
+    fn new(pusher: &'a Pusher, host: &str) -> Workload<'a> {
+        Workload {
+            pusher,
+            host: host.to_string(),
+            blobs: BTreeMap::new(),
+            layers: BTreeMap::new(),
+            out: BenchWorkload::default(),
+        }
+    }
+
     /// Make sure `repo` holds `layer`: stream it the first time, mount it
     /// from where it already is afterwards. Returns its descriptor.
     fn layer(&mut self, repo: &str, layer: &LayerSpec) -> Value {
@@ -234,13 +245,7 @@ impl Workload<'_> {
 /// two-platform indexes. 60 × 4 makes 240 images, as in the issue.
 pub fn push_many_small_workload(host: &str, repos: usize, tags: usize) -> BenchWorkload {
     let pusher = Pusher::new(&format!("http://{host}"));
-    let mut w = Workload {
-        pusher: &pusher,
-        host: host.to_string(),
-        blobs: BTreeMap::new(),
-        layers: BTreeMap::new(),
-        out: BenchWorkload::default(),
-    };
+    let mut w = Workload::new(&pusher, host);
     let base = LayerSpec::new("small-base", 256 * 1024, 1.0);
     for r in 1..=repos {
         let repo = format!("small/r-{r}");
@@ -282,13 +287,7 @@ pub fn push_bench_release(host: &str, scale: f64, release: u32) -> BenchWorkload
         }
     };
     let pusher = Pusher::new(&format!("http://{host}"));
-    let mut w = Workload {
-        pusher: &pusher,
-        host: host.to_string(),
-        blobs: BTreeMap::new(),
-        layers: BTreeMap::new(),
-        out: BenchWorkload::default(),
-    };
+    let mut w = Workload::new(&pusher, host);
     let amd64 = ("amd64", None);
     let base = LayerSpec::new("base", 64 * MIB, scale);
     let runtime = LayerSpec::new("runtime", 128 * MIB, scale);
