@@ -6,7 +6,9 @@
 mod util;
 
 use base64::Engine as _;
-use ferry_testkit::{RegistryOptions, RegistryProcess, TokenServer, TokenServerOptions};
+use ferry_testkit::{
+    FixtureSet, RegistryOptions, RegistryProcess, TokenServer, TokenServerOptions,
+};
 use serde_json::Value;
 use util::{Run, Scratch};
 
@@ -41,6 +43,22 @@ fn check(scratch: &Scratch, target: &RegistryProcess) -> Run {
     ])
 }
 
+/// A fresh source registry with the fixtures (kept running: tests copy
+/// from it), and a scratch directory holding `bundle.tar`, fixtures/base:1
+/// packed from it.
+fn base_bundle() -> (RegistryProcess, Scratch, FixtureSet) {
+    let source = RegistryProcess::start();
+    let fixtures = source.push_fixtures();
+    let scratch = Scratch::new();
+    let base = fixtures.image("fixtures/base:1");
+    let host = source.host();
+    let pack = ["pack", "-q", &base.reference, "--plain-http", &host];
+    scratch
+        .ferry(pack.into_iter().chain(["-o", "bundle.tar"]))
+        .ok();
+    (source, scratch, fixtures)
+}
+
 fn row<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["checks"]
         .as_array()
@@ -52,22 +70,9 @@ fn row<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn issue_13_check_finds_pull_only_accounts_moved_tags_and_what_to_upload() {
-    let source = RegistryProcess::start();
-    let fixtures = source.push_fixtures();
+    let (_source, scratch, fixtures) = base_bundle();
     let base = fixtures.image("fixtures/base:1");
     let app = fixtures.image("fixtures/app:1");
-    let scratch = Scratch::new();
-    scratch
-        .ferry([
-            "pack",
-            "-q",
-            &base.reference,
-            "--plain-http",
-            &source.host(),
-            "-o",
-            "bundle.tar",
-        ])
-        .ok();
 
     let tokens = TokenServer::start(TokenServerOptions {
         users: vec![
@@ -172,21 +177,7 @@ fn issue_13_check_finds_pull_only_accounts_moved_tags_and_what_to_upload() {
 
 #[test]
 fn issue_13_check_blocks_on_a_read_only_registry() {
-    let source = RegistryProcess::start();
-    let fixtures = source.push_fixtures();
-    let base = fixtures.image("fixtures/base:1");
-    let scratch = Scratch::new();
-    scratch
-        .ferry([
-            "pack",
-            "-q",
-            &base.reference,
-            "--plain-http",
-            &source.host(),
-            "-o",
-            "bundle.tar",
-        ])
-        .ok();
+    let (_source, scratch, _) = base_bundle();
     let target = RegistryProcess::start_with(RegistryOptions {
         read_only: true,
         ..RegistryOptions::default()
@@ -222,22 +213,9 @@ fn issue_13_check_blocks_on_a_read_only_registry() {
 
 #[test]
 fn issue_13_existing_tag_fail_skip_and_overwrite() {
-    let source = RegistryProcess::start();
-    let fixtures = source.push_fixtures();
+    let (_source, scratch, fixtures) = base_bundle();
     let base = fixtures.image("fixtures/base:1");
     let app = fixtures.image("fixtures/app:1");
-    let scratch = Scratch::new();
-    scratch
-        .ferry([
-            "pack",
-            "-q",
-            &base.reference,
-            "--plain-http",
-            &source.host(),
-            "-o",
-            "bundle.tar",
-        ])
-        .ok();
     let target = RegistryProcess::start();
     let repo = format!("mirror/{}", base.repository);
     // The target's tag already names another image.
@@ -328,21 +306,8 @@ fn issue_13_existing_tag_fail_skip_and_overwrite() {
 
 #[test]
 fn issue_13_max_depth_adapts_names_or_refuses_them() {
-    let source = RegistryProcess::start();
-    let fixtures = source.push_fixtures();
+    let (_source, scratch, fixtures) = base_bundle();
     let base = fixtures.image("fixtures/base:1");
-    let scratch = Scratch::new();
-    scratch
-        .ferry([
-            "pack",
-            "-q",
-            &base.reference,
-            "--plain-http",
-            &source.host(),
-            "-o",
-            "bundle.tar",
-        ])
-        .ok();
     let target = RegistryProcess::start();
     let unpack = |to: &str, extra: &[&str]| {
         let mut args = vec![
