@@ -27,20 +27,20 @@ fn login(scratch: &Scratch, host: &str, user: &str) {
     .unwrap();
 }
 
+/// `ferry unpack bundle.tar --to HOST/mirror --naming preserve` into
+/// `target`, with `extra`.
+fn unpack(scratch: &Scratch, target: &RegistryProcess, extra: &[&str]) -> Run {
+    let (host, to) = (target.host(), format!("{}/mirror", target.host()));
+    let args = ["unpack", "bundle.tar", "--to", &to, "--naming", "preserve"];
+    scratch.ferry(
+        args.into_iter()
+            .chain(["--plain-http", &host])
+            .chain(extra.iter().copied()),
+    )
+}
+
 fn check(scratch: &Scratch, target: &RegistryProcess) -> Run {
-    let to = format!("{}/mirror", target.host());
-    scratch.ferry([
-        "unpack",
-        "bundle.tar",
-        "--to",
-        &to,
-        "--naming",
-        "preserve",
-        "--plain-http",
-        &target.host(),
-        "--check",
-        "--json",
-    ])
+    unpack(scratch, target, &["--check", "--json"])
 }
 
 /// A fresh source registry with the fixtures (kept running: tests copy
@@ -111,21 +111,7 @@ fn issue_13_check_finds_pull_only_accounts_moved_tags_and_what_to_upload() {
 
     // The estimate is what a real unpack uploads; checked again, nothing is
     // left and no tag moves (re-setting a tag to its digest is no move).
-    let to = format!("{}/mirror", target.host());
-    let summary = scratch
-        .ferry([
-            "unpack",
-            "bundle.tar",
-            "--to",
-            &to,
-            "--naming",
-            "preserve",
-            "--plain-http",
-            &target.host(),
-            "--json",
-        ])
-        .ok()
-        .json();
+    let summary = unpack(&scratch, &target, &["--json"]).ok().json();
     assert_eq!(
         summary["blobs_uploaded"].as_u64().unwrap(),
         to_upload,
@@ -158,19 +144,7 @@ fn issue_13_check_finds_pull_only_accounts_moved_tags_and_what_to_upload() {
     assert_eq!(row(&report, "tags")["status"], "warn");
 
     // The text table says the same.
-    let run = scratch
-        .ferry([
-            "unpack",
-            "bundle.tar",
-            "--to",
-            &to,
-            "--naming",
-            "preserve",
-            "--plain-http",
-            &target.host(),
-            "--check",
-        ])
-        .ok();
+    let run = unpack(&scratch, &target, &["--check"]).ok();
     assert!(run.stdout.contains(&app.digest), "{}", run.stdout);
     assert!(run.stdout.contains("would move"), "{}", run.stdout);
 }
@@ -231,23 +205,15 @@ fn issue_13_existing_tag_fail_skip_and_overwrite() {
         .status()
         .expect("run skopeo");
     assert!(status.success());
-    let to = format!("{}/mirror", target.host());
     let unpack = |policy: &str| {
-        scratch.ferry([
-            "unpack",
-            "bundle.tar",
-            "--to",
-            &to,
-            "--naming",
-            "preserve",
-            "--plain-http",
-            &target.host(),
+        let policy = [
             "--existing-tag",
             policy,
             "--mapping",
             "mapping.json",
             "--json",
-        ])
+        ];
+        unpack(&scratch, &target, &policy)
     };
 
     // fail: refused before anything is pushed.
