@@ -97,7 +97,7 @@ impl RepoPlan {
     pub async fn check_presence(&mut self, pusher: &Pusher, repo: &Repository, plan: &Plan) {
         for &i in &self.images {
             let image = &plan.images[i];
-            let tagged_here = image.tag_seen.as_ref() == Some(&Some(image.digest.clone()));
+            let tagged_here = matches!(&image.tag_seen, Some(Some(d)) if *d == image.digest);
             if pusher.has_manifest(repo, &image.digest, tagged_here).await {
                 self.present_images.insert(i);
             }
