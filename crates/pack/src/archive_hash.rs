@@ -11,6 +11,16 @@
 //! A blob fetched again after a broken transfer may rewrite bytes the
 //! thread has already hashed; any such retry marks the running hash as
 //! spoiled and the archive is hashed again from the start at commit.
+//!
+//! When a pack resumes, a blob already whole in the partial bundle is not
+//! read and hashed on its own to check it: it is handed over with its
+//! digest ([`ArchiveHasher::reused`]) and counts as written at once, and as
+//! the thread passes its bytes it feeds them to the blob's own hash as
+//! well, from the same read. The verdict comes back when the thread has
+//! passed the blob's last byte; a blob that does not hash to its digest
+//! spoils the running hash (it is fetched again, over what was hashed).
+//! Once spoiled, the thread goes on only for the checks still to make,
+//! reading nothing else.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,8 +28,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ferry_oci::layout::PartSet;
-use ferry_oci::Progress;
+use ferry_oci::{Digest, DigestHasher, Progress};
 use sha2::{Digest as _, Sha256};
+use tokio::sync::oneshot;
 
 /// How much the thread reads at once.
 const READ: usize = 1 << 20;
@@ -44,6 +55,27 @@ struct Region {
     offset: u64,
     size: u64,
     written: AtomicU64,
+    /// A blob found whole in a partial bundle, to check as the thread
+    /// passes it: set before `written` says it is whole, taken when the
+    /// verdict is given.
+    check: Mutex<Option<Check>>,
+}
+
+impl Region {
+    fn end(&self) -> u64 {
+        self.offset + self.size
+    }
+
+    fn check(&self) -> std::sync::MutexGuard<'_, Option<Check>> {
+        self.check.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A reused blob's check, under way.
+struct Check {
+    expected: Digest,
+    hasher: DigestHasher,
+    verdict: oneshot::Sender<bool>,
 }
 
 struct Shared {
@@ -53,6 +85,8 @@ struct Shared {
     spoiled: AtomicBool,
     /// The bundle is abandoned: stop.
     stop: AtomicBool,
+    /// The thread has ended (or never started): no check will be made.
+    ended: AtomicBool,
     /// Bytes hashed so far, for progress.
     hashed: AtomicU64,
 }
@@ -79,10 +113,12 @@ impl ArchiveHasher {
                     offset,
                     size,
                     written: AtomicU64::new(0),
+                    check: Mutex::new(None),
                 })
                 .collect(),
             spoiled: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             hashed: AtomicU64::new(0),
         });
         let thread = {
@@ -93,6 +129,9 @@ impl ArchiveHasher {
                 .spawn(move || follow(&shared, &file, len))
                 .ok()
         };
+        if thread.is_none() {
+            shared.ended.store(true, Ordering::Release);
+        }
         ArchiveHasher {
             shared,
             thread: Mutex::new(thread),
@@ -106,6 +145,40 @@ impl ArchiveHasher {
         self.shared.regions[slot]
             .written
             .store(bytes, Ordering::Release);
+    }
+
+    /// The blob in `slot` is already in the file, every byte of it, it
+    /// seems (a partial bundle being resumed): its bytes count as written
+    /// from now on, and as the thread passes them it checks them against
+    /// `digest`, from the same reads as the archive's hash. The verdict
+    /// (`true`: they hash to `digest`) comes on the returned channel; when
+    /// it is `false` the running hash is spoiled already, ready for the
+    /// blob to be fetched again over it. No verdict at all (the channel
+    /// closed) means the thread ended first, on an error or dropped: the
+    /// blob is unchecked.
+    pub fn reused(&self, slot: usize, digest: &Digest) -> oneshot::Receiver<bool> {
+        let (verdict, receiver) = oneshot::channel();
+        let region = &self.shared.regions[slot];
+        if region.size == 0 {
+            // Nothing for the thread to pass.
+            let _ = verdict.send(DigestHasher::for_digest(digest).finish() == *digest);
+            return receiver;
+        }
+        {
+            // Under the region's lock: the thread, ending, empties every
+            // region's check after saying so.
+            let mut check = region.check();
+            if self.shared.ended.load(Ordering::Acquire) {
+                return receiver;
+            }
+            *check = Some(Check {
+                expected: digest.clone(),
+                hasher: DigestHasher::for_digest(digest),
+                verdict,
+            });
+        }
+        region.written.store(region.size, Ordering::Release);
+        receiver
     }
 
     /// A blob is being fetched again: its bytes may be rewritten.
@@ -207,16 +280,22 @@ impl<'a> SetHasher<'a> {
     }
 }
 
-/// The thread: hash up to the frontier, wait, repeat. `None` when stopped
-/// or spoiled (the caller hashes from scratch).
+/// The thread: hash up to the frontier, wait, repeat; check each reused
+/// blob as it is passed. `None` when stopped or spoiled (the caller hashes
+/// from scratch).
 fn follow(shared: &Shared, file: &PartSet, len: u64) -> FollowResult {
-    let mut hasher = SetHasher::new(file);
+    let _ended = Ended(shared);
+    let mut archive = SetHasher::new(file);
     let mut buf = vec![0u8; READ];
-    let mut next = 0usize;
+    // The first region not wholly written; the first not wholly checked.
+    let (mut next, mut checking) = (0usize, 0usize);
+    // Everything before `pos` is hashed (or, once spoiled, passed).
+    let mut pos = 0u64;
     loop {
-        if shared.stop.load(Ordering::Acquire) || shared.spoiled.load(Ordering::Acquire) {
+        if shared.stop.load(Ordering::Acquire) {
             return Ok(None);
         }
+        let spoiled = shared.spoiled.load(Ordering::Acquire);
         let frontier = loop {
             let Some(region) = shared.regions.get(next) else {
                 break len;
@@ -228,18 +307,94 @@ fn follow(shared: &Shared, file: &PartSet, len: u64) -> FollowResult {
             }
             break region.offset + written;
         };
-        let pos = hasher.pos;
         if frontier <= pos {
             if pos >= len {
-                return Ok(Some(hasher.finish()));
+                return Ok((!spoiled).then(|| archive.finish()));
             }
             std::thread::park_timeout(POLL);
             continue;
         }
-        let n = (frontier - pos).min(hasher.room()).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], pos)?;
-        hasher.update(&buf[..n]);
-        shared.hashed.store(hasher.pos, Ordering::Relaxed);
+        let (from, to) = if spoiled {
+            // The archive is hashed again at the end: only the checks
+            // still need bytes.
+            match next_check(shared, checking, pos, frontier) {
+                Some(at) => (at, frontier.min(at + READ as u64)),
+                None => {
+                    pos = frontier;
+                    continue;
+                }
+            }
+        } else {
+            let n = (frontier - pos).min(READ as u64).min(archive.room());
+            (pos, pos + n)
+        };
+        let bytes = &mut buf[..(to - from) as usize];
+        file.read_exact_at(bytes, from)?;
+        if !spoiled {
+            archive.update(bytes);
+        }
+        feed_checks(shared, &mut checking, from, bytes);
+        pos = to;
+        shared.hashed.store(pos, Ordering::Relaxed);
+    }
+}
+
+/// Where, at or after `pos` and before `frontier`, the next region with a
+/// check to make begins (or `pos`, inside one).
+fn next_check(shared: &Shared, checking: usize, pos: u64, frontier: u64) -> Option<u64> {
+    shared.regions[checking.min(shared.regions.len())..]
+        .iter()
+        .filter(|r| r.end() > pos)
+        .take_while(|r| r.offset < frontier)
+        .find(|r| r.check().is_some())
+        .map(|r| r.offset.max(pos))
+}
+
+/// Feed `bytes` (read at `at`) to the checks of the regions they cover,
+/// giving each region's verdict at its last byte; `checking` moves past
+/// the regions done with.
+fn feed_checks(shared: &Shared, checking: &mut usize, at: u64, bytes: &[u8]) {
+    let end = at + bytes.len() as u64;
+    while let Some(region) = shared.regions.get(*checking) {
+        if region.offset >= end {
+            break;
+        }
+        if region.end() > at {
+            let mut slot = region.check();
+            if let Some(check) = slot.as_mut() {
+                let (from, to) = (region.offset.max(at), region.end().min(end));
+                check
+                    .hasher
+                    .update(&bytes[(from - at) as usize..(to - at) as usize]);
+                if to == region.end() {
+                    if let Some(check) = slot.take() {
+                        let right = check.hasher.finish() == check.expected;
+                        if !right {
+                            // To be fetched again, over bytes hashed already.
+                            shared.spoiled.store(true, Ordering::Release);
+                        }
+                        let _ = check.verdict.send(right);
+                    }
+                }
+            }
+        }
+        if region.end() > end {
+            break;
+        }
+        *checking += 1;
+    }
+}
+
+/// Says the thread ended, however it did, and drops the checks it will
+/// never make (their receivers hear no verdict).
+struct Ended<'a>(&'a Shared);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.0.ended.store(true, Ordering::Release);
+        for region in &self.0.regions {
+            region.check().take();
+        }
     }
 }
 
@@ -263,6 +418,7 @@ mod tests {
     use super::*;
     use ferry_oci::NoProgress;
     use std::io::Write as _;
+    use std::path::Path;
 
     fn sha256_hex(bytes: &[u8]) -> String {
         hex::encode(Sha256::digest(bytes))
@@ -316,6 +472,117 @@ mod tests {
         let mut expected = vec![1u8; 10];
         expected.extend([2u8; 1000]);
         assert_eq!(hashed.sha256, sha256_hex(&expected));
+    }
+
+    /// A file of `len` bytes holding `bytes` at `offset` each, zeros
+    /// elsewhere, split into parts of `part_size`.
+    fn parts_with(dir: &Path, len: u64, part_size: u64, pieces: &[(u64, &[u8])]) -> Arc<PartSet> {
+        let count = PartSet::parts_needed(len, part_size);
+        let files = (0..count)
+            .map(|i| {
+                let p = dir.join(format!("p.{i:03}"));
+                let mut options = std::fs::File::options();
+                let f = options.read(true).write(true).create(true).truncate(true);
+                (p.clone(), f.open(&p).unwrap())
+            })
+            .collect();
+        let file = Arc::new(PartSet::for_writing(files, part_size, len));
+        file.set_lengths().unwrap();
+        for (offset, bytes) in pieces {
+            file.write_all_at(bytes, *offset).unwrap();
+        }
+        file
+    }
+
+    fn blob(len: u32, salt: u32) -> Vec<u8> {
+        (0..len).map(|i| ((i + salt) % 251) as u8 | 1).collect()
+    }
+
+    #[test]
+    fn reused_blobs_are_checked_in_the_archive_pass_with_no_second_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // 10 header bytes, a reused blob spanning a read and a part, an
+        // empty one, a fetched one, a reused one.
+        let (a, c, d) = (blob(2_300_000, 0), blob(400_000, 3), blob(700_000, 5));
+        let mut expected = vec![9u8; 10];
+        for piece in [&a, &c, &d] {
+            expected.extend(piece.iter());
+        }
+        let len = expected.len() as u64;
+        let (at_c, at_d) = (10 + a.len() as u64, 10 + (a.len() + c.len()) as u64);
+        let file = parts_with(
+            dir.path(),
+            len,
+            1_000_000,
+            &[(0, &expected[..10]), (10, &a), (at_d, &d)],
+        );
+        let regions = [
+            (10, a.len() as u64),
+            (at_c, 0),
+            (at_c, c.len() as u64),
+            (at_d, d.len() as u64),
+        ];
+        let hasher = ArchiveHasher::start(file.clone(), len, &regions);
+        let verdict_d = hasher.reused(3, &Digest::sha256_of(&d));
+        let verdict_a = hasher.reused(0, &Digest::sha256_of(&a));
+        let verdict_empty = hasher.reused(1, &Digest::sha256_of(b""));
+        // a is checked without waiting for c; d only once c has landed.
+        assert_eq!(verdict_a.blocking_recv(), Ok(true));
+        assert_eq!(verdict_empty.blocking_recv(), Ok(true));
+        file.write_all_at(&c, at_c).unwrap();
+        hasher.written(2, c.len() as u64);
+        assert_eq!(verdict_d.blocking_recv(), Ok(true));
+        let hashed = hasher.finish(&NoProgress).unwrap();
+        assert!(!hasher.shared.spoiled.load(Ordering::Acquire));
+        assert_eq!(hashed.sha256, sha256_hex(&expected));
+        let parts: Vec<String> = expected.chunks(1_000_000).map(sha256_hex).collect();
+        assert_eq!(hashed.parts, parts);
+    }
+
+    #[test]
+    fn a_reused_blob_that_does_not_match_spoils_the_hash_and_is_fetched_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (blob(1_500_000, 0), blob(600_000, 7));
+        let mut damaged = a.clone();
+        damaged[1_200_000] ^= 0xff;
+        let mut expected = vec![9u8; 10];
+        expected.extend(&a);
+        expected.extend(&b);
+        let len = expected.len() as u64;
+        let at_b = 10 + a.len() as u64;
+        let file = parts_with(
+            dir.path(),
+            len,
+            len,
+            &[(0, &expected[..10]), (10, &damaged), (at_b, &b)],
+        );
+        let regions = [(10, a.len() as u64), (at_b, b.len() as u64)];
+        let hasher = ArchiveHasher::start(file.clone(), len, &regions);
+        let verdict_b = hasher.reused(1, &Digest::sha256_of(&b));
+        let verdict_a = hasher.reused(0, &Digest::sha256_of(&a));
+        assert_eq!(verdict_a.blocking_recv(), Ok(false));
+        assert!(hasher.shared.spoiled.load(Ordering::Acquire));
+        // Spoiled, the thread still checks what is left to check.
+        assert_eq!(verdict_b.blocking_recv(), Ok(true));
+        // a is fetched again over the damaged bytes.
+        file.write_all_at(&a[..700_000], 10).unwrap();
+        hasher.written(0, 700_000);
+        file.write_all_at(&a[700_000..], 700_010).unwrap();
+        hasher.written(0, a.len() as u64);
+        let hashed = hasher.finish(&NoProgress).unwrap();
+        assert_eq!(hashed.sha256, sha256_hex(&expected));
+        assert_eq!(hashed.len, len);
+
+        // A thread that has ended gives no verdict: the blob is unchecked.
+        drop(hasher);
+        let hasher = ArchiveHasher::start(file.clone(), len, &regions);
+        hasher.written(0, a.len() as u64);
+        hasher.written(1, b.len() as u64);
+        hasher.finish(&NoProgress).unwrap();
+        assert!(hasher
+            .reused(0, &Digest::sha256_of(&a))
+            .blocking_recv()
+            .is_err());
     }
 
     #[test]

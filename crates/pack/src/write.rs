@@ -228,9 +228,13 @@ impl PendingBundle {
     /// Fetch every job, `jobs` at a time. The first failure stops the rest.
     /// Everything else must be written already: the archive's sha256 is
     /// computed from here on, following the blobs as they land. When the
-    /// partial files are reused, each worker first looks for its blob
-    /// where it is planned (hashed in place) and fetches only what is not
-    /// there, so checking and fetching overlap.
+    /// partial files are reused, each worker first looks where its blob is
+    /// planned: a blob written whole is handed to the archive's hash, which
+    /// checks it against its digest as it passes (one read for both), and
+    /// the worker goes on to the next job; a beginning is hashed in place
+    /// and the rest fetched; anything else is fetched. Returns once every
+    /// blob has landed and every reused one has its verdict (a blob that
+    /// fails it is fetched whole).
     pub async fn fetch_all(
         &mut self,
         client: &Client,
@@ -255,11 +259,19 @@ impl PendingBundle {
         // Biggest first keeps every worker busy until the end.
         queue.sort_by(|(_, a), (_, b)| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
         let mut queue = queue.into_iter();
+        // Reused blobs that failed their check: fetched whole, first.
+        let mut again: Vec<(usize, BlobJob)> = Vec::new();
         let mut running = JoinSet::new();
+        // Reused blobs awaiting their verdict from the archive's hash.
+        let mut checking = JoinSet::new();
         loop {
             while running.len() < jobs.max(1) {
-                let Some((slot, job)) = queue.next() else {
-                    break;
+                let (look, (slot, job)) = match again.pop() {
+                    Some(next) => (false, next),
+                    None => match queue.next() {
+                        Some(next) => (self.reuse, next),
+                        None => break,
+                    },
                 };
                 let client = client.clone();
                 let progress = progress.clone();
@@ -268,14 +280,18 @@ impl PendingBundle {
                     hasher: hasher.clone(),
                     slot,
                 };
-                let (reuse, partial) = (self.reuse, self.partials[0].0.clone());
+                let partial = self.partials[0].0.clone();
                 running.spawn(async move {
                     let mut job = job;
-                    if reuse {
+                    if look {
                         match look_for(&place, &job, progress.clone(), partial).await? {
-                            Found::Whole => {
-                                place.hasher.written(place.slot, job.size);
-                                return Ok(Landed::Reused(job.size));
+                            Found::Written => {
+                                let verdict = place.hasher.reused(place.slot, &job.digest);
+                                return Ok(Landed::Written {
+                                    slot: place.slot,
+                                    job,
+                                    verdict,
+                                });
                             }
                             Found::Prefix { len, hasher } => {
                                 // Written front to back: the prefix is final
@@ -294,19 +310,20 @@ impl PendingBundle {
                     })
                 });
             }
-            match running.join_next().await {
-                None => break,
-                Some(Ok(Ok(landed))) => {
-                    progress.item_done();
-                    match landed {
-                        Landed::Reused(size) => {
-                            transfer.blobs_reused += 1;
-                            transfer.bytes_reused += size;
+            if running.is_empty() && checking.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(joined) = running.join_next(), if !running.is_empty() => {
+                    match joined.map_err(|e| Error::Task(e.to_string()))?? {
+                        Landed::Written { slot, job, verdict } => {
+                            checking.spawn(async move { (slot, job, verdict.await) });
                         }
                         Landed::Fetched {
                             size,
                             continued_from,
                         } => {
+                            progress.item_done();
                             let from = continued_from.unwrap_or(0);
                             transfer.blobs_fetched += 1;
                             transfer.blobs_continued += usize::from(continued_from.is_some());
@@ -315,8 +332,29 @@ impl PendingBundle {
                         }
                     }
                 }
-                Some(Ok(Err(e))) => return Err(e),
-                Some(Err(e)) => return Err(Error::Task(e.to_string())),
+                Some(checked) = checking.join_next(), if !checking.is_empty() => {
+                    let (slot, job, verdict) = checked.map_err(|e| Error::Task(e.to_string()))?;
+                    if verdict == Ok(true) {
+                        progress.bytes(job.size);
+                        progress.item_done();
+                        transfer.blobs_reused += 1;
+                        transfer.bytes_reused += job.size;
+                    } else {
+                        // Damaged where it lies (or left unchecked, the
+                        // hash having stopped): fetched whole over it.
+                        let why = match verdict {
+                            Ok(_) => "does not match its digest",
+                            Err(_) => "could not be checked",
+                        };
+                        progress.note(&format!(
+                            "blob {} in {} {why}: fetching it again",
+                            job.digest,
+                            self.partials[0].0.display()
+                        ));
+                        hasher.restarted();
+                        again.push((slot, job));
+                    }
+                }
             }
         }
         progress.finish();
@@ -580,8 +618,13 @@ fn write_checksum_file(output: &Path, sums: &ChecksumFile) -> Result<()> {
 
 /// How one job's blob landed.
 enum Landed {
-    /// Found whole in the partial bundle: this many bytes.
-    Reused(u64),
+    /// Found written whole in the partial bundle, handed to the archive's
+    /// hash to check (`verdict`).
+    Written {
+        slot: usize,
+        job: BlobJob,
+        verdict: tokio::sync::oneshot::Receiver<bool>,
+    },
     /// Fetched, from its start or from where a stopped run left it.
     Fetched {
         size: u64,
