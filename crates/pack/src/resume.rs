@@ -12,9 +12,11 @@
 //!
 //! Run again, the pack resolves and plans as always. When the record
 //! matches both fingerprints, the partial files are kept as they are and
-//! every blob planned in them is hashed where it lies: a blob whose bytes
-//! hash to its digest stays, any other (never written, cut short, damaged)
-//! is fetched. The record is not a journal of what landed — nothing it says
+//! every blob planned in them is checked by hash where it lies (a blob
+//! written whole as the archive's sha256 passes it, see
+//! `ArchiveHasher::reused`; a beginning cut short here, [`look_for`]): a
+//! blob whose bytes hash to its digest stays, a beginning is continued,
+//! any other (never written, damaged) is fetched. The record is not a journal of what landed — nothing it says
 //! is trusted for content, only the hash is — so a file edited by hand, a
 //! crash between a write and its record, or a record from elsewhere can
 //! cost a refetch but never give a wrong bundle. The skeleton (headers,
