@@ -12,15 +12,15 @@
 //! thread has already hashed; any such retry marks the running hash as
 //! spoiled and the archive is hashed again from the start at commit.
 //!
-//! When a pack resumes, a blob already in the partial bundle (whole, or a
-//! beginning whose rest is being fetched) is not read and hashed on its own
-//! to check it: it is handed over with its digest ([`ArchiveHasher::check`])
-//! and what is there counts as written at once, and as the thread passes
-//! its bytes it feeds them to the blob's own hash as well, from the same
-//! read. The verdict comes back when the thread has passed the blob's last
-//! byte; a blob that does not hash to its digest spoils the running hash
-//! (it is fetched again, over what was hashed). Once spoiled, the thread
-//! goes on only for the checks still to make, reading nothing else.
+//! When a pack resumes, a blob already whole in the partial bundle is not
+//! read and hashed on its own to check it: it is handed over with its
+//! digest ([`ArchiveHasher::reused`]) and counts as written at once, and as
+//! the thread passes its bytes it feeds them to the blob's own hash as
+//! well, from the same read. The verdict comes back when the thread has
+//! passed the blob's last byte; a blob that does not hash to its digest
+//! spoils the running hash (it is fetched again, over what was hashed).
+//! Once spoiled, the thread goes on only for the checks still to make,
+//! reading nothing else.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,8 +55,8 @@ struct Region {
     offset: u64,
     size: u64,
     written: AtomicU64,
-    /// A blob found in a partial bundle, to check as the thread passes it:
-    /// set before `written` moves past its first byte, taken when the
+    /// A blob found whole in a partial bundle, to check as the thread
+    /// passes it: set before `written` says it is whole, taken when the
     /// verdict is given.
     check: Mutex<Option<Check>>,
 }
@@ -71,7 +71,7 @@ impl Region {
     }
 }
 
-/// A blob's check against its digest, under way.
+/// A reused blob's check, under way.
 struct Check {
     expected: Digest,
     hasher: DigestHasher,
@@ -147,19 +147,16 @@ impl ArchiveHasher {
             .store(bytes, Ordering::Release);
     }
 
-    /// Check the blob in `slot` against `digest` as the thread passes its
-    /// bytes, from the same reads as the archive's hash: for a partial
-    /// bundle being resumed, whose first `written` bytes of the blob are in
-    /// the file already (all of them for a blob found whole, a beginning
-    /// for one cut short, whose rest then lands through
-    /// [`ArchiveHasher::written`] unhashed). They count as written from now
-    /// on. The verdict (`true`: the blob hashes to `digest`) comes on the
-    /// returned channel once its last byte is passed; when it is `false`
-    /// the running hash is spoiled already, ready for the blob to be
-    /// fetched again over it. No verdict at all (the channel closed) means
-    /// the thread ended first, on an error or dropped, or
-    /// [`ArchiveHasher::uncheck`]: the blob is unchecked.
-    pub fn check(&self, slot: usize, digest: &Digest, written: u64) -> oneshot::Receiver<bool> {
+    /// The blob in `slot` is already in the file, every byte of it, it
+    /// seems (a partial bundle being resumed): its bytes count as written
+    /// from now on, and as the thread passes them it checks them against
+    /// `digest`, from the same reads as the archive's hash. The verdict
+    /// (`true`: they hash to `digest`) comes on the returned channel; when
+    /// it is `false` the running hash is spoiled already, ready for the
+    /// blob to be fetched again over it. No verdict at all (the channel
+    /// closed) means the thread ended first, on an error or dropped: the
+    /// blob is unchecked.
+    pub fn reused(&self, slot: usize, digest: &Digest) -> oneshot::Receiver<bool> {
         let (verdict, receiver) = oneshot::channel();
         let region = &self.shared.regions[slot];
         if region.size == 0 {
@@ -180,15 +177,8 @@ impl ArchiveHasher {
                 verdict,
             });
         }
-        region.written.store(written, Ordering::Release);
+        region.written.store(region.size, Ordering::Release);
         receiver
-    }
-
-    /// Drop the check of the blob in `slot` unmade (it is being fetched
-    /// again from its start, and hashed as it arrives): its receiver hears
-    /// no verdict.
-    pub fn uncheck(&self, slot: usize) {
-        self.shared.regions[slot].check().take();
     }
 
     /// A blob is being fetched again: its bytes may be rewritten.
@@ -290,8 +280,8 @@ impl<'a> SetHasher<'a> {
     }
 }
 
-/// The thread: hash up to the frontier, wait, repeat; check each blob
-/// handed over as it is passed. `None` when stopped or spoiled (the caller hashes
+/// The thread: hash up to the frontier, wait, repeat; check each reused
+/// blob as it is passed. `None` when stopped or spoiled (the caller hashes
 /// from scratch).
 fn follow(shared: &Shared, file: &PartSet, len: u64) -> FollowResult {
     let _ended = Ended(shared);
@@ -533,9 +523,9 @@ mod tests {
             (at_d, d.len() as u64),
         ];
         let hasher = ArchiveHasher::start(file.clone(), len, &regions);
-        let verdict_d = hasher.check(3, &Digest::sha256_of(&d), d.len() as u64);
-        let verdict_a = hasher.check(0, &Digest::sha256_of(&a), a.len() as u64);
-        let verdict_empty = hasher.check(1, &Digest::sha256_of(b""), 0);
+        let verdict_d = hasher.reused(3, &Digest::sha256_of(&d));
+        let verdict_a = hasher.reused(0, &Digest::sha256_of(&a));
+        let verdict_empty = hasher.reused(1, &Digest::sha256_of(b""));
         // a is checked without waiting for c; d only once c has landed.
         assert_eq!(verdict_a.blocking_recv(), Ok(true));
         assert_eq!(verdict_empty.blocking_recv(), Ok(true));
@@ -547,48 +537,6 @@ mod tests {
         assert_eq!(hashed.sha256, sha256_hex(&expected));
         let parts: Vec<String> = expected.chunks(1_000_000).map(sha256_hex).collect();
         assert_eq!(hashed.parts, parts);
-    }
-
-    #[test]
-    fn a_beginning_is_checked_with_its_rest_as_the_rest_lands() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (blob(1_800_000, 1), blob(900_000, 2));
-        let mut expected = vec![9u8; 10];
-        expected.extend(&a);
-        expected.extend(&b);
-        let len = expected.len() as u64;
-        let at_b = 10 + a.len() as u64;
-        // a's first 600,000 bytes are there, b's first 1000.
-        let file = parts_with(
-            dir.path(),
-            len,
-            len,
-            &[
-                (0, &expected[..10]),
-                (10, &a[..600_000]),
-                (at_b, &b[..1000]),
-            ],
-        );
-        let regions = [(10, a.len() as u64), (at_b, b.len() as u64)];
-        let hasher = ArchiveHasher::start(file.clone(), len, &regions);
-        let verdict_a = hasher.check(0, &Digest::sha256_of(&a), 600_000);
-        let verdict_b = hasher.check(1, &Digest::sha256_of(&b), 1000);
-        for piece in (600_000..a.len()).step_by(400_000) {
-            let end = (piece + 400_000).min(a.len());
-            file.write_all_at(&a[piece..end], 10 + piece as u64)
-                .unwrap();
-            hasher.written(0, end as u64);
-        }
-        assert_eq!(verdict_a.blocking_recv(), Ok(true));
-        // b's rest comes whole from its start (a registry that ignored the
-        // range), hashed as it arrives: its check is dropped.
-        hasher.uncheck(1);
-        hasher.restarted();
-        file.write_all_at(&b, at_b).unwrap();
-        hasher.written(1, b.len() as u64);
-        assert!(verdict_b.blocking_recv().is_err());
-        let hashed = hasher.finish(&NoProgress).unwrap();
-        assert_eq!(hashed.sha256, sha256_hex(&expected));
     }
 
     #[test]
@@ -610,8 +558,8 @@ mod tests {
         );
         let regions = [(10, a.len() as u64), (at_b, b.len() as u64)];
         let hasher = ArchiveHasher::start(file.clone(), len, &regions);
-        let verdict_b = hasher.check(1, &Digest::sha256_of(&b), b.len() as u64);
-        let verdict_a = hasher.check(0, &Digest::sha256_of(&a), a.len() as u64);
+        let verdict_b = hasher.reused(1, &Digest::sha256_of(&b));
+        let verdict_a = hasher.reused(0, &Digest::sha256_of(&a));
         assert_eq!(verdict_a.blocking_recv(), Ok(false));
         assert!(hasher.shared.spoiled.load(Ordering::Acquire));
         // Spoiled, the thread still checks what is left to check.
@@ -632,7 +580,7 @@ mod tests {
         hasher.written(1, b.len() as u64);
         hasher.finish(&NoProgress).unwrap();
         assert!(hasher
-            .check(0, &Digest::sha256_of(&a), a.len() as u64)
+            .reused(0, &Digest::sha256_of(&a))
             .blocking_recv()
             .is_err());
     }

@@ -12,11 +12,11 @@
 //!
 //! Run again, the pack resolves and plans as always. When the record
 //! matches both fingerprints, the partial files are kept as they are and
-//! every blob planned in them is looked for where it lies ([`look_for`]:
-//! written whole, a beginning cut short, or nothing) and checked by hash as
-//! the archive's sha256 passes its bytes (`ArchiveHasher::check`): a blob
-//! whose bytes hash to its digest stays, a beginning is continued (its
-//! rest fetched, the whole checked), any other is fetched. The record is not a journal of what landed — nothing it says
+//! every blob planned in them is checked by hash where it lies (a blob
+//! written whole as the archive's sha256 passes it, see
+//! `ArchiveHasher::reused`; a beginning cut short here, [`look_for`]): a
+//! blob whose bytes hash to its digest stays, a beginning is continued,
+//! any other (never written, damaged) is fetched. The record is not a journal of what landed — nothing it says
 //! is trusted for content, only the hash is — so a file edited by hand, a
 //! crash between a write and its record, or a record from elsewhere can
 //! cost a refetch but never give a wrong bundle. The skeleton (headers,
@@ -27,7 +27,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ferry_oci::layout::{parity_path, part_path, suffixed, LayoutPlan, PartSet, MAX_PARTS};
-use ferry_oci::{fsutil, Digest, Platform, Progress, Reference};
+use ferry_oci::{fsutil, Digest, DigestHasher, Platform, Progress, Reference};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -38,8 +38,8 @@ const FORMAT: &str = "ferry-pack-resume";
 pub(crate) const VERSION: u32 = 1;
 /// A record larger than this is not one ferry wrote.
 const MAX_RECORD: u64 = 16 << 20;
-/// How much is read at once, going back from where a blob cut short ends.
-const TAIL: usize = 64 << 10;
+/// How much is read at once when a blob is checked.
+const READ: usize = 1 << 20;
 /// A blob whose first bytes (this many at most) are all zero was most
 /// likely never written: it is fetched without being hashed first.
 const HEAD: u64 = 4096;
@@ -352,36 +352,47 @@ fn name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// What a partial file holds of one blob. Nothing here is trusted: the
-/// blob's digest decides, checked as the archive's sha256 passes its bytes
-/// (`ArchiveHasher::check`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a partial file holds of one blob.
+#[derive(Clone)]
 pub(crate) enum Found {
     /// All of it, it seems: no byte of its place was left unwritten, and
-    /// it does not start with zeros.
+    /// it does not start with zeros. Whether the bytes are the blob's is
+    /// for its digest to say, checked as the archive's sha256 passes them
+    /// (`ArchiveHasher::reused`).
     Written,
     /// Its first `len` bytes, it seems (written front to back, then
-    /// stopped): only the rest needs fetching.
+    /// stopped): `hasher` has hashed them. Only the rest needs fetching;
+    /// the digest of the whole decides whether they were right.
     Prefix {
         /// How many bytes.
         len: u64,
+        /// Their hash so far.
+        hasher: DigestHasher,
     },
     /// Nothing worth keeping.
     Missing,
 }
 
-/// Look for the blob of `size` bytes at `offset` in `file`, reading as
-/// little as it can: bytes in a hole of the file (never written) end what
-/// is there; so do zeros before it (a file-system block is written whole,
-/// the bytes after the last one written are zeros), which are left to be
-/// fetched again: a beginning ends at its last byte that is not zero.
-pub(crate) fn look_for(file: &PartSet, offset: u64, size: u64) -> std::io::Result<Found> {
+/// Look for the blob `digest` (`size` bytes) at `offset` in `file`. Bytes
+/// in a hole of the file (never written) end what is there. A blob with
+/// no hole in its place is [`Found::Written`], read no further than its
+/// first bytes; one with a hole is read up to it and hashed: zeros before
+/// the hole (a file-system block is written whole, the bytes after the
+/// last one written are zeros) are held back, the prefix ends at the last
+/// byte that is not zero. `on_bytes` hears of every byte hashed.
+pub(crate) fn look_for(
+    file: &PartSet,
+    digest: &Digest,
+    offset: u64,
+    size: u64,
+    on_bytes: &mut dyn FnMut(u64),
+) -> std::io::Result<Found> {
     let written = match file.first_hole(offset, size)? {
         Some(hole) => hole - offset,
         None => size,
     };
+    let mut buf = vec![0u8; READ.min(written.max(1) as usize)];
     let head = HEAD.min(written) as usize;
-    let mut buf = vec![0u8; head.max(TAIL)];
     if head > 0 {
         file.read_exact_at(&mut buf[..head], offset)?;
         if buf[..head].iter().all(|&b| b == 0) {
@@ -393,20 +404,37 @@ pub(crate) fn look_for(file: &PartSet, offset: u64, size: u64) -> std::io::Resul
     if written == size {
         return Ok(Found::Written);
     }
-    // Back from the hole to the last byte that is not zero.
-    let mut end = written;
-    while end > 0 {
-        let start = end.saturating_sub(TAIL as u64);
-        let chunk = &mut buf[..(end - start) as usize];
-        file.read_exact_at(chunk, offset + start)?;
-        if let Some(last) = chunk.iter().rposition(|&b| b != 0) {
-            return Ok(Found::Prefix {
-                len: start + last as u64 + 1,
-            });
+    let mut hasher = DigestHasher::for_digest(digest);
+    // Zeros read but not yet fed: they may be the unwritten rest.
+    let mut zeros = 0u64;
+    let mut done = 0u64;
+    while done < written {
+        let n = (written - done).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], offset + done)?;
+        match buf[..n].iter().rposition(|&b| b != 0) {
+            None => zeros += n as u64,
+            Some(last) => {
+                feed_zeros(&mut hasher, zeros);
+                hasher.update(&buf[..=last]);
+                zeros = (n - last - 1) as u64;
+            }
         }
-        end = start;
+        done += n as u64;
+        on_bytes(n as u64);
     }
-    Ok(Found::Missing)
+    Ok(match written - zeros {
+        0 => Found::Missing,
+        len => Found::Prefix { len, hasher },
+    })
+}
+
+fn feed_zeros(hasher: &mut DigestHasher, mut n: u64) {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        hasher.update(&ZEROS[..k]);
+        n -= k as u64;
+    }
 }
 
 #[cfg(test)]
@@ -491,14 +519,24 @@ mod tests {
         bytes.extend([0u8; 5000]);
         std::fs::write(&path, &bytes).unwrap();
         let set = PartSet::single(&path, std::fs::File::open(&path).unwrap()).unwrap();
-        let found = |offset, size| look_for(&set, offset, size).unwrap();
-        let size = blob.len() as u64;
-        assert_eq!(found(100, size), Found::Written);
+        let digest = Digest::sha256_of(&blob);
+        let mut read = 0;
+        let mut found = |offset, size| look_for(&set, &digest, offset, size, &mut |n| read += n);
+        assert!(matches!(found(100, blob.len() as u64), Ok(Found::Written)));
         // Zeros are never taken for a blob.
-        assert_eq!(found(100 + size, 5000), Found::Missing);
+        assert!(matches!(
+            found(100 + blob.len() as u64, 5000),
+            Ok(Found::Missing)
+        ));
         // Shifted by one: written too; its digest will refuse it.
-        assert_eq!(found(101, size), Found::Written);
-        assert_eq!(found(5, 0), Found::Written);
+        assert!(matches!(found(101, blob.len() as u64), Ok(Found::Written)));
+        let empty = Digest::sha256_of(b"");
+        assert!(matches!(
+            look_for(&set, &empty, 5, 0, &mut |_| {}).unwrap(),
+            Found::Written
+        ));
+        // Nothing was hashed: the archive's pass checks them.
+        assert_eq!(read, 0);
     }
 
     #[test]
@@ -518,29 +556,15 @@ mod tests {
         // (and zeros up to the end of the last block written).
         std::os::unix::fs::FileExt::write_all_at(&file, &blob[..300_001], 512).unwrap();
         let set = PartSet::single(&path, file).unwrap();
-        let size = blob.len() as u64;
-        assert_eq!(
-            look_for(&set, 512, size).unwrap(),
-            Found::Prefix { len: 300_001 }
-        );
-        // Cut short in a long run of zeros: back to the byte before it.
-        let mut zeros = blob[..300_001].to_vec();
-        zeros.extend([0u8; 200_000]);
-        zeros.push(7);
-        set.write_all_at(&zeros, 512).unwrap();
-        drop(set);
-        let file = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
-        // Cut there, and sized again: a hole from there on.
-        file.set_len(512 + 300_001 + 150_000).unwrap();
-        file.set_len(2_000_000).unwrap();
-        let set = PartSet::single(&path, file).unwrap();
-        assert_eq!(
-            look_for(&set, 512, size).unwrap(),
-            Found::Prefix { len: 300_001 }
-        );
+        let digest = Digest::sha256_of(&blob);
+        match look_for(&set, &digest, 512, blob.len() as u64, &mut |_| {}).unwrap() {
+            Found::Prefix { len, hasher } => {
+                assert_eq!(len, 300_001);
+                let mut h = hasher;
+                h.update(&blob[300_001..]);
+                assert_eq!(h.finish(), digest);
+            }
+            _ => panic!("expected a prefix"),
+        }
     }
 }

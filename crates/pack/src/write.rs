@@ -27,9 +27,9 @@ pub(crate) struct BlobJob {
     pub offset: u64,
     /// Repositories known to hold it, with the reference that needs it.
     pub sources: Vec<(Repository, String)>,
-    /// How many of its first bytes are already in the partial bundle:
-    /// fetch the rest (or all of it, should the whole not hash right).
-    pub prefix: Option<u64>,
+    /// Its first bytes, already in the partial bundle and hashed: fetch
+    /// the rest (or all of it, should the whole not hash right).
+    pub prefix: Option<(u64, DigestHasher)>,
 }
 
 /// A bundle being written: partial files beside the output (`OUT.partial`,
@@ -231,11 +231,10 @@ impl PendingBundle {
     /// partial files are reused, each worker first looks where its blob is
     /// planned: a blob written whole is handed to the archive's hash, which
     /// checks it against its digest as it passes (one read for both), and
-    /// the worker goes on to the next job; a beginning is handed over the
-    /// same way and its rest fetched, written unhashed (the pass checks the
-    /// whole); anything else is fetched, hashed as it comes. Returns once
-    /// every blob has landed and every one handed over has its verdict (a
-    /// blob that fails it is fetched whole).
+    /// the worker goes on to the next job; a beginning is hashed in place
+    /// and the rest fetched; anything else is fetched. Returns once every
+    /// blob has landed and every reused one has its verdict (a blob that
+    /// fails it is fetched whole).
     pub async fn fetch_all(
         &mut self,
         client: &Client,
@@ -260,10 +259,10 @@ impl PendingBundle {
         // Biggest first keeps every worker busy until the end.
         queue.sort_by(|(_, a), (_, b)| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
         let mut queue = queue.into_iter();
-        // Blobs that failed their check: fetched whole, first.
+        // Reused blobs that failed their check: fetched whole, first.
         let mut again: Vec<(usize, BlobJob)> = Vec::new();
         let mut running = JoinSet::new();
-        // Blobs awaiting their verdict from the archive's hash.
+        // Reused blobs awaiting their verdict from the archive's hash.
         let mut checking = JoinSet::new();
         loop {
             while running.len() < jobs.max(1) {
@@ -284,39 +283,30 @@ impl PendingBundle {
                 let partial = self.partials[0].0.clone();
                 running.spawn(async move {
                     let mut job = job;
-                    let mut verdict = None;
                     if look {
-                        match look_for(&place, &job, partial).await? {
+                        match look_for(&place, &job, progress.clone(), partial).await? {
                             Found::Written => {
-                                let verdict = place.hasher.check(place.slot, &job.digest, job.size);
-                                return Ok(Landed::Checking {
+                                let verdict = place.hasher.reused(place.slot, &job.digest);
+                                return Ok(Landed::Written {
                                     slot: place.slot,
                                     job,
-                                    continued_from: None,
                                     verdict,
                                 });
                             }
-                            Found::Prefix { len } => {
-                                // Written front to back: the beginning is
-                                // final unless the whole fails its digest
-                                // (then the blob is fetched again, spoiling
-                                // the hash).
-                                verdict = Some(place.hasher.check(place.slot, &job.digest, len));
-                                progress.bytes(len);
-                                job.prefix = Some(len);
+                            Found::Prefix { len, hasher } => {
+                                // Written front to back: the prefix is final
+                                // unless the whole fails its digest (then the
+                                // blob is fetched again, spoiling the hash).
+                                place.hasher.written(place.slot, len);
+                                job.prefix = Some((len, hasher));
                             }
                             Found::Missing => {}
                         }
                     }
                     let from = fetch_blob(&client, &job, &place, progress.as_ref()).await?;
-                    Ok(match verdict {
-                        Some(verdict) if from > 0 => Landed::Checking {
-                            slot: place.slot,
-                            job,
-                            continued_from: Some(from),
-                            verdict,
-                        },
-                        _ => Landed::Fetched { size: job.size },
+                    Ok(Landed::Fetched {
+                        size: job.size,
+                        continued_from: (from > 0).then_some(from),
                     })
                 });
             }
@@ -326,34 +316,29 @@ impl PendingBundle {
             tokio::select! {
                 Some(joined) = running.join_next(), if !running.is_empty() => {
                     match joined.map_err(|e| Error::Task(e.to_string()))?? {
-                        Landed::Checking { slot, job, continued_from, verdict } => {
-                            checking.spawn(async move { (slot, job, continued_from, verdict.await) });
+                        Landed::Written { slot, job, verdict } => {
+                            checking.spawn(async move { (slot, job, verdict.await) });
                         }
-                        Landed::Fetched { size } => {
+                        Landed::Fetched {
+                            size,
+                            continued_from,
+                        } => {
                             progress.item_done();
+                            let from = continued_from.unwrap_or(0);
                             transfer.blobs_fetched += 1;
-                            transfer.bytes_fetched += size;
+                            transfer.blobs_continued += usize::from(continued_from.is_some());
+                            transfer.bytes_reused += from;
+                            transfer.bytes_fetched += size - from;
                         }
                     }
                 }
                 Some(checked) = checking.join_next(), if !checking.is_empty() => {
-                    let (slot, mut job, continued_from, verdict) =
-                        checked.map_err(|e| Error::Task(e.to_string()))?;
+                    let (slot, job, verdict) = checked.map_err(|e| Error::Task(e.to_string()))?;
                     if verdict == Ok(true) {
+                        progress.bytes(job.size);
                         progress.item_done();
-                        match continued_from {
-                            None => {
-                                progress.bytes(job.size);
-                                transfer.blobs_reused += 1;
-                                transfer.bytes_reused += job.size;
-                            }
-                            Some(from) => {
-                                transfer.blobs_fetched += 1;
-                                transfer.blobs_continued += 1;
-                                transfer.bytes_reused += from;
-                                transfer.bytes_fetched += job.size - from;
-                            }
-                        }
+                        transfer.blobs_reused += 1;
+                        transfer.bytes_reused += job.size;
                     } else {
                         // Damaged where it lies (or left unchecked, the
                         // hash having stopped): fetched whole over it.
@@ -367,7 +352,6 @@ impl PendingBundle {
                             self.partials[0].0.display()
                         ));
                         hasher.restarted();
-                        job.prefix = None;
                         again.push((slot, job));
                     }
                 }
@@ -634,30 +618,40 @@ fn write_checksum_file(output: &Path, sums: &ChecksumFile) -> Result<()> {
 
 /// How one job's blob landed.
 enum Landed {
-    /// In place, unhashed, for the archive's hash to check (`verdict`):
-    /// found written whole in the partial bundle (`continued_from` is
-    /// `None`), or its rest fetched after the beginning found there.
-    Checking {
+    /// Found written whole in the partial bundle, handed to the archive's
+    /// hash to check (`verdict`).
+    Written {
         slot: usize,
         job: BlobJob,
-        continued_from: Option<u64>,
         verdict: tokio::sync::oneshot::Receiver<bool>,
     },
-    /// Fetched from its start, hashed as it came.
-    Fetched { size: u64 },
+    /// Fetched, from its start or from where a stopped run left it.
+    Fetched {
+        size: u64,
+        continued_from: Option<u64>,
+    },
 }
 
-/// Look for `job`'s blob in the partial bundle, off the async threads.
-async fn look_for(place: &Placement, job: &BlobJob, partial: PathBuf) -> Result<Found> {
-    let (file, offset, size) = (place.file.clone(), job.offset, job.size);
-    tokio::task::spawn_blocking(move || resume::look_for(&file, offset, size))
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?
-        .map_err(|source| Error::Io {
-            action: "cannot read back",
-            path: partial,
-            source,
-        })
+/// Look for `job`'s blob in the partial bundle, off the async threads; the
+/// bytes read count as progress.
+async fn look_for(
+    place: &Placement,
+    job: &BlobJob,
+    progress: Arc<dyn Progress>,
+    partial: PathBuf,
+) -> Result<Found> {
+    let (file, digest, offset, size) =
+        (place.file.clone(), job.digest.clone(), job.offset, job.size);
+    tokio::task::spawn_blocking(move || {
+        resume::look_for(&file, &digest, offset, size, &mut |n| progress.bytes(n))
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))?
+    .map_err(|source| Error::Io {
+        action: "cannot read back",
+        path: partial,
+        source,
+    })
 }
 
 /// Where a blob's bytes go: the archive, and the hasher's slot for it.
@@ -668,28 +662,24 @@ struct Placement {
 }
 
 /// Fetch one blob into its place; returns the offset in the blob from
-/// which bytes were fetched: 0, the blob fetched whole and hashed as it
-/// came; or where the beginning already there ends (`job.prefix`), the
-/// rest written unhashed, for the archive's pass to check with the rest
-/// ([`ArchiveHasher::check`], made by the caller).
+/// which bytes were fetched (0 unless the rest of a prefix was).
 async fn fetch_blob(
     client: &Client,
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    if let Some(from) = job.prefix {
-        // The rest of a blob a stopped run began: one try. The transfer
-        // broken, or anything else wrong, and the blob is fetched from its
-        // start below, hashed as it comes.
-        match fetch_once(client, job, place, progress, from).await {
-            Ok(begun) => return Ok(begun),
+    if let Some(prefix) = &job.prefix {
+        // The rest of a blob a stopped run began: one try. Anything wrong
+        // (the prefix was not the blob's, the transfer broke) and the blob
+        // is fetched from its start below.
+        match fetch_once(client, job, place, progress, Some(prefix)).await {
+            Ok(from) => return Ok(from),
             Err(Failed::InBody(e) | Failed::Final(e)) => {
                 progress.note(&format!(
                     "fetching blob {} again from its start: {e}",
                     job.digest
                 ));
-                place.hasher.uncheck(place.slot);
                 place.hasher.restarted();
             }
         }
@@ -705,7 +695,7 @@ async fn fetch_blob(
                 // Only a body broken in transit is tried again here: a
                 // request that failed was already retried by the client, and
                 // trying it again would multiply the bound on tries.
-                fetch_once(client, job, place, progress, 0)
+                fetch_once(client, job, place, progress, None)
                     .await
                     .map(|_| 0)
                     .map_err(|failed| match failed {
@@ -742,9 +732,10 @@ async fn fetch_once(
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
-    from: u64,
+    prefix: Option<&(u64, DigestHasher)>,
 ) -> Result<u64, Failed> {
     let mut last_error = None;
+    let from = prefix.map_or(0, |(len, _)| *len);
     for (repo, label) in &job.sources {
         let (mut stream, start) = match client.get_blob_from(repo, &job.digest, from).await {
             Ok(s) => s,
@@ -762,18 +753,15 @@ async fn fetch_once(
                 }))
             }
         };
-        let (mut hasher, mut written) = if from > 0 && start == from {
-            // The rest of a beginning: the archive's pass checks the whole.
-            (None, start)
-        } else {
-            if from > 0 {
-                // The registry sent the whole blob: it overwrites the
-                // beginning, whose bytes may have been hashed into the
-                // archive's sha256 and the blob's check.
-                place.hasher.uncheck(place.slot);
+        let (mut hasher, mut written) = match prefix {
+            Some((len, h)) if start == *len => (h.clone(), start),
+            // The registry sent the whole blob: it overwrites the prefix,
+            // whose bytes may have been hashed into the archive's sha256.
+            Some(_) => {
                 place.hasher.restarted();
+                (DigestHasher::for_digest(&job.digest), 0)
             }
-            (Some(DigestHasher::for_digest(&job.digest)), 0)
+            None => (DigestHasher::for_digest(&job.digest), 0),
         };
         let begun = written;
         while let Some(chunk) = stream.next_chunk().await.map_err(|source| {
@@ -791,9 +779,7 @@ async fn fetch_once(
                     found: written + len,
                 }));
             }
-            if let Some(hasher) = &mut hasher {
-                hasher.update(&chunk);
-            }
+            hasher.update(&chunk);
             place
                 .file
                 .write_all_at(&chunk, job.offset + written)
@@ -818,15 +804,14 @@ async fn fetch_once(
                 found: written,
             }));
         }
-        if let Some(found) = hasher.map(DigestHasher::finish) {
-            if found != job.digest {
-                return Err(Failed::Final(Error::BlobDigestMismatch {
-                    reference: label.clone(),
-                    expected: job.digest.clone(),
-                    found,
-                    size: written,
-                }));
-            }
+        let found = hasher.finish();
+        if found != job.digest {
+            return Err(Failed::Final(Error::BlobDigestMismatch {
+                reference: label.clone(),
+                expected: job.digest.clone(),
+                found,
+                size: written,
+            }));
         }
         return Ok(begun);
     }
