@@ -278,6 +278,35 @@ fn issue_11_a_pack_stopped_partway_resumes_fetching_only_the_missing_blobs() {
     assert!(std::fs::read(scratch.path("d.tar")).unwrap() == clean_bytes);
     assert_eq!(run.json()["sha256"], sha256_hex(&clean_bytes));
     source.proxy.clear();
+
+    // A beginning damaged by hand: its rest is fetched (a ranged GET), the
+    // whole fails its digest as the archive's sha256 passes it, and it is
+    // fetched again whole (a second GET); the bundle is still the same.
+    source.pack_stopped_partway(&scratch, "e.tar", &[]);
+    let path = scratch.path("e.tar.partial");
+    let partial = std::fs::read(&path).unwrap();
+    let (damaged, at) = blob_regions(&clean)
+        .into_iter()
+        .map(|(d, offset, size)| (d, offset as usize, size as usize))
+        .find(|(_, o, s)| {
+            let head = *o..o + 4096.min(*s);
+            partial[head.clone()] == clean_bytes[head.clone()]
+                && partial[head].iter().any(|&b| b != 0)
+                && partial[*o..o + s] != clean_bytes[*o..o + s]
+        })
+        .map(|(d, o, _)| (d, o + 100))
+        .expect("a blob cut short");
+    // In place: the holes of the partial file stay holes.
+    let byte = if partial[at] == 1 { 2 } else { 1 };
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[byte], at as u64).unwrap();
+    source.pack(&scratch, "e.tar", &[]).ok();
+    let gets = source.blob_gets();
+    assert_eq!(gets[&damaged], 2, "a ranged GET, then the whole: {gets:?}");
+    assert!(std::fs::read(scratch.path("e.tar")).unwrap() == clean_bytes);
+    let sums = std::fs::read_to_string(scratch.path("e.tar.sha256")).unwrap();
+    assert_eq!(sums, format!("{}  e.tar\n", sha256_hex(&clean_bytes)));
+    assert_no_partials(&scratch);
 }
 
 #[test]

@@ -16,7 +16,8 @@
 //! written whole as the archive's sha256 passes it, see
 //! `ArchiveHasher::reused`; a beginning cut short here, [`look_for`]): a
 //! blob whose bytes hash to its digest stays, a beginning is continued,
-//! any other (never written, damaged) is fetched. The record is not a journal of what landed — nothing it says
+//! any other (never written, damaged) is fetched. The record is not a
+//! journal of what landed — nothing it says
 //! is trusted for content, only the hash is — so a file edited by hand, a
 //! crash between a write and its record, or a record from elsewhere can
 //! cost a refetch but never give a wrong bundle. The skeleton (headers,
