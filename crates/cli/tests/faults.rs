@@ -332,8 +332,9 @@ fn an_unpack_stopped_by_a_persistent_fault_completes_when_run_again() {
     }
 }
 
-/// Issue 15: a repeat unpack finds each image by its tag (one HEAD per
-/// tag, which already points at the image's digest) and each referrer by
+/// Issue 15: a repeat unpack finds each image by its tag (one tag list per
+/// repository, one HEAD per tag, which already points at the image's
+/// digest) and each referrer by
 /// its digest: nothing below them is looked at — no blob request at all,
 /// no second HEAD for a tagged image.
 #[test]
@@ -355,9 +356,25 @@ fn a_repeat_unpack_checks_top_manifests_only() {
     let heads = proxy.count(&Match::path_contains("/manifests/").method("HEAD"));
     let tags = images; // every fixture reference has a tag
     assert_eq!(heads, tags + referrers, "{log:#?}");
-    // Besides: the referrers tag schema index of each subject with unnamed
-    // referrers is looked up (referrers API, then its tag), nothing else.
-    let others: Vec<_> = log.iter().filter(|s| s.method != "HEAD").collect();
+    // Besides: each repository's tag list, and the referrers tag schema
+    // index of each subject with unnamed referrers (referrers API, then
+    // its tag); nothing else.
+    let repositories: HashSet<&str> = summary["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let relocated = i["relocated"].as_str().unwrap();
+            let named = relocated.split_once('@').map_or(relocated, |(n, _)| n);
+            named.rsplit_once(':').unwrap().0
+        })
+        .collect();
+    let lists = proxy.count(&Match::path_contains("/tags/list").method("GET"));
+    assert_eq!(lists, repositories.len(), "{log:#?}");
+    let others: Vec<_> = log
+        .iter()
+        .filter(|s| s.method != "HEAD" && !s.path.contains("/tags/list"))
+        .collect();
     assert!(
         others.iter().all(|s| s.method == "GET"
             && (s.path.contains("/referrers/") || s.path.contains("/manifests/sha256-"))),
@@ -427,98 +444,186 @@ fn pack_lists_each_repositorys_tags_once_per_run() {
     assert_eq!(asked, 5, "{log:#?}");
 }
 
-/// Issue 15: each new blob costs at most three requests (HEAD, POST, PUT).
-/// ferry offers one small blob whole in its POST (`?digest=`) to learn
-/// whether the registry takes single-request uploads; docker-registry 2.8
-/// opens a session instead (202), that blob is PUT into it, and every other
-/// blob goes by POST + PUT: no other body is offered. A blob another
-/// repository of the target holds costs HEAD + mount, and the mount names
+/// Requests of one unpack, by kind, as the proxy saw them.
+struct Sent {
+    blob_heads: usize,
+    posts: usize,
+    puts: usize,
+    /// `POST`s offering the whole blob (`?digest=`).
+    whole: usize,
+    /// Manifest requests: (method, by digest).
+    manifests: HashMap<(String, bool), usize>,
+    tag_lists: usize,
+    log: Vec<ferry_testkit::proxy::Seen>,
+}
+
+impl Sent {
+    fn of(proxy: &FaultProxy) -> Sent {
+        let log = proxy.log();
+        let count = |m: Match| proxy.count(&m);
+        let mut manifests = HashMap::new();
+        for s in log.iter().filter(|s| s.path.contains("/manifests/")) {
+            let by_digest = s.path.contains("/manifests/sha256:");
+            *manifests.entry((s.method.clone(), by_digest)).or_default() += 1;
+        }
+        let uploads = || Match::path_contains("/blobs/uploads/");
+        Sent {
+            blob_heads: count(Match::path_contains("/blobs/").method("HEAD")),
+            posts: count(uploads().method("POST")),
+            puts: count(uploads().method("PUT")),
+            whole: count(uploads().method("POST").query_contains("digest=")),
+            manifests,
+            tag_lists: count(Match::path_contains("/tags/list").method("GET")),
+            log,
+        }
+    }
+
+    fn manifests(&self, method: &str, by_digest: bool) -> usize {
+        let key = (method.to_string(), by_digest);
+        self.manifests.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Check that every mount's `from` names a repository this run put the
+    /// blob in, or mounted it into, before; the number of mounts.
+    fn mounts_from_this_run(&self) -> usize {
+        let mut holders: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut mounts = 0;
+        for seen in &self.log {
+            let path = seen.path.trim_start_matches("/v2/");
+            let Some((repo, rest)) = path.split_once("/blobs/") else {
+                continue;
+            };
+            let query: HashMap<&str, &str> = rest
+                .split_once('?')
+                .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).collect())
+                .unwrap_or_default();
+            let (method, digest, mount) = (
+                seen.method.as_str(),
+                query.get("digest"),
+                query.get("mount"),
+            );
+            match (method, digest, mount) {
+                ("PUT", Some(digest), _) => {
+                    holders
+                        .entry(digest.to_string())
+                        .or_default()
+                        .insert(repo.into());
+                }
+                ("POST", _, Some(digest)) => {
+                    let from = query["from"];
+                    let held = holders.get(*digest).is_some_and(|h| h.contains(from));
+                    assert!(held, "mount of {digest} from {from}, not put there");
+                    holders
+                        .entry(digest.to_string())
+                        .or_default()
+                        .insert(repo.into());
+                    mounts += 1;
+                }
+                _ => {}
+            }
+        }
+        mounts
+    }
+}
+
+/// Issue 15: requests per new blob, manifest and tag.
+///
+/// Into repositories the target has no tag in (a first unpack), nothing is
+/// asked before it is sent: one tag list per repository, two requests per
+/// new small blob (POST + PUT, or one mount), one `PUT` per manifest, and
+/// a top manifest is put under its tag (one request for both).
+///
+/// Into repositories that have tags (the next release), each blob is asked
+/// for first: HEAD, POST, PUT at most; each new manifest is asked for once
+/// (a top manifest by the repository's top-down check); a tag the list
+/// names is looked up once.
+///
+/// Both times ferry offers one small blob whole in its POST (`?digest=`)
+/// to learn whether the registry takes single-request uploads;
+/// docker-registry 2.8 opens a session instead (202), that blob is PUT
+/// into it, and every other blob goes by POST + PUT. A mount always names
 /// a repository this run put the blob in (never a guess).
 #[test]
-fn unpack_sends_at_most_three_requests_per_new_blob() {
+fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
     let source = RegistryProcess::start();
-    let workload = ferry_testkit::push_many_small_workload(&source.host(), 8, 2);
+    let repositories = 8;
+    let workload = ferry_testkit::push_many_small_workload(&source.host(), repositories, 2);
     let scratch = Scratch::new();
-    let mut args: Vec<String> = vec!["pack".into()];
-    args.extend(workload.references.iter().cloned());
-    args.extend(["--plain-http".into(), source.host(), "-o".into()]);
-    args.extend(["small.tar".into(), "-q".into()]);
-    scratch.ferry(args).ok();
-    let bundle = scratch.path("small.tar").to_string_lossy().into_owned();
-
+    let pack = |out: &str, references: &[&String]| {
+        let mut args: Vec<String> = vec!["pack".into()];
+        args.extend(references.iter().map(|r| r.to_string()));
+        args.extend(["--plain-http".into(), source.host(), "-o".into()]);
+        args.extend([out.into(), "-q".into()]);
+        scratch.ferry(args).ok();
+        scratch.path(out).to_string_lossy().into_owned()
+    };
+    let first_tags: Vec<&String> = workload
+        .references
+        .iter()
+        .filter(|r| r.ends_with(":t1"))
+        .collect();
+    assert_eq!(first_tags.len(), repositories);
+    let release_1 = pack("release-1.tar", &first_tags);
+    let release_2 = pack(
+        "release-2.tar",
+        &workload.references.iter().collect::<Vec<_>>(),
+    );
     let (registry, proxy) = target();
-    let run = unpack(&scratch, &bundle, &proxy).ok();
-    let log = proxy.log();
+
+    let run = unpack(&scratch, &release_1, &proxy).ok();
+    let sent = Sent::of(&proxy);
     let s = run.json();
     let n = |key: &str| usize::try_from(s[key].as_u64().unwrap()).unwrap();
     let (uploaded, mounted) = (n("blobs_uploaded"), n("blobs_mounted"));
     assert!(uploaded > 1 && mounted > 0, "{s:#}");
-    assert_eq!(n("failed"), 0);
-    let heads = proxy.count(&Match::path_contains("/blobs/").method("HEAD"));
-    let posts = proxy.count(&Match::path_contains("/blobs/uploads/").method("POST"));
-    let puts = proxy.count(&Match::path_contains("/blobs/uploads/").method("PUT"));
-    assert_eq!(heads, uploaded + mounted + n("blobs_present"), "{log:#?}");
-    assert_eq!(posts, uploaded + mounted, "{log:#?}");
-    assert_eq!(puts, uploaded, "{log:#?}");
-    let whole = Match::path_contains("/blobs/uploads/")
-        .method("POST")
-        .query_contains("digest=");
-    assert_eq!(proxy.count(&whole), 1, "{log:#?}");
-    // Where each blob is, as this run put it there; each mount's `from`
-    // is one of those places.
-    let mut holders: HashMap<String, HashSet<String>> = HashMap::new();
-    let mut mounts = 0;
-    for seen in &log {
-        let Some((repo, rest)) = seen.path.trim_start_matches("/v2/").split_once("/blobs/") else {
-            continue;
-        };
-        let query: HashMap<&str, &str> = rest
-            .split_once('?')
-            .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).collect())
-            .unwrap_or_default();
-        match (
-            seen.method.as_str(),
-            query.get("digest"),
-            query.get("mount"),
-        ) {
-            ("PUT", Some(digest), _) => {
-                holders
-                    .entry(digest.to_string())
-                    .or_default()
-                    .insert(repo.into());
-            }
-            ("POST", _, Some(digest)) => {
-                let from = query["from"];
-                let held = holders.get(*digest).is_some_and(|h| h.contains(from));
-                assert!(
-                    held,
-                    "mount of {digest} from {from}, not put there: {log:#?}"
-                );
-                holders
-                    .entry(digest.to_string())
-                    .or_default()
-                    .insert(repo.into());
-                mounts += 1;
-            }
-            _ => {}
-        }
-    }
-    assert_eq!(mounts, mounted);
-    // One presence check and one PUT per new manifest (a top manifest's
-    // check is the repository's top-down one) and per tag.
-    let manifests = |method: &str, by_digest: bool| {
-        let on = |s: &&ferry_testkit::proxy::Seen| {
-            s.method == method
-                && s.path.contains("/manifests/")
-                && s.path.contains("/manifests/sha256:") == by_digest
-        };
-        log.iter().filter(on).count()
-    };
+    assert_eq!((n("failed"), n("blobs_present")), (0, 0), "{s:#}");
+    let log = &sent.log;
+    assert_eq!(sent.blob_heads, 0, "{log:#?}");
+    assert_eq!(sent.posts, uploaded + mounted, "{log:#?}");
+    assert_eq!(sent.puts, uploaded, "{log:#?}");
+    assert_eq!(sent.whole, 1, "{log:#?}");
+    assert_eq!(sent.mounts_from_this_run(), mounted);
+    assert_eq!(sent.tag_lists, repositories, "{log:#?}");
     let (pushed, tagged) = (n("manifests_pushed"), n("tags_set"));
-    assert_eq!(manifests("HEAD", true), pushed, "{log:#?}");
-    assert_eq!(manifests("PUT", true), pushed, "{log:#?}");
-    assert_eq!(manifests("HEAD", false), tagged, "{log:#?}");
-    assert_eq!(manifests("PUT", false), tagged, "{log:#?}");
+    assert_eq!(tagged, repositories);
+    assert_eq!(sent.manifests("HEAD", true), 0, "{log:#?}");
+    assert_eq!(sent.manifests("HEAD", false), 0, "{log:#?}");
+    assert_eq!(sent.manifests("PUT", true), pushed - tagged, "{log:#?}");
+    assert_eq!(sent.manifests("PUT", false), tagged, "{log:#?}");
+    assert_eq!(
+        sent.log.len(),
+        sent.tag_lists + sent.posts + sent.puts + pushed
+    );
+    for (digest, found) in tags_in(&registry, &run) {
+        assert_eq!(found, Some(digest));
+    }
+
+    proxy.reset_log();
+    let run = unpack(&scratch, &release_2, &proxy).ok();
+    let sent = Sent::of(&proxy);
+    let s = run.json();
+    let n = |key: &str| usize::try_from(s[key].as_u64().unwrap()).unwrap();
+    let (uploaded, mounted) = (n("blobs_uploaded"), n("blobs_mounted"));
+    assert!(uploaded > 1 && n("blobs_present") > 0, "{s:#}");
+    assert_eq!(n("failed"), 0);
+    let log = &sent.log;
+    assert_eq!(
+        sent.blob_heads,
+        uploaded + mounted + n("blobs_present"),
+        "{log:#?}"
+    );
+    assert_eq!(sent.posts, uploaded + mounted, "{log:#?}");
+    assert_eq!(sent.puts, uploaded, "{log:#?}");
+    assert_eq!(sent.whole, 1, "{log:#?}");
+    assert_eq!(sent.mounts_from_this_run(), mounted);
+    assert_eq!(sent.tag_lists, repositories, "{log:#?}");
+    let (pushed, tagged) = (n("manifests_pushed"), n("tags_set"));
+    // The second tag of each repository is new; the first is unchanged.
+    assert_eq!((tagged, n("tags_unchanged")), (repositories, repositories));
+    assert_eq!(sent.manifests("HEAD", true), pushed, "{log:#?}");
+    assert_eq!(sent.manifests("PUT", true), pushed - tagged, "{log:#?}");
+    assert_eq!(sent.manifests("HEAD", false), repositories, "{log:#?}");
+    assert_eq!(sent.manifests("PUT", false), tagged, "{log:#?}");
     for (digest, found) in tags_in(&registry, &run) {
         assert_eq!(found, Some(digest));
     }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use ferry_oci::Digest;
@@ -89,11 +89,11 @@ pub struct CheckReport {
 /// at another digest. A tag that already points where the plan would put
 /// it is not a move.
 pub async fn tag_moves(client: &Client, plan: &Plan, jobs: usize) -> Result<Vec<TagMove>> {
-    let states = tag_states(client, plan, jobs).await?;
-    Ok(moves_of(plan, &states))
+    let tags = crate::target_tags::look_up(client, plan, jobs).await?;
+    Ok(moves_of(plan, &tags.current))
 }
 
-/// The moves among `states` (from [`tag_states`]).
+/// The moves among `states` (where each tag the plan sets points now).
 pub(crate) fn moves_of(plan: &Plan, states: &[(usize, Option<Digest>)]) -> Vec<TagMove> {
     states
         .iter()
@@ -109,55 +109,6 @@ pub(crate) fn moves_of(plan: &Plan, states: &[(usize, Option<Digest>)]) -> Vec<T
                 })
         })
         .collect()
-}
-
-/// Where each tag the plan sets points now in the target (`None`: no such
-/// tag), by image index: one `HEAD` per tag (a `GET` when the registry
-/// answers without a digest).
-pub(crate) async fn tag_states(
-    client: &Client,
-    plan: &Plan,
-    jobs: usize,
-) -> Result<Vec<(usize, Option<Digest>)>> {
-    let host = plan.target.registry().to_string();
-    let tagged = plan
-        .images
-        .iter()
-        .enumerate()
-        .filter_map(|(i, image)| image.relocated.tag().map(|tag| (i, image, tag.to_string())));
-    futures_util::stream::iter(tagged)
-        .map(|(i, image, tag)| {
-            let repo = Repository::new(host.clone(), image.repository_path().to_string());
-            async move {
-                let head = client.head_manifest(&repo, &tag).await.map_err(|source| {
-                    crate::Error::Registry {
-                        what: format!("looking up tag {}:{tag}", image.repository),
-                        source,
-                    }
-                })?;
-                let current = match head {
-                    Some(h) => match h.digest {
-                        Some(d) => Some(d),
-                        // No digest header: ask for the bytes.
-                        None => Some(
-                            client
-                                .get_manifest(&repo, &tag)
-                                .await
-                                .map_err(|source| crate::Error::Registry {
-                                    what: format!("reading tag {}:{tag}", image.repository),
-                                    source,
-                                })?
-                                .digest,
-                        ),
-                    },
-                    None => None,
-                };
-                Ok::<_, crate::Error>((i, current))
-            }
-        })
-        .buffered(jobs.max(1))
-        .try_collect()
-        .await
 }
 
 /// Run every check against the target of `plan`. Only a failure to plan is

@@ -1,8 +1,8 @@
 //! `--existing-tag`: what to do with a tag of the target that the unpack
 //! would point somewhere new.
 //!
-//! Decided before anything is pushed, from one `HEAD` per tag
-//! ([`tag_moves`](crate::tag_moves)). A tag that already points at the
+//! Decided before anything is pushed, from the target's tag lists and a
+//! `HEAD` per tag they name ([`tag_moves`](crate::tag_moves)). A tag that already points at the
 //! digest the unpack would give it is not a move.
 
 use std::fmt;
@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use ferry_registry::Client;
 
-use crate::check::{moves_of, tag_states, TagMove};
+use crate::check::{moves_of, TagMove};
 use crate::{Error, Plan, Result};
 
 /// The policy for tags that would move.
@@ -47,11 +47,12 @@ pub(crate) async fn settle(
     policy: ExistingTag,
     jobs: usize,
 ) -> Result<Vec<TagMove>> {
-    let states = tag_states(client, plan, jobs).await?;
-    let moves = moves_of(plan, &states);
-    for (i, current) in states {
+    let tags = crate::target_tags::look_up(client, plan, jobs).await?;
+    let moves = moves_of(plan, &tags.current);
+    for (i, current) in tags.current {
         plan.images[i].tag_seen = Some(current);
     }
+    plan.untagged_repositories = tags.untagged;
     match policy {
         ExistingTag::Overwrite => {}
         ExistingTag::Fail if !moves.is_empty() => {

@@ -28,6 +28,7 @@ mod sparse;
 mod stream;
 mod stream_push;
 mod summary;
+mod target_tags;
 mod trust;
 
 use std::collections::BTreeMap;
@@ -179,7 +180,8 @@ pub async fn unpack(
             let repo = Repository::new(host.clone(), repo_plan.path.clone());
             async move {
                 let blobs = repo_plan.blobs.clone();
-                let blob_results = pusher.push_blobs(archive, &repo, blobs).await?;
+                let untagged = repo_plan.untagged;
+                let blob_results = pusher.push_blobs(archive, &repo, blobs, untagged).await?;
                 let mut outcome = Outcome::default();
                 repo_plan
                     .finish(pusher, &repo, plan, &blob_results, &mut outcome)

@@ -161,6 +161,10 @@ pub struct Plan {
     pub(crate) manifests: BTreeMap<Digest, Manifest>,
     #[serde(skip)]
     pub(crate) blob_sizes: BTreeMap<Digest, u64>,
+    /// Repositories (paths) the target listed no tag in before any push
+    /// (see [`crate::target_tags`]); empty until the tags are looked up.
+    #[serde(skip)]
+    pub(crate) untagged_repositories: BTreeSet<String>,
 }
 
 impl Plan {
@@ -297,6 +301,7 @@ pub(crate) fn plan_holdings(
         delta,
         manifests: walker.manifests,
         blob_sizes: walker.blob_sizes,
+        untagged_repositories: BTreeSet::new(),
     })
 }
 

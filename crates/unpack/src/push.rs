@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use ferry_oci::layout::read_full;
 use ferry_oci::{media_type, Descriptor, Digest, LayoutArchive, Manifest, Progress};
-use ferry_registry::{Client, MountOutcome, Repository};
+use ferry_registry::{Client, MountOutcome, Repository, SINGLE_REQUEST_UPLOAD_MAX};
 
 use crate::{Error, Result};
 use ferry_oci::error_chain;
@@ -74,12 +74,14 @@ impl Pusher {
 
     /// Push `blobs` into `repo` from `archive`; at most `jobs` transfers run
     /// at once over all repositories. Each blob's outcome: `None` when it is
-    /// in place, else what went wrong.
+    /// in place, else what went wrong. `untagged`: see
+    /// [`push_blob`](Self::push_blob).
     pub async fn push_blobs(
         self: &Arc<Self>,
         archive: &Arc<LayoutArchive>,
         repo: &Repository,
         blobs: BTreeMap<Digest, u64>,
+        untagged: bool,
     ) -> Result<BTreeMap<Digest, Option<String>>> {
         let mut tasks = JoinSet::new();
         for (digest, size) in blobs {
@@ -96,7 +98,9 @@ impl Pusher {
                     tokio::task::spawn_blocking(move || pump(reader, &tx, &corrupt, &*progress));
                     Ok(rx)
                 };
-                let outcome = this.push_blob(&repo, &digest, size, open, &corrupt).await;
+                let outcome = this
+                    .push_blob(&repo, &digest, size, open, &corrupt, untagged)
+                    .await;
                 this.progress.item_done();
                 (digest, outcome.err().map(|e| error_chain(&e)))
             });
@@ -115,6 +119,10 @@ impl Pusher {
     /// repository of the target that has it, else uploaded from the chunks
     /// `open` starts (once per try). `corrupt` is set by the reading side
     /// when the bytes did not match the digest.
+    ///
+    /// In an `untagged` repository ([`RepoPlan::untagged`](crate::repos::RepoPlan::untagged))
+    /// a blob small enough to go in one request is not asked for first:
+    /// were it there, sending it again costs less than asking every time.
     pub async fn push_blob(
         &self,
         repo: &Repository,
@@ -122,6 +130,7 @@ impl Pusher {
         size: u64,
         open: impl Fn() -> io::Result<BodyChunks>,
         corrupt: &AtomicBool,
+        untagged: bool,
     ) -> Result<()> {
         let registry = |source| Error::Registry {
             what: format!("pushing blob {digest} into {repo}"),
@@ -138,11 +147,13 @@ impl Pusher {
         let _permit = self.transfers.acquire().await.map_err(|e| Error::Task {
             reason: e.to_string(),
         })?;
-        if self
-            .client
-            .blob_exists(repo, digest)
-            .await
-            .map_err(registry)?
+        let ask = !untagged || size > SINGLE_REQUEST_UPLOAD_MAX;
+        if ask
+            && self
+                .client
+                .blob_exists(repo, digest)
+                .await
+                .map_err(registry)?
         {
             add(&self.stats.blobs_present, 1);
             self.progress.bytes(size);
@@ -203,29 +214,35 @@ impl Pusher {
             .or_insert_with(|| repo.name().to_string());
     }
 
-    /// Push `manifest` by digest unless the repository has it; `checked`
-    /// when this run has just asked (a top manifest's presence check), so
-    /// it is not asked again.
+    /// Push `manifest` unless the repository has it (asked with one `HEAD`
+    /// when `ask`: not for a top manifest the repository's presence check
+    /// has just asked about, nor in an untagged repository).
+    ///
+    /// Under `tag`, when given, rather than its digest (and without asking):
+    /// one `PUT` stores the manifest and sets the tag, where a `PUT` by
+    /// digest then one by tag would send it twice.
     pub async fn push_manifest(
         &self,
         repo: &Repository,
         manifest: &Manifest,
-        checked: bool,
+        ask: bool,
+        tag: Option<&str>,
     ) -> ferry_registry::Result<()> {
         let digest = manifest.digest().to_string();
-        if !checked && self.client.head_manifest(repo, &digest).await?.is_some() {
+        let ask = ask && tag.is_none();
+        if ask && self.client.head_manifest(repo, &digest).await?.is_some() {
             add(&self.stats.manifests_present, 1);
             return Ok(());
         }
+        let reference = tag.unwrap_or(&digest);
+        let bytes = Bytes::copy_from_slice(manifest.bytes());
         self.client
-            .put_manifest(
-                repo,
-                &digest,
-                manifest.media_type(),
-                Bytes::copy_from_slice(manifest.bytes()),
-            )
+            .put_manifest(repo, reference, manifest.media_type(), bytes)
             .await?;
         add(&self.stats.manifests_pushed, 1);
+        if tag.is_some() {
+            add(&self.stats.tags_set, 1);
+        }
         Ok(())
     }
 

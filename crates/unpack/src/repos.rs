@@ -26,6 +26,16 @@ pub(crate) struct RepoPlan {
     pub present_images: BTreeSet<usize>,
     /// Referrers the repository already has.
     pub present_referrers: BTreeSet<usize>,
+    /// The target listed no tag here before the run
+    /// ([`Plan::untagged_repositories`]): it is taken to hold nothing of
+    /// the plan, so manifests and small blobs go without asking first. What
+    /// that risks is small: a blob of at most
+    /// [`SINGLE_REQUEST_UPLOAD_MAX`](ferry_registry::SINGLE_REQUEST_UPLOAD_MAX)
+    /// sent again, or a manifest put again, after a run stopped before its
+    /// first tag. Bigger blobs are still asked for, so such a run resumes
+    /// without sending them twice. Never for a delta, whose left-out blobs
+    /// must be found, not sent.
+    pub untagged: bool,
 }
 
 /// The images and referrers of the plan that failed, by index, with why;
@@ -67,6 +77,7 @@ impl RepoPlan {
         repos
             .into_iter()
             .map(|(path, (images, referrers))| {
+                let untagged = plan.delta.is_none() && plan.untagged_repositories.contains(&path);
                 let image_blobs = images.iter().flat_map(|&i| &plan.images[i].blobs);
                 let referrer_blobs = referrers.iter().flat_map(|&r| &plan.referrers[r].blobs);
                 let blobs = image_blobs
@@ -80,6 +91,7 @@ impl RepoPlan {
                     blobs,
                     present_images: BTreeSet::new(),
                     present_referrers: BTreeSet::new(),
+                    untagged,
                 }
             })
             .collect()
@@ -93,8 +105,12 @@ impl RepoPlan {
     ///
     /// An image whose tag already points at its digest (looked up before
     /// anything, `tag_seen`) is there without asking again: the registry
-    /// holds what a tag points at.
+    /// holds what a tag points at. An [`untagged`](Self::untagged)
+    /// repository is not asked.
     pub async fn check_presence(&mut self, pusher: &Pusher, repo: &Repository, plan: &Plan) {
+        if self.untagged {
+            return;
+        }
         for &i in &self.images {
             let image = &plan.images[i];
             let tagged_here = matches!(&image.tag_seen, Some(Some(d)) if *d == image.digest);
@@ -160,9 +176,18 @@ impl RepoPlan {
                 None if self.present_images.contains(&i) => tag_image(pusher, repo, plan, image)
                     .await
                     .map_err(|e| error_chain(&e)),
-                None => push_image(pusher, repo, plan, image, blob_results)
-                    .await
-                    .map_err(|e| error_chain(&e)),
+                None => {
+                    let graph = Graph {
+                        manifests: &image.manifests,
+                        top: &image.digest,
+                        needed: &image.blobs,
+                        ask: !self.untagged,
+                        landed: &fate.landed,
+                    };
+                    push_image(pusher, repo, plan, image, graph, blob_results)
+                        .await
+                        .map_err(|e| error_chain(&e))
+                }
             };
             let graph = image.manifests.iter().chain(&image.bundle_digest);
             match result {
@@ -187,16 +212,14 @@ impl RepoPlan {
             let pushed_graph = if self.present_referrers.contains(&r) {
                 Ok(())
             } else {
-                push_graph(
-                    pusher,
-                    repo,
-                    plan,
+                let graph = Graph {
                     manifests,
-                    &referrer.digest,
-                    blobs,
-                    blob_results,
-                )
-                .await
+                    top: &referrer.digest,
+                    needed: blobs,
+                    ask: !self.untagged,
+                    landed: &fate.landed,
+                };
+                push_graph(pusher, repo, plan, graph, None, blob_results).await
             };
             match pushed_graph {
                 Ok(()) => {
@@ -287,18 +310,39 @@ fn subjects_first(plan: &Plan, referrers: &[usize]) -> Vec<usize> {
     ordered
 }
 
-/// Push one named image: its manifests once all its blobs are in, then its
-/// tag.
+/// What one image or referrer pushes into a repository.
+struct Graph<'a> {
+    /// Its manifests, children first, the top one last.
+    manifests: &'a [Digest],
+    /// The top manifest, found absent by the repository's presence check
+    /// (or not asked, in an untagged repository): it goes without a `HEAD`.
+    top: &'a Digest,
+    /// The configs and layers it needs.
+    needed: &'a [Digest],
+    /// Ask for each child manifest before putting it (not in an untagged
+    /// repository).
+    ask: bool,
+    /// Manifests this run has already put into the repository.
+    landed: &'a BTreeSet<Digest>,
+}
+
+/// Push one named image: its manifests once all its blobs are in, and its
+/// tag. A tag known to be absent or to point elsewhere is set by putting
+/// the top manifest under it, one request for both.
 async fn push_image(
     pusher: &Pusher,
     repo: &Repository,
     plan: &Plan,
     image: &PlannedImage,
+    graph: Graph<'_>,
     blobs: &BTreeMap<Digest, Option<String>>,
 ) -> Result<()> {
     let reference = image.relocated.to_string();
-    let (manifests, checked) = (&image.manifests, &image.digest);
-    push_graph(pusher, repo, plan, manifests, checked, &image.blobs, blobs)
+    let tag = image.relocated.tag().filter(|_| !image.leave_tag);
+    let known_elsewhere =
+        matches!(&image.tag_seen, Some(seen) if seen.as_ref() != Some(&image.digest));
+    let top_tag = tag.filter(|_| known_elsewhere);
+    push_graph(pusher, repo, plan, graph, top_tag, blobs)
         .await
         .map_err(|e| match e {
             Error::Registry { source, .. }
@@ -319,9 +363,11 @@ async fn push_image(
             },
             other => other,
         })?;
+    if top_tag.is_some() {
+        return Ok(());
+    }
     tag_image(pusher, repo, plan, image).await
 }
-
 /// Point an image's tag (if it has one) at its manifest.
 async fn tag_image(
     pusher: &Pusher,
@@ -346,19 +392,19 @@ async fn tag_image(
     Ok(())
 }
 
-/// Push `manifests` (children first) by digest, once every blob they need
-/// is in place. `checked` (the top manifest) was found absent by the
-/// repository's presence check, so it goes without another `HEAD`.
+/// Push a graph's manifests (children first), once every blob they need
+/// is in place: each by digest, but the top one under `top_tag` when given.
+/// A manifest this run has put here already is not put again, unless it
+/// is the top one and gets its tag that way.
 async fn push_graph(
     pusher: &Pusher,
     repo: &Repository,
     plan: &Plan,
-    manifests: &[Digest],
-    checked: &Digest,
-    needed: &[Digest],
+    graph: Graph<'_>,
+    top_tag: Option<&str>,
     blobs: &BTreeMap<Digest, Option<String>>,
 ) -> Result<()> {
-    for digest in needed {
+    for digest in graph.needed {
         if let Some(Some(reason)) = blobs.get(digest) {
             return Err(Error::BlobFailed {
                 reference: repo.to_string(),
@@ -368,12 +414,14 @@ async fn push_graph(
         }
     }
     let mut done = BTreeSet::new();
-    for digest in manifests {
-        if !done.insert(digest) {
+    for digest in graph.manifests {
+        let is_top = digest == graph.top;
+        let tag = top_tag.filter(|_| is_top);
+        if !done.insert(digest) || (graph.landed.contains(digest) && tag.is_none()) {
             continue;
         }
         pusher
-            .push_manifest(repo, plan.manifest(digest), digest == checked)
+            .push_manifest(repo, plan.manifest(digest), graph.ask && !is_top, tag)
             .await
             .map_err(|source| {
                 if digest.algorithm() != Algorithm::Sha256

@@ -133,7 +133,7 @@ pub(crate) async fn unpack_stream(
                 }
                 let open = || Err(io::Error::other("left to the delta's base, which lacks it"));
                 let outcome = pusher
-                    .push_blob(&repo, digest, size, open, &AtomicBool::new(false))
+                    .push_blob(&repo, digest, size, open, &AtomicBool::new(false), false)
                     .await;
                 progress.item_done();
                 results[r].insert(digest.clone(), outcome.err().map(|e| error_chain(&e)));
@@ -172,7 +172,10 @@ pub(crate) async fn unpack_stream(
                     )
                 })
             };
-            let outcome = pusher.push_blob(&repo, &digest, size, open, &corrupt).await;
+            let untagged = repo_plan.untagged;
+            let outcome = pusher
+                .push_blob(&repo, &digest, size, open, &corrupt, untagged)
+                .await;
             // Whatever was not read is skipped: the stream moves on.
             chunks.lock().expect("lock").take();
             progress.item_done();
