@@ -223,18 +223,16 @@ fn target() -> (RegistryProcess, FaultProxy) {
 }
 
 fn unpack(scratch: &Scratch, bundle: &str, proxy: &FaultProxy) -> util::Run {
+    scratch.ferry(unpack_args(bundle, proxy))
+}
+
+/// `ferry unpack BUNDLE` into `mirror/` behind `proxy`, with `--json`.
+fn unpack_args(bundle: &str, proxy: &FaultProxy) -> Vec<String> {
     let to = format!("{}/mirror", proxy.host());
-    scratch.ferry([
-        "unpack",
-        bundle,
-        "--to",
-        &to,
-        "--plain-http",
-        &proxy.host(),
-        "--json",
-        "--retries",
-        "3",
-    ])
+    let args = ["unpack", bundle, "--to", &to, "--plain-http", &proxy.host()];
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.extend(["--json", "--retries", "3"].map(String::from));
+    args
 }
 
 /// Every mapping entry's relocated tag, looked up in the registry itself.
@@ -328,6 +326,50 @@ fn an_unpack_stopped_by_a_persistent_fault_completes_when_run_again() {
     let tags = tags_in(&registry, &run);
     assert_eq!(tags.len(), run.json()["mapping"].as_object().unwrap().len());
     for (digest, found) in tags {
+        assert_eq!(found, Some(digest));
+    }
+}
+
+/// Issue 15: a repository the target has no tag in is taken to be empty,
+/// so a run stopped after its blobs but before its first tag sends the
+/// small ones again. A blob over 1 MiB is still asked for first, so the
+/// run that finishes the job does not send it twice.
+#[test]
+fn a_run_stopped_before_its_first_tag_does_not_send_a_big_blob_again() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    let mut dry_run = unpack_args(&bundle, &proxy);
+    dry_run.push("--dry-run".into());
+    let plan = scratch.ferry(dry_run).ok().json();
+    let original = &source.fixtures.image("fixtures/big:1").reference;
+    let images = plan["images"].as_array().unwrap();
+    let big = images.iter().find(|i| i["original"] == original.as_str());
+    let big = ferry_oci::Reference::parse(big.unwrap()["relocated"].as_str().unwrap()).unwrap();
+    let big_repo = big.repository().to_string();
+    let big_manifests = Match::path_contains(&format!("{big_repo}/manifests/")).method("PUT");
+    proxy.inject(status(500, None), big_manifests, FOREVER);
+    unpack(&scratch, &bundle, &proxy).failed();
+    let layer = source.big_layer();
+    let hex = layer.split_once(':').unwrap().1;
+    let big_put = || {
+        Match::path_contains(&format!("{big_repo}/blobs/uploads/"))
+            .method("PUT")
+            .query_contains(hex)
+    };
+    assert_eq!(proxy.count(&big_put()), 1, "{:#?}", proxy.log());
+    assert!(registry.catalog().contains(&big_repo), "the blobs went in");
+    assert!(registry.tags(&big_repo).is_empty());
+
+    proxy.clear();
+    proxy.reset_log();
+    let run = unpack(&scratch, &bundle, &proxy).ok();
+    assert_eq!(run.json()["failed"], 0);
+    assert_eq!(proxy.count(&big_put()), 0, "{:#?}", proxy.log());
+    let asked = Match::path_contains(&format!("{big_repo}/blobs/{layer}")).method("HEAD");
+    assert_eq!(proxy.count(&asked), 1, "{:#?}", proxy.log());
+    for (digest, found) in tags_in(&registry, &run) {
         assert_eq!(found, Some(digest));
     }
 }

@@ -268,6 +268,11 @@ impl Manifest {
         &self.bytes
     }
 
+    /// The exact bytes, owned: the manifest without its parsed view.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// The digest of the bytes (sha256 unless parsed with
     /// [`Manifest::parse_as`]).
     pub fn digest(&self) -> &Digest {

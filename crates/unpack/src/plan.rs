@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
+use bytes::Bytes;
 use serde::Serialize;
 
 use ferry_oci::graph::{
@@ -158,7 +159,7 @@ pub struct Plan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delta: Option<PlanDelta>,
     #[serde(skip)]
-    pub(crate) manifests: BTreeMap<Digest, Manifest>,
+    pub(crate) manifests: BTreeMap<Digest, PlannedManifest>,
     #[serde(skip)]
     pub(crate) blob_sizes: BTreeMap<Digest, u64>,
     /// Repositories (paths) the target listed no tag in before any push
@@ -178,8 +179,29 @@ impl Plan {
     }
 
     /// A manifest of the plan, by digest.
-    pub(crate) fn manifest(&self, digest: &Digest) -> &Manifest {
+    pub(crate) fn manifest(&self, digest: &Digest) -> &PlannedManifest {
         &self.manifests[digest]
+    }
+}
+
+/// A manifest as the plan keeps it until it is pushed: its exact bytes and
+/// media type. The parsed view is dropped once the graph is walked: for a
+/// platform release of thousands of images it was most of the plan's
+/// memory (issue 15), and pushing needs only the bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedManifest {
+    /// The media type it is pushed with.
+    pub media_type: String,
+    /// The exact bytes; cloning them for a request copies nothing.
+    pub bytes: Bytes,
+}
+
+impl PlannedManifest {
+    fn of(manifest: Manifest) -> PlannedManifest {
+        PlannedManifest {
+            media_type: manifest.media_type().to_string(),
+            bytes: Bytes::from(manifest.into_bytes()),
+        }
     }
 }
 
@@ -376,7 +398,10 @@ struct Graph {
 
 struct Walker<'a> {
     archive: &'a dyn Holdings,
-    manifests: BTreeMap<Digest, Manifest>,
+    /// Each manifest read so far, as bytes: one seen again (a child shared
+    /// by two indexes, a digest under two tags) is parsed again, which
+    /// costs less than keeping every parsed view.
+    manifests: BTreeMap<Digest, PlannedManifest>,
     blob_sizes: BTreeMap<Digest, u64>,
 }
 
@@ -395,7 +420,7 @@ impl Walker<'_> {
             .map_err(|source| Error::Relocation { source })?;
         let mut graph = Graph::default();
         self.walk(descriptor, &recorded, &mut graph)?;
-        let root = self.manifests[&descriptor.digest].clone();
+        let root = self.load(descriptor, &recorded)?;
         let mut digest = descriptor.digest.clone();
         let mut bundle_digest = None;
         if sparse == SparseMode::Rewrite && !graph.missing.is_empty() && root.is_index() {
@@ -418,7 +443,8 @@ impl Walker<'_> {
             digest = new.digest().clone();
             graph.manifests.pop();
             graph.manifests.push(digest.clone());
-            self.manifests.insert(digest.clone(), new);
+            self.manifests
+                .insert(digest.clone(), PlannedManifest::of(new));
         }
         let subject = original.tag().and_then(cosign_subject);
         Ok(NamedImage {
@@ -443,8 +469,15 @@ impl Walker<'_> {
     /// Read (once) and parse the manifest `descriptor` points at.
     fn load(&mut self, descriptor: &Descriptor, needed_by: &str) -> Result<Manifest> {
         let digest = &descriptor.digest;
+        let parse_error = |source| Error::Manifest {
+            digest: digest.clone(),
+            needed_by: needed_by.to_string(),
+            source,
+        };
         if let Some(m) = self.manifests.get(digest) {
-            return Ok(m.clone());
+            let bytes = m.bytes.to_vec();
+            return Manifest::parse_as(bytes, Some(&m.media_type), digest.algorithm())
+                .map_err(parse_error);
         }
         let Held::Yes(size) = self.archive.held(digest) else {
             return Err(Error::ManifestMissing {
@@ -456,12 +489,12 @@ impl Walker<'_> {
         let manifest = self
             .archive
             .manifest(digest, Some(&descriptor.media_type))
-            .map_err(|source| Error::Manifest {
-                digest: digest.clone(),
-                needed_by: needed_by.to_string(),
-                source,
-            })?;
-        self.manifests.insert(digest.clone(), manifest.clone());
+            .map_err(parse_error)?;
+        let planned = PlannedManifest {
+            media_type: manifest.media_type().to_string(),
+            bytes: Bytes::copy_from_slice(manifest.bytes()),
+        };
+        self.manifests.insert(digest.clone(), planned);
         Ok(manifest)
     }
 

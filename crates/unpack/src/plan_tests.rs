@@ -238,7 +238,9 @@ fn sparse_index_kept_or_rewritten() {
     assert_eq!(image.bundle_digest.as_ref(), Some(&index.digest));
     assert_ne!(image.digest, index.digest);
     assert_eq!(image.manifests.last(), Some(&image.digest));
-    let new = rewrite.manifest(&image.digest);
+    let planned = rewrite.manifest(&image.digest);
+    assert_eq!(Digest::sha256_of(&planned.bytes), image.digest);
+    let new = Manifest::parse(planned.bytes.to_vec(), Some(&planned.media_type)).unwrap();
     assert_eq!(new.children().len(), 1);
     assert_eq!(new.children()[0].digest, amd.digest);
     let doc: serde_json::Value = serde_json::from_slice(new.bytes()).unwrap();

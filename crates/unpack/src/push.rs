@@ -13,10 +13,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use ferry_oci::layout::read_full;
-use ferry_oci::{media_type, Descriptor, Digest, LayoutArchive, Manifest, Progress};
+use ferry_oci::{media_type, Descriptor, Digest, LayoutArchive, Progress};
 use ferry_registry::{Client, MountOutcome, Repository, SINGLE_REQUEST_UPLOAD_MAX};
 
-use crate::{Error, Result};
+use crate::plan::PlannedManifest;
+use crate::{Error, PlannedReferrer, Result};
 use ferry_oci::error_chain;
 
 /// Bytes per chunk of an upload body; with the bounded channel, about the
@@ -95,7 +96,8 @@ impl Pusher {
                     let reader = reader.map_err(io::Error::other)?;
                     let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
                     let (corrupt, progress) = (corrupt.clone(), this.progress.clone());
-                    tokio::task::spawn_blocking(move || pump(reader, &tx, &corrupt, &*progress));
+                    let pumping = move || pump(reader, size, &tx, &corrupt, &*progress);
+                    tokio::task::spawn_blocking(pumping);
                     Ok(rx)
                 };
                 let outcome = this
@@ -224,20 +226,21 @@ impl Pusher {
     pub async fn push_manifest(
         &self,
         repo: &Repository,
-        manifest: &Manifest,
+        digest: &Digest,
+        manifest: &PlannedManifest,
         ask: bool,
         tag: Option<&str>,
     ) -> ferry_registry::Result<()> {
-        let digest = manifest.digest().to_string();
+        let digest = digest.to_string();
         let ask = ask && tag.is_none();
         if ask && self.client.head_manifest(repo, &digest).await?.is_some() {
             add(&self.stats.manifests_present, 1);
             return Ok(());
         }
         let reference = tag.unwrap_or(&digest);
-        let bytes = Bytes::copy_from_slice(manifest.bytes());
+        let bytes = manifest.bytes.clone();
         self.client
-            .put_manifest(repo, reference, manifest.media_type(), bytes)
+            .put_manifest(repo, reference, &manifest.media_type, bytes)
             .await?;
         add(&self.stats.manifests_pushed, 1);
         if tag.is_some() {
@@ -270,7 +273,8 @@ impl Pusher {
         &self,
         repo: &Repository,
         tag: &str,
-        manifest: &Manifest,
+        digest: &Digest,
+        manifest: &PlannedManifest,
         seen: Option<&Option<Digest>>,
     ) -> ferry_registry::Result<()> {
         let current = match seen {
@@ -281,30 +285,27 @@ impl Pusher {
                 .await?
                 .and_then(|h| h.digest),
         };
-        if current.as_ref() == Some(manifest.digest()) {
+        if current.as_ref() == Some(digest) {
             add(&self.stats.tags_unchanged, 1);
             return Ok(());
         }
+        let bytes = manifest.bytes.clone();
         self.client
-            .put_manifest(
-                repo,
-                tag,
-                manifest.media_type(),
-                Bytes::copy_from_slice(manifest.bytes()),
-            )
+            .put_manifest(repo, tag, &manifest.media_type, bytes)
             .await?;
         add(&self.stats.tags_set, 1);
         Ok(())
     }
 
     /// On a registry without the referrers API, list `referrers` of
-    /// `subject` in the referrers tag schema index (`sha256-<hex>`) of
-    /// `repo`, keeping what it lists already.
+    /// `subject` (their descriptors, as [`referrer_descriptor`] makes them)
+    /// in the referrers tag schema index (`sha256-<hex>`) of `repo`, keeping
+    /// what it lists already.
     pub async fn update_referrers_tag(
         &self,
         repo: &Repository,
         subject: &Digest,
-        referrers: &[&Manifest],
+        referrers: &[Descriptor],
     ) -> ferry_registry::Result<()> {
         if self.client.referrers(repo, subject).await?.is_some() {
             return Ok(());
@@ -324,9 +325,8 @@ impl Pusher {
             .collect();
         let mut added = false;
         for referrer in referrers {
-            if !listed.contains(&referrer.digest().to_string()) {
-                let d = referrer_descriptor(referrer);
-                entries.push(serde_json::to_value(d).expect("descriptor serializes"));
+            if !listed.contains(&referrer.digest.to_string()) {
+                entries.push(serde_json::to_value(referrer).expect("descriptor serializes"));
                 added = true;
             }
         }
@@ -350,30 +350,44 @@ impl Pusher {
 
 /// The descriptor of a referrer as the referrers API lists it: media type,
 /// digest, size, artifact type and the manifest's annotations.
-fn referrer_descriptor(manifest: &Manifest) -> Descriptor {
-    let mut d = manifest.descriptor();
-    d.artifact_type = manifest.artifact_type().map(str::to_string);
-    d.annotations = serde_json::from_slice::<Value>(manifest.bytes())
+pub(crate) fn referrer_descriptor(
+    referrer: &PlannedReferrer,
+    manifest: &PlannedManifest,
+) -> Descriptor {
+    let size = manifest.bytes.len() as u64;
+    let mut d = Descriptor::new(referrer.media_type.clone(), referrer.digest.clone(), size);
+    d.artifact_type = referrer.artifact_type.clone();
+    d.annotations = serde_json::from_slice::<Value>(&manifest.bytes)
         .ok()
         .and_then(|v| v.get("annotations").cloned())
         .and_then(|a| serde_json::from_value(a).ok());
     d
 }
 
-/// Read `reader` to its end in chunks into `tx`, for an upload body; run
-/// on a blocking thread. The last chunk is held back until the reader has
-/// ended cleanly (a verifying reader checks the digest there), so a corrupt
-/// blob never reaches the registry whole; `corrupt` is set when it did not
-/// match. Returns early, reading no further, when the upload side hangs up.
+/// Read `reader` (a blob of `size` bytes) to its end in chunks into `tx`,
+/// for an upload body; run on a blocking thread. The last chunk is held
+/// back until the reader has ended cleanly (a verifying reader checks the
+/// digest there), so a corrupt blob never reaches the registry whole;
+/// `corrupt` is set when it did not match. Returns early, reading no
+/// further, when the upload side hangs up.
+///
+/// Each chunk is allocated at the size still to come (at most [`CHUNK`]):
+/// a 4 KiB layer no longer holds a 256 KiB buffer while it waits to be
+/// sent, which across thousands of small blobs left glibc's per-thread
+/// arenas holding megabytes they could not give back.
 pub(crate) fn pump(
     mut reader: impl Read,
+    size: u64,
     tx: &tokio::sync::mpsc::Sender<io::Result<Bytes>>,
     corrupt: &AtomicBool,
     progress: &dyn Progress,
 ) {
     let mut pending: Option<Bytes> = None;
+    let mut read = 0u64;
     loop {
-        let mut buf = vec![0u8; CHUNK];
+        // One byte past the end lets the read that finds the end be small.
+        let left = size.saturating_sub(read).saturating_add(1);
+        let mut buf = vec![0u8; usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK))];
         match read_full(&mut reader, &mut buf) {
             Ok(0) => {
                 if let Some(last) = pending.take() {
@@ -383,6 +397,7 @@ pub(crate) fn pump(
                 return;
             }
             Ok(n) => {
+                read = read.saturating_add(n as u64);
                 buf.truncate(n);
                 if let Some(chunk) = pending.replace(Bytes::from(buf)) {
                     progress.bytes(chunk.len() as u64);

@@ -82,7 +82,7 @@ pub async fn collect_receipt(
         .try_collect()
         .await?;
     let manifest_size = |d: Digest| {
-        let size = plan.manifests[&d].bytes().len() as u64;
+        let size = plan.manifests[&d].bytes.len() as u64;
         (d, size)
     };
     let blob_size = |d: Digest| {

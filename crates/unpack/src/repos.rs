@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ferry_oci::{Algorithm, Digest, Manifest};
+use ferry_oci::{Algorithm, Descriptor, Digest};
 use ferry_registry::Repository;
 
-use crate::push::Pusher;
+use crate::push::{referrer_descriptor, Pusher};
 use crate::{Error, Plan, PlannedImage, Result};
 use ferry_oci::error_chain;
 
@@ -200,7 +200,7 @@ impl RepoPlan {
             }
         }
         let referrer_errors = &mut outcome.referrer_errors;
-        let mut pushed: BTreeMap<&Digest, Vec<&Manifest>> = BTreeMap::new();
+        let mut pushed: BTreeMap<&Digest, Vec<Descriptor>> = BTreeMap::new();
         for r in subjects_first(plan, &self.referrers) {
             let referrer = &plan.referrers[r];
             let (manifests, blobs) = (&referrer.manifests, &referrer.blobs);
@@ -227,7 +227,10 @@ impl RepoPlan {
                     pushed
                         .entry(&referrer.subject)
                         .or_default()
-                        .push(plan.manifest(&referrer.digest))
+                        .push(referrer_descriptor(
+                            referrer,
+                            plan.manifest(&referrer.digest),
+                        ))
                 }
                 Err(e) => {
                     fate.fail(manifests, &referrer.digest.to_string());
@@ -380,6 +383,7 @@ async fn tag_image(
             .push_tag(
                 repo,
                 tag,
+                &image.digest,
                 plan.manifest(&image.digest),
                 image.tag_seen.as_ref(),
             )
@@ -421,7 +425,13 @@ async fn push_graph(
             continue;
         }
         pusher
-            .push_manifest(repo, plan.manifest(digest), graph.ask && !is_top, tag)
+            .push_manifest(
+                repo,
+                digest,
+                plan.manifest(digest),
+                graph.ask && !is_top,
+                tag,
+            )
             .await
             .map_err(|source| {
                 if digest.algorithm() != Algorithm::Sha256

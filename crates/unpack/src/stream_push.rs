@@ -77,7 +77,7 @@ impl Arrivals for Sender {
             body: Ok((rx, corrupt.clone())),
         })?;
         let reader = VerifyingReader::new(data, digest, size);
-        pump(reader, &tx, &corrupt, &*self.progress);
+        pump(reader, size, &tx, &corrupt, &*self.progress);
         Ok(())
     }
 }
