@@ -34,9 +34,15 @@ fn blob_gets() -> Match {
 
 impl Source {
     fn start() -> Source {
+        Source::start_at(SCALE)
+    }
+
+    /// The bench workload at `scale` (1.0: about 1 GB, one layer of
+    /// 512 MiB).
+    fn start_at(scale: f64) -> Source {
         let registry = RegistryProcess::start();
         let proxy = FaultProxy::start(&registry);
-        let workload = push_bench_workload(&proxy.host(), SCALE);
+        let workload = push_bench_workload(&proxy.host(), scale);
         proxy.reset_log();
         Source {
             proxy,
@@ -186,6 +192,59 @@ fn assert_no_partials(scratch: &Scratch) {
         .filter(|f| f.ends_with(".partial") || f.ends_with(".resume.json"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// A resumed pack whose biggest blob was cut short fetches its rest as
+/// ranged pieces side by side (two here: 8 MiB at least each), and the
+/// bundle is still byte for byte the uninterrupted one. A registry that
+/// ignores ranges gets the blob fetched whole.
+#[test]
+fn issue_11_a_big_blob_cut_short_is_continued_in_pieces_side_by_side() {
+    // About 49 MB; the biggest layer 25.6 MiB.
+    let source = Source::start_at(0.05);
+    let scratch = Scratch::new();
+    source.pack(&scratch, "clean.tar", &["--quiet"]).ok();
+    let clean_bytes = std::fs::read(scratch.path("clean.tar")).unwrap();
+    let big = source
+        .workload
+        .blobs
+        .iter()
+        .max_by_key(|b| b.size)
+        .unwrap()
+        .clone();
+    assert!(big.size > 25 << 20);
+    let stop = |out: &str| {
+        // One blob at a time, biggest first: 4 MiB of it, then silence.
+        source.proxy.stall_after(blob_gets(), 4 << 20);
+        let mut args = source.args(out, &["--timeout", "1", "--retries", "1"]);
+        let jobs = args.iter().position(|a| a == "--jobs").unwrap();
+        args[jobs + 1] = "1".into();
+        scratch.ferry(args).failed();
+        assert!(source.proxy.stalled() > 0, "the source never stalled");
+        source.proxy.clear();
+        source.proxy.reset_log();
+    };
+
+    stop("b.tar");
+    let run = source.pack(&scratch, "b.tar", &["--json"]).ok();
+    let gets = source.blob_gets();
+    assert_eq!(gets.get(&big.digest), Some(&2), "{gets:?}");
+    let transfer = &run.json()["transfer"];
+    assert_eq!(transfer["blobs_continued"], 1, "{transfer}");
+    assert!(std::fs::read(scratch.path("b.tar")).unwrap() == clean_bytes);
+    assert_eq!(run.json()["sha256"], sha256_hex(&clean_bytes));
+
+    stop("d.tar");
+    let drop_range = Fault::DropHeader {
+        name: "Range".into(),
+    };
+    source.proxy.inject(drop_range, blob_gets(), FOREVER);
+    let run = source.pack(&scratch, "d.tar", &["--json"]).ok();
+    let transfer = &run.json()["transfer"];
+    assert_eq!(transfer["blobs_continued"], 0, "{transfer}");
+    assert!(std::fs::read(scratch.path("d.tar")).unwrap() == clean_bytes);
+    assert_eq!(run.json()["sha256"], sha256_hex(&clean_bytes));
+    assert_no_partials(&scratch);
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod cache;
 mod error;
 mod graph;
 mod merge;
+mod pieces;
 mod resume;
 mod signatures;
 mod since;

@@ -16,6 +16,7 @@ use ferry_sign::{BundleSignature, PrivateKey};
 use tokio::task::JoinSet;
 
 use crate::archive_hash::{ArchiveHasher, Hashed};
+use crate::pieces;
 use crate::resume::{self, Found, ResumeKey, Transfer};
 use crate::{Error, Result};
 
@@ -655,10 +656,10 @@ async fn look_for(
 }
 
 /// Where a blob's bytes go: the archive, and the hasher's slot for it.
-struct Placement {
-    file: Arc<PartSet>,
-    hasher: Arc<ArchiveHasher>,
-    slot: usize,
+pub(crate) struct Placement {
+    pub file: Arc<PartSet>,
+    pub hasher: Arc<ArchiveHasher>,
+    pub slot: usize,
 }
 
 /// Fetch one blob into its place; returns the offset in the blob from
@@ -670,10 +671,16 @@ async fn fetch_blob(
     progress: &dyn Progress,
 ) -> Result<u64> {
     if let Some(prefix) = &job.prefix {
-        // The rest of a blob a stopped run began: one try. Anything wrong
-        // (the prefix was not the blob's, the transfer broke) and the blob
-        // is fetched from its start below.
-        match fetch_once(client, job, place, progress, Some(prefix)).await {
+        // The rest of a blob a stopped run began: one try (in pieces side
+        // by side when it is big). Anything wrong (the prefix was not the
+        // blob's, the transfer broke) and the blob is fetched from its
+        // start below.
+        let rest = if pieces::worth_pieces(job, prefix.0) {
+            pieces::fetch_rest(client, job, place, progress, (prefix.0, &prefix.1)).await
+        } else {
+            fetch_once(client, job, place, progress, Some(prefix)).await
+        };
+        match rest {
             Ok(from) => return Ok(from),
             Err(Failed::InBody(e) | Failed::Final(e)) => {
                 progress.note(&format!(
@@ -720,7 +727,7 @@ async fn fetch_blob(
 }
 
 /// How one try at a blob failed.
-enum Failed {
+pub(crate) enum Failed {
     /// While its body was arriving.
     InBody(Error),
     /// Anywhere else; not worth another try here.

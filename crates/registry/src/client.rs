@@ -273,9 +273,27 @@ impl Client {
         if from == 0 {
             return Ok((self.get_blob(repo, digest).await?, 0));
         }
+        self.get_blob_range(repo, digest, from, None).await
+    }
+
+    /// [`get_blob_from`](Self::get_blob_from), ending before byte `end`
+    /// when given (`Range: bytes=FROM-(END-1)`): one of several pieces of a
+    /// blob fetched side by side. The stream may still run past `end` (a
+    /// registry that ignores ranges sends the whole blob, from 0); the
+    /// caller stops reading there.
+    pub async fn get_blob_range(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        from: u64,
+        end: Option<u64>,
+    ) -> Result<(BlobStream, u64)> {
         let target = format!("/v2/{}/blobs/{digest}", repo.name());
         let plan = Self::lookup(Method::GET, repo, target);
-        let range = format!("bytes={from}-");
+        let range = match end {
+            Some(end) if end > from => format!("bytes={from}-{}", end - 1),
+            _ => format!("bytes={from}-"),
+        };
         let response = self
             .transport
             .send(&plan, |r| Ok(r.header(RANGE, range.as_str())))
