@@ -191,6 +191,8 @@ def classify(path):
                     "blob_post_whole" if "digest" in query else "blob_post")
         elif "/blobs/" in p:
             kind = f"blob_{method.lower()}"
+        elif p.endswith("/_catalog"):
+            kind = f"catalog_{method.lower()}"
         elif p.endswith("/tags/list"):
             kind = f"tag_list_{method.lower()}"
         elif "/manifests/" in p:
@@ -214,7 +216,7 @@ tags_first = s1["tags_set"] + s1["tags_unchanged"]
 # the manifest's PUT, and not again as the tag's.
 put_under_tag = s1["manifests_pushed"] - k(first, "manifest_digest_put")
 manifest_requests = k(first, "manifest_digest_head", "manifest_digest_put") + put_under_tag
-tag_requests = k(first, "tag_list_get", "manifest_tag_head", "manifest_tag_put") - put_under_tag
+tag_requests = k(first, "catalog_get", "tag_list_get", "manifest_tag_head", "manifest_tag_put") - put_under_tag
 confirm = s2["manifests_present"] + s2["tags_unchanged"] + s2["tags_set"]
 
 ferry = round($pack_s + $unpack_s, 2)
@@ -260,7 +262,7 @@ print(f"requests per new blob          {per['new_blob']}   (HEAD {k(first, 'blob
       f"target <= 3, 2 where the registry takes single requests)")
 print(f"requests per new manifest      {per['new_manifest']}   (HEAD {k(first, 'manifest_digest_head')}, "
       f"PUT {k(first, 'manifest_digest_put')}, PUT under its tag {put_under_tag}; target 2)")
-print(f"requests per tag               {per['tag']}   (tag lists {k(first, 'tag_list_get')}, HEAD "
+print(f"requests per tag               {per['tag']}   (catalog {k(first, 'catalog_get')}, tag lists {k(first, 'tag_list_get')}, HEAD "
       f"{k(first, 'manifest_tag_head')}, PUT {k(first, 'manifest_tag_put') - put_under_tag} besides those "
       f"under a new manifest; target 2)")
 print(f"4x the images                  {r['scaling_4x']}x the time pack + unpack, {r['scaling_4x_unpack']}x unpack "

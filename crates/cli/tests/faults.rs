@@ -374,9 +374,9 @@ fn a_run_stopped_before_its_first_tag_does_not_send_a_big_blob_again() {
     }
 }
 
-/// Issue 15: a repeat unpack finds each image by its tag (one tag list per
-/// repository, one HEAD per tag, which already points at the image's
-/// digest) and each referrer by
+/// Issue 15: a repeat unpack finds each image by its tag (the catalog once,
+/// one HEAD per tag, which already points at the image's digest) and each
+/// referrer by
 /// its digest: nothing below them is looked at — no blob request at all,
 /// no second HEAD for a tagged image.
 #[test]
@@ -398,9 +398,36 @@ fn a_repeat_unpack_checks_top_manifests_only() {
     let heads = proxy.count(&Match::path_contains("/manifests/").method("HEAD"));
     let tags = images; // every fixture reference has a tag
     assert_eq!(heads, tags + referrers, "{log:#?}");
-    // Besides: each repository's tag list, and the referrers tag schema
-    // index of each subject with unnamed referrers (referrers API, then
-    // its tag); nothing else.
+    // Besides: the catalog, once, and the referrers tag schema index of
+    // each subject with unnamed referrers (referrers API, then its tag);
+    // nothing else.
+    let gets = |log: &[ferry_testkit::proxy::Seen], needle: &str| {
+        let on = |s: &&ferry_testkit::proxy::Seen| s.method == "GET" && s.path.contains(needle);
+        log.iter().filter(on).count()
+    };
+    assert_eq!(gets(&log, "/_catalog"), 1, "{log:#?}");
+    assert_eq!(gets(&log, "/tags/list"), 0, "{log:#?}");
+    let others: Vec<_> = log
+        .iter()
+        .filter(|s| s.method != "HEAD" && !s.path.contains("/_catalog"))
+        .collect();
+    assert!(
+        others.iter().all(|s| s.method == "GET"
+            && (s.path.contains("/referrers/") || s.path.contains("/manifests/sha256-"))),
+        "{others:#?}"
+    );
+    assert!(others.len() <= 2 * referrers, "{others:#?}");
+
+    // A registry that will not give its catalog: each repository's tags
+    // are listed instead, and still only the top manifests are asked for.
+    proxy.inject(
+        status(404, None),
+        Match::path_contains("/_catalog"),
+        FOREVER,
+    );
+    proxy.reset_log();
+    unpack(&scratch, &bundle, &proxy).ok();
+    let log = proxy.log();
     let repositories: HashSet<&str> = summary["images"]
         .as_array()
         .unwrap()
@@ -411,18 +438,10 @@ fn a_repeat_unpack_checks_top_manifests_only() {
             named.rsplit_once(':').unwrap().0
         })
         .collect();
-    let lists = proxy.count(&Match::path_contains("/tags/list").method("GET"));
-    assert_eq!(lists, repositories.len(), "{log:#?}");
-    let others: Vec<_> = log
-        .iter()
-        .filter(|s| s.method != "HEAD" && !s.path.contains("/tags/list"))
-        .collect();
-    assert!(
-        others.iter().all(|s| s.method == "GET"
-            && (s.path.contains("/referrers/") || s.path.contains("/manifests/sha256-"))),
-        "{others:#?}"
-    );
-    assert!(others.len() <= 2 * referrers, "{others:#?}");
+    assert_eq!(gets(&log, "/tags/list"), repositories.len(), "{log:#?}");
+    let heads = proxy.count(&Match::path_contains("/manifests/").method("HEAD"));
+    assert_eq!(heads, tags + referrers, "{log:#?}");
+    assert_eq!(proxy.count(&Match::path_contains("/blobs/")), 0, "{log:#?}");
     assert_eq!(first.json()["mapping"], summary["mapping"]);
     drop(registry);
 }
@@ -496,6 +515,7 @@ struct Sent {
     /// Manifest requests: (method, by digest).
     manifests: HashMap<(String, bool), usize>,
     tag_lists: usize,
+    catalogs: usize,
     log: Vec<ferry_testkit::proxy::Seen>,
 }
 
@@ -516,6 +536,7 @@ impl Sent {
             whole: count(uploads().method("POST").query_contains("digest=")),
             manifests,
             tag_lists: count(Match::path_contains("/tags/list").method("GET")),
+            catalogs: count(Match::path_contains("/_catalog").method("GET")),
             log,
         }
     }
@@ -570,15 +591,15 @@ impl Sent {
 
 /// Issue 15: requests per new blob, manifest and tag.
 ///
-/// Into repositories the target has no tag in (a first unpack), nothing is
-/// asked before it is sent: one tag list per repository, two requests per
+/// Into repositories the target does not hold (a first unpack), nothing is
+/// asked before it is sent: the catalog once, two requests per
 /// new small blob (POST + PUT, or one mount), one `PUT` per manifest, and
 /// a top manifest is put under its tag (one request for both).
 ///
 /// Into repositories that have tags (the next release), each blob is asked
 /// for first: HEAD, POST, PUT at most; each new manifest is asked for once
-/// (a top manifest by the repository's top-down check); a tag the list
-/// names is looked up once.
+/// (a top manifest by the repository's top-down check); each tag is looked
+/// up once.
 ///
 /// Both times ferry offers one small blob whole in its POST (`?digest=`)
 /// to learn whether the registry takes single-request uploads;
@@ -625,7 +646,7 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
     assert_eq!(sent.puts, uploaded, "{log:#?}");
     assert_eq!(sent.whole, 1, "{log:#?}");
     assert_eq!(sent.mounts_from_this_run(), mounted);
-    assert_eq!(sent.tag_lists, repositories, "{log:#?}");
+    assert_eq!((sent.catalogs, sent.tag_lists), (1, 0), "{log:#?}");
     let (pushed, tagged) = (n("manifests_pushed"), n("tags_set"));
     assert_eq!(tagged, repositories);
     assert_eq!(sent.manifests("HEAD", true), 0, "{log:#?}");
@@ -634,7 +655,7 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
     assert_eq!(sent.manifests("PUT", false), tagged, "{log:#?}");
     assert_eq!(
         sent.log.len(),
-        sent.tag_lists + sent.posts + sent.puts + pushed
+        sent.catalogs + sent.posts + sent.puts + pushed
     );
     for (digest, found) in tags_in(&registry, &run) {
         assert_eq!(found, Some(digest));
@@ -658,13 +679,14 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
     assert_eq!(sent.puts, uploaded, "{log:#?}");
     assert_eq!(sent.whole, 1, "{log:#?}");
     assert_eq!(sent.mounts_from_this_run(), mounted);
-    assert_eq!(sent.tag_lists, repositories, "{log:#?}");
+    assert_eq!((sent.catalogs, sent.tag_lists), (1, 0), "{log:#?}");
     let (pushed, tagged) = (n("manifests_pushed"), n("tags_set"));
     // The second tag of each repository is new; the first is unchanged.
     assert_eq!((tagged, n("tags_unchanged")), (repositories, repositories));
     assert_eq!(sent.manifests("HEAD", true), pushed, "{log:#?}");
     assert_eq!(sent.manifests("PUT", true), pushed - tagged, "{log:#?}");
-    assert_eq!(sent.manifests("HEAD", false), repositories, "{log:#?}");
+    // Each tag is asked for once: the catalog lists every repository now.
+    assert_eq!(sent.manifests("HEAD", false), 2 * repositories, "{log:#?}");
     assert_eq!(sent.manifests("PUT", false), tagged, "{log:#?}");
     for (digest, found) in tags_in(&registry, &run) {
         assert_eq!(found, Some(digest));

@@ -361,10 +361,10 @@ fn a_pull_only_account_cannot_unpack_and_is_told_so() {
 
 /// Issue 15: a platform release into a token registry asks the token
 /// service once per repository and scope, not once per blob or manifest:
-/// every distinct set of scopes is asked for at most once, and a
-/// repository costs at most three tokens (pull for the presence checks,
-/// pull and push for the uploads, and one covering a mount from another
-/// repository of the run).
+/// every distinct set of scopes is asked for at most once, the catalog's
+/// once, and a repository costs at most three tokens (pull for the
+/// presence checks, pull and push for the uploads, and one covering a
+/// mount from another repository of the run).
 #[test]
 fn unpack_asks_for_a_token_once_per_repository_and_scope() {
     require_openssl();
@@ -392,9 +392,12 @@ fn unpack_asks_for_a_token_once_per_repository_and_scope() {
     }
     let again: Vec<_> = asked.iter().filter(|(_, n)| **n > 1).collect();
     assert!(again.is_empty(), "asked more than once: {again:#?}");
+    // The catalog, once (it tells that no repository is there yet).
+    let catalog = ["registry:catalog:*".to_string()];
+    assert_eq!(asked.get(&catalog[..]), Some(&1), "{requests:#?}");
     // Per target repository (the first scope of each request).
     let mut per_repo: BTreeMap<&str, usize> = BTreeMap::new();
-    for request in &requests {
+    for request in requests.iter().filter(|r| r.scopes != catalog) {
         let first = request.scopes[0].as_str();
         let repo = first.trim_start_matches("repository:");
         let repo = repo.rsplit_once(':').map_or(repo, |(name, _)| name);

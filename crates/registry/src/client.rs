@@ -521,6 +521,36 @@ impl Client {
     /// is not used. Many registries refuse the catalog: callers treat an
     /// error as "nothing known".
     pub async fn catalog(&self, registry: &Repository, prefix: &str) -> Result<Vec<String>> {
+        let wanted = format!("{prefix}/");
+        let (names, _) = self.catalog_pages(registry, 100).await?;
+        Ok(names
+            .into_iter()
+            .filter(|r| prefix.is_empty() || r.starts_with(&wanted))
+            .collect())
+    }
+
+    /// Every repository the registry holds, when its catalog answers
+    /// whole: every page `200`, in at most `max_pages` pages of 1,000.
+    /// `None` when it answers `404` or has more pages: then what it lists
+    /// says nothing of what it does not. (distribution lists a repository
+    /// once a blob is linked into it — `registry/storage/catalog.go` walks
+    /// for `_layers` — which every manifest it accepts there needs.)
+    pub async fn catalog_whole(
+        &self,
+        registry: &Repository,
+        max_pages: usize,
+    ) -> Result<Option<std::collections::BTreeSet<String>>> {
+        let (names, whole) = self.catalog_pages(registry, max_pages).await?;
+        Ok(whole.then(|| names.into_iter().collect()))
+    }
+
+    /// The catalog's names, and whether they are all of them (every page
+    /// answered, the last one reached within `max_pages`).
+    async fn catalog_pages(
+        &self,
+        registry: &Repository,
+        max_pages: usize,
+    ) -> Result<(Vec<String>, bool)> {
         #[derive(serde::Deserialize)]
         struct Catalog {
             #[serde(default)]
@@ -528,15 +558,21 @@ impl Client {
         }
         let mut out = Vec::new();
         let mut target = "/v2/_catalog?n=1000".to_string();
-        let wanted = format!("{prefix}/");
-        loop {
-            let plan = Self::lookup(Method::GET, registry, target.clone());
+        let not_found = [StatusCode::NOT_FOUND];
+        for _ in 0..max_pages {
+            let plan = Self::plan(
+                Method::GET,
+                registry,
+                Access::Catalog,
+                target.clone(),
+                &not_found,
+            );
             let answer = self
                 .transport
                 .send_whole(&plan, Ok, 16 * MAX_MANIFEST_BYTES)
                 .await?;
-            if !answer.status.is_success() {
-                return Ok(out);
+            if !answer.status.is_success() || answer.too_large {
+                return Ok((out, false));
             }
             let next = answer.header("link").and_then(|l| {
                 let start = l.find('<')? + 1;
@@ -549,18 +585,13 @@ impl Client {
                     what: "catalog".to_string(),
                     reason: e.to_string(),
                 })?;
-            out.extend(
-                catalog
-                    .repositories
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|r| prefix.is_empty() || r.starts_with(&wanted)),
-            );
+            out.extend(catalog.repositories.unwrap_or_default());
             match next {
-                Some(n) if out.len() < 100_000 => target = n,
-                _ => return Ok(out),
+                Some(n) => target = n,
+                None => return Ok((out, true)),
             }
         }
+        Ok((out, false))
     }
 }
 

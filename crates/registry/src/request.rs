@@ -19,6 +19,8 @@ const MAX_REDIRECTS: usize = 10;
 pub(crate) enum Access {
     Pull,
     Push,
+    /// The registry's catalog (`registry:catalog:*`), not a repository.
+    Catalog,
 }
 
 /// What one request is for, to build it again on each try.
@@ -43,6 +45,7 @@ impl RequestPlan<'_> {
         let action = match self.access {
             Access::Pull => "pull",
             Access::Push => "pull,push",
+            Access::Catalog => return vec!["registry:catalog:*".to_string()],
         };
         let mut scopes = vec![format!("repository:{}:{action}", self.repo.name())];
         if let Some(other) = self.also_pull {

@@ -1,13 +1,16 @@
 //! Where the target's tags point before anything is pushed: what
 //! `--existing-tag` decides on, what `--check` reports, and what tells a
-//! repository the target has never tagged anything in.
+//! repository that holds nothing yet.
 //!
-//! Each repository of the plan is listed once (`GET tags/list`); only the
-//! tags the list names are looked up (`HEAD`) for their digest. A platform
-//! release pushed for the first time sends one list per repository rather
-//! than one `HEAD` per tag; a repeat sends the list and a `HEAD` per tag.
-//! A registry that will not list (an error other than "no such
-//! repository") is asked one `HEAD` per tag, as before lists were used.
+//! First the registry's catalog, read once, when it answers it whole (every
+//! page, at most [`CATALOG_PAGES`]): a repository it does not list holds
+//! nothing, so none of its tags is asked for. Each repository it lists is
+//! asked one `HEAD` per tag. A registry that refuses the catalog, or holds
+//! too many repositories to read it, gets one tag list per repository
+//! instead (`GET tags/list`), and a `HEAD` only for the tags a list names.
+//! A platform release pushed for the first time sends one catalog request;
+//! a repeat sends it and a `HEAD` per tag. A registry that will not list
+//! tags either is asked one `HEAD` per tag.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,15 +27,30 @@ pub(crate) struct TargetTags {
     /// Where each tag the plan sets points now (`None`: no such tag), by
     /// image index.
     pub current: Vec<(usize, Option<Digest>)>,
-    /// Repositories of the plan (paths, no host) in which the target listed
-    /// no tag at all: a first unpack there, or the remains of one stopped
-    /// before its first tag.
+    /// Repositories of the plan (paths, no host) that hold nothing (not in
+    /// the catalog) or no tag at all (an empty tag list): a first unpack
+    /// there, or the remains of one stopped before its first tag.
     pub untagged: BTreeSet<String>,
 }
 
-/// Look up every tag `plan` sets: one tag list per repository, then one
-/// `HEAD` per tag the list names (a `GET` when the registry answers
-/// without a digest); `jobs` requests at once.
+/// Catalog pages (of 1,000 repositories) read at most; a registry with more
+/// is asked per repository.
+const CATALOG_PAGES: usize = 10;
+
+/// What the target is known to hold in one repository before its tags are
+/// asked for.
+enum Known {
+    /// Nothing: not in the catalog, or no tag in its list.
+    Nothing,
+    /// These tags (its list).
+    Tags(BTreeSet<String>),
+    /// Not known: ask each tag.
+    Ask,
+}
+
+/// Look up every tag `plan` sets: the catalog, or one tag list per
+/// repository, then one `HEAD` per tag that may exist (a `GET` when the
+/// registry answers without a digest); `jobs` requests at once.
 pub(crate) async fn look_up(client: &Client, plan: &Plan, jobs: usize) -> Result<TargetTags> {
     let host = plan.target.registry().to_string();
     let mut by_repo: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
@@ -44,13 +62,30 @@ pub(crate) async fn look_up(client: &Client, plan: &Plan, jobs: usize) -> Result
                 .push((i, tag));
         }
     }
-    let listed: Vec<(&str, Option<BTreeSet<String>>)> = futures_util::stream::iter(by_repo.keys())
+    // A catalog refused is no loss: each repository is listed instead.
+    let registry = Repository::new(host.clone(), String::new());
+    let catalog = if by_repo.is_empty() {
+        None
+    } else {
+        let whole = client.catalog_whole(&registry, CATALOG_PAGES).await;
+        whole.ok().flatten()
+    };
+    let known: Vec<(&str, Known)> = futures_util::stream::iter(by_repo.keys())
         .map(|&path| {
             let repo = Repository::new(host.clone(), path.to_string());
+            let in_catalog = catalog.as_ref().map(|c| c.contains(path));
             async move {
-                // A list refused is no loss: each tag is asked instead.
-                let tags = client.list_tags(&repo).await.ok();
-                (path, tags.map(|t| t.into_iter().collect()))
+                let known = match in_catalog {
+                    Some(false) => Known::Nothing,
+                    Some(true) => Known::Ask,
+                    // A list refused is no loss: each tag is asked instead.
+                    None => match client.list_tags(&repo).await {
+                        Ok(tags) if tags.is_empty() => Known::Nothing,
+                        Ok(tags) => Known::Tags(tags.into_iter().collect()),
+                        Err(_) => Known::Ask,
+                    },
+                };
+                (path, known)
             }
         })
         .buffered(jobs.max(1))
@@ -58,14 +93,14 @@ pub(crate) async fn look_up(client: &Client, plan: &Plan, jobs: usize) -> Result
         .await;
     let mut out = TargetTags::default();
     let mut to_ask = Vec::new();
-    for (path, tags) in listed {
+    for (path, known) in known {
         let images = &by_repo[path];
-        match tags {
-            Some(tags) if tags.is_empty() => {
+        match known {
+            Known::Nothing => {
                 out.untagged.insert(path.to_string());
                 out.current.extend(images.iter().map(|&(i, _)| (i, None)));
             }
-            Some(tags) => {
+            Known::Tags(tags) => {
                 for &(i, tag) in images {
                     if tags.contains(tag) {
                         to_ask.push((i, path, tag));
@@ -74,7 +109,7 @@ pub(crate) async fn look_up(client: &Client, plan: &Plan, jobs: usize) -> Result
                     }
                 }
             }
-            None => to_ask.extend(images.iter().map(|&(i, tag)| (i, path, tag))),
+            Known::Ask => to_ask.extend(images.iter().map(|&(i, tag)| (i, path, tag))),
         }
     }
     let asked: Vec<(usize, Option<Digest>)> = futures_util::stream::iter(to_ask)
