@@ -20,7 +20,7 @@ use futures_util::future::try_join_all;
 use ferry_oci::{DigestHasher, Progress};
 use ferry_registry::{Client, Repository};
 
-use crate::write::{BlobJob, Failed, Placement};
+use crate::write::{check_digest, BlobJob, Failed, Placement};
 use crate::Error;
 
 /// The smallest piece worth a request of its own.
@@ -95,15 +95,7 @@ pub(crate) async fn fetch_rest(
             source,
         })
     })?;
-    let found = hasher.finish();
-    if found != job.digest {
-        return Err(Failed::Final(Error::BlobDigestMismatch {
-            reference: source.1.clone(),
-            expected: job.digest.clone(),
-            found,
-            size: job.size,
-        }));
-    }
+    check_digest(job, &source.1, hasher)?;
     place.hasher.written(place.slot, job.size);
     Ok(from)
 }
@@ -149,16 +141,7 @@ async fn piece(
         };
         let take = chunk.len().min((end - at) as usize);
         let bytes = &chunk[..take];
-        place
-            .file
-            .write_all_at(bytes, job.offset + at)
-            .map_err(|source| {
-                Failed::Final(Error::Io {
-                    action: "cannot write blob data to the bundle",
-                    path: PathBuf::from(job.digest.blob_path()),
-                    source,
-                })
-            })?;
+        place.write(job, bytes, at)?;
         at += take as u64;
         if let Some(hasher) = follow.as_deref_mut() {
             hasher.update(bytes);

@@ -662,6 +662,36 @@ pub(crate) struct Placement {
     pub slot: usize,
 }
 
+impl Placement {
+    /// Write `bytes` of `job` where they belong, `at` bytes into the blob.
+    pub fn write(&self, job: &BlobJob, bytes: &[u8], at: u64) -> Result<(), Failed> {
+        self.file
+            .write_all_at(bytes, job.offset + at)
+            .map_err(|source| {
+                Failed::Final(Error::Io {
+                    action: "cannot write blob data to the bundle",
+                    path: PathBuf::from(job.digest.blob_path()),
+                    source,
+                })
+            })
+    }
+}
+
+/// Check that `hasher`, fed the whole of `job` as served for `label`,
+/// found its digest.
+pub(crate) fn check_digest(job: &BlobJob, label: &str, hasher: DigestHasher) -> Result<(), Failed> {
+    let found = hasher.finish();
+    if found != job.digest {
+        return Err(Failed::Final(Error::BlobDigestMismatch {
+            reference: label.to_string(),
+            expected: job.digest.clone(),
+            found,
+            size: job.size,
+        }));
+    }
+    Ok(())
+}
+
 /// Fetch one blob into its place; returns the offset in the blob from
 /// which bytes were fetched (0 unless the rest of a prefix was).
 async fn fetch_blob(
@@ -787,16 +817,7 @@ async fn fetch_once(
                 }));
             }
             hasher.update(&chunk);
-            place
-                .file
-                .write_all_at(&chunk, job.offset + written)
-                .map_err(|source| {
-                    Failed::Final(Error::Io {
-                        action: "cannot write blob data to the bundle",
-                        path: PathBuf::from(job.digest.blob_path()),
-                        source,
-                    })
-                })?;
+            place.write(job, &chunk, written)?;
             written += len;
             if written > from {
                 place.hasher.written(place.slot, written);
@@ -811,15 +832,7 @@ async fn fetch_once(
                 found: written,
             }));
         }
-        let found = hasher.finish();
-        if found != job.digest {
-            return Err(Failed::Final(Error::BlobDigestMismatch {
-                reference: label.clone(),
-                expected: job.digest.clone(),
-                found,
-                size: written,
-            }));
-        }
+        check_digest(job, label, hasher)?;
         return Ok(begun);
     }
     Err(Failed::Final(last_error.unwrap_or_else(|| {
