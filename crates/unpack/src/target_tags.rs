@@ -3,7 +3,8 @@
 //! repository that holds nothing yet.
 //!
 //! First the registry's catalog, read once, when it answers it whole (every
-//! page, at most [`CATALOG_PAGES`]): a repository it does not list holds
+//! page, at most [`CATALOG_PAGES`], within [`CATALOG_BUDGET`]): a
+//! repository it does not list holds
 //! nothing, so none of its tags is asked for. Each repository it lists is
 //! asked one `HEAD` per tag. A registry that refuses the catalog, or holds
 //! too many repositories to read it, gets one tag list per repository
@@ -13,6 +14,7 @@
 //! tags either is asked one `HEAD` per tag.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -36,6 +38,12 @@ pub(crate) struct TargetTags {
 /// Catalog pages (of 1,000 repositories) read at most; a registry with more
 /// is asked per repository.
 const CATALOG_PAGES: usize = 10;
+
+/// How long the catalog may take before each repository is listed instead.
+/// distribution answers it by walking its storage (`catalog.go`: "a quite
+/// expensive operation"); on a large registry over object storage that can
+/// take far longer than the tag lists it would save.
+const CATALOG_BUDGET: Duration = Duration::from_secs(2);
 
 /// What the target is known to hold in one repository before its tags are
 /// asked for.
@@ -67,8 +75,9 @@ pub(crate) async fn look_up(client: &Client, plan: &Plan, jobs: usize) -> Result
     let catalog = if by_repo.is_empty() {
         None
     } else {
-        let whole = client.catalog_whole(&registry, CATALOG_PAGES).await;
-        whole.ok().flatten()
+        let whole = client.catalog_whole(&registry, CATALOG_PAGES);
+        let whole = tokio::time::timeout(CATALOG_BUDGET, whole).await;
+        whole.ok().and_then(Result::ok).flatten()
     };
     let known: Vec<(&str, Known)> = futures_util::stream::iter(by_repo.keys())
         .map(|&path| {
