@@ -235,20 +235,18 @@ fn unpack_args(bundle: &str, proxy: &FaultProxy) -> Vec<String> {
     args
 }
 
-/// Every mapping entry's relocated tag, looked up in the registry itself.
-fn tags_in(registry: &RegistryProcess, run: &util::Run) -> Vec<(String, Option<String>)> {
+/// Every mapping entry of `run` (there is at least one) is served by the
+/// registry itself: its relocated tag points at its digest.
+fn assert_tags_served(registry: &RegistryProcess, run: &util::Run) {
     let summary = run.json();
     let mapping = summary["mapping"].as_object().expect("a mapping");
-    mapping
-        .values()
-        .map(|v| {
-            let v = v.as_str().unwrap();
-            let r = ferry_oci::Reference::parse(v).unwrap();
-            let digest = r.digest().unwrap().to_string();
-            let found = registry.manifest_digest(r.repository(), r.tag().unwrap());
-            (digest, found)
-        })
-        .collect()
+    assert!(!mapping.is_empty(), "{summary:#}");
+    for relocated in mapping.values() {
+        let r = ferry_oci::Reference::parse(relocated.as_str().unwrap()).unwrap();
+        let found = registry.manifest_digest(r.repository(), r.tag().unwrap());
+        let pinned = r.digest().expect("a mapping value is pinned by digest");
+        assert_eq!(found, Some(pinned.to_string()), "{r}");
+    }
 }
 
 #[test]
@@ -274,11 +272,7 @@ fn unpack_survives_transient_faults() {
     let run = unpack(&scratch, &bundle, &proxy).ok();
     assert_eq!(proxy.faults_applied(), 9, "{:?}", proxy.log());
     assert_eq!(run.json()["failed"], 0);
-    let tags = tags_in(&registry, &run);
-    assert!(!tags.is_empty());
-    for (digest, found) in tags {
-        assert_eq!(found, Some(digest));
-    }
+    assert_tags_served(&registry, &run);
 }
 
 #[test]
@@ -323,11 +317,7 @@ fn an_unpack_stopped_by_a_persistent_fault_completes_when_run_again() {
     proxy.clear();
     let run = unpack(&scratch, &bundle, &proxy).ok();
     assert_eq!(run.json()["failed"], 0);
-    let tags = tags_in(&registry, &run);
-    assert_eq!(tags.len(), run.json()["mapping"].as_object().unwrap().len());
-    for (digest, found) in tags {
-        assert_eq!(found, Some(digest));
-    }
+    assert_tags_served(&registry, &run);
 }
 
 /// Issue 15: a repository the target has no tag in is taken to be empty,
@@ -369,9 +359,7 @@ fn a_run_stopped_before_its_first_tag_does_not_send_a_big_blob_again() {
     assert_eq!(proxy.count(&big_put()), 0, "{:#?}", proxy.log());
     let asked = Match::path_contains(&format!("{big_repo}/blobs/{layer}")).method("HEAD");
     assert_eq!(proxy.count(&asked), 1, "{:#?}", proxy.log());
-    for (digest, found) in tags_in(&registry, &run) {
-        assert_eq!(found, Some(digest));
-    }
+    assert_tags_served(&registry, &run);
 }
 
 /// Issue 15: a repeat unpack finds each image by its tag (the catalog once,
@@ -657,9 +645,7 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
         sent.log.len(),
         sent.catalogs + sent.posts + sent.puts + pushed
     );
-    for (digest, found) in tags_in(&registry, &run) {
-        assert_eq!(found, Some(digest));
-    }
+    assert_tags_served(&registry, &run);
 
     proxy.reset_log();
     let run = unpack(&scratch, &release_2, &proxy).ok();
@@ -688,7 +674,5 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
     // Each tag is asked for once: the catalog lists every repository now.
     assert_eq!(sent.manifests("HEAD", false), 2 * repositories, "{log:#?}");
     assert_eq!(sent.manifests("PUT", false), tagged, "{log:#?}");
-    for (digest, found) in tags_in(&registry, &run) {
-        assert_eq!(found, Some(digest));
-    }
+    assert_tags_served(&registry, &run);
 }
