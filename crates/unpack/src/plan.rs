@@ -162,8 +162,9 @@ pub struct Plan {
     pub(crate) manifests: BTreeMap<Digest, PlannedManifest>,
     #[serde(skip)]
     pub(crate) blob_sizes: BTreeMap<Digest, u64>,
-    /// Repositories (paths) the target listed no tag in before any push
-    /// (see [`crate::target_tags`]); empty until the tags are looked up.
+    /// Repositories (paths) the target holds nothing in (not in its
+    /// catalog) or no tag in (an empty tag list) before any push (see
+    /// [`crate::target_tags`]); empty until the tags are looked up.
     #[serde(skip)]
     pub(crate) untagged_repositories: BTreeSet<String>,
 }

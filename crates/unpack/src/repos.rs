@@ -26,7 +26,7 @@ pub(crate) struct RepoPlan {
     pub present_images: BTreeSet<usize>,
     /// Referrers the repository already has.
     pub present_referrers: BTreeSet<usize>,
-    /// The target listed no tag here before the run
+    /// The target held nothing here, or no tag, before the run
     /// ([`Plan::untagged_repositories`]): it is taken to hold nothing of
     /// the plan, so manifests and small blobs go without asking first. What
     /// that risks is small: a blob of at most
