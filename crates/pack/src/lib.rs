@@ -12,6 +12,7 @@
 mod archive_hash;
 mod cache;
 mod error;
+mod flush;
 mod graph;
 mod merge;
 mod pieces;

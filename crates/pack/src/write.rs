@@ -16,6 +16,7 @@ use ferry_sign::{BundleSignature, PrivateKey};
 use tokio::task::JoinSet;
 
 use crate::archive_hash::{ArchiveHasher, Hashed};
+use crate::flush::Flusher;
 use crate::pieces;
 use crate::resume::{self, Found, ResumeKey, Transfer};
 use crate::{Error, Result};
@@ -55,6 +56,8 @@ pub(crate) struct PendingBundle {
     len: u64,
     /// Hashes the archive while blobs arrive (started by `fetch_all`).
     hasher: Option<Arc<ArchiveHasher>>,
+    /// Moves written bytes to disk while blobs arrive (from `fetch_all`).
+    flusher: Option<Flusher>,
 }
 
 /// One part of a split bundle, as written.
@@ -156,6 +159,7 @@ impl PendingBundle {
             parity: if split.is_some() { parity } else { 0 },
             len,
             hasher: None,
+            flusher: None,
         };
         // A failure from here on is the disk's: `kept` removes what was
         // opened (`merge`'s bundle is removed on drop).
@@ -247,6 +251,7 @@ impl PendingBundle {
         let regions: Vec<(u64, u64)> = queue.iter().map(|j| (j.offset, j.size)).collect();
         let hasher = Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &regions));
         self.hasher = Some(hasher.clone());
+        self.flusher = Some(Flusher::start(self.file.clone()));
         let mut transfer = Transfer {
             resumed: self.reuse,
             ..Transfer::default()
@@ -456,7 +461,11 @@ impl PendingBundle {
             None => Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &[])),
         };
         let file = self.file.clone();
-        let synced = tokio::task::spawn_blocking(move || file.sync_all());
+        let flusher = self.flusher.take();
+        let synced = tokio::task::spawn_blocking(move || {
+            flusher.map_or(Ok(()), Flusher::finish)?;
+            file.sync_all()
+        });
         let hashed = tokio::task::spawn_blocking(move || hasher.finish(progress.as_ref()));
         let (synced, hashed) = tokio::join!(synced, hashed);
         let io = |action: &'static str| {

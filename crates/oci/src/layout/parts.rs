@@ -20,6 +20,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::checksums::ChecksumFile;
 use crate::{Error, Result};
@@ -68,6 +69,8 @@ struct Part {
     path: PathBuf,
     file: File,
     len: u64,
+    /// Written to since its data was last flushed to disk.
+    unflushed: AtomicBool,
 }
 
 /// A byte range stored as one file or as consecutive parts of equal size
@@ -90,6 +93,7 @@ impl PartSet {
                 path: path.to_path_buf(),
                 file,
                 len,
+                unflushed: AtomicBool::new(false),
             }],
             part_size: len.max(1),
             len,
@@ -114,10 +118,12 @@ impl PartSet {
                 } else {
                     part_size
                 };
+                // An earlier run's pages may not be on disk yet either.
                 Part {
                     path,
                     file,
                     len: part_len,
+                    unflushed: AtomicBool::new(true),
                 }
             })
             .collect();
@@ -275,6 +281,7 @@ impl PartSet {
                 path,
                 file,
                 len: meta.len(),
+                unflushed: AtomicBool::new(false),
             });
         }
         let part_size = parts[0].len;
@@ -428,6 +435,7 @@ impl PartSet {
             };
             let n = ((buf.len() - done) as u64).min(room) as usize;
             part.file.write_all_at(&buf[done..done + n], at)?;
+            part.unflushed.store(true, Ordering::Release);
             done += n;
         }
         Ok(())
@@ -469,6 +477,23 @@ impl PartSet {
     pub fn set_lengths(&self) -> io::Result<()> {
         for part in &self.parts {
             part.file.set_len(part.len)?;
+        }
+        Ok(())
+    }
+
+    /// Flush the data of every part written to since the last call (or,
+    /// for a set opened for writing, since it was opened) to disk. Called
+    /// from a thread while a bundle is being written, it keeps the disk
+    /// busy alongside the network, so that the final [`sync_all`]
+    /// (Self::sync_all) has little left to wait for; otherwise the kernel
+    /// may hold every written byte in memory until then.
+    pub fn flush_written(&self) -> io::Result<()> {
+        for part in &self.parts {
+            if part.unflushed.swap(false, Ordering::AcqRel) {
+                part.file.sync_data().inspect_err(|_| {
+                    part.unflushed.store(true, Ordering::Release);
+                })?;
+            }
         }
         Ok(())
     }
@@ -636,6 +661,37 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("w.001")).unwrap(), b"efgh");
         assert_eq!(std::fs::read(dir.path().join("w.002")).unwrap(), b"ij");
         assert!(set.write_all_at(b"x", 10).is_err());
+    }
+
+    #[test]
+    fn only_parts_written_since_the_last_flush_are_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = (0..3)
+            .map(|i| {
+                let p = dir.path().join(format!("f.{i:03}"));
+                (p.clone(), File::create(&p).unwrap())
+            })
+            .collect();
+        let set = PartSet::for_writing(files, 4, 10);
+        let unflushed = |set: &PartSet| -> Vec<bool> {
+            set.parts
+                .iter()
+                .map(|p| p.unflushed.load(Ordering::Acquire))
+                .collect()
+        };
+        // Files being written may hold an earlier run's unflushed pages.
+        assert_eq!(unflushed(&set), [true, true, true]);
+        set.flush_written().unwrap();
+        assert_eq!(unflushed(&set), [false, false, false]);
+        set.write_all_at(b"fgh", 5).unwrap();
+        assert_eq!(unflushed(&set), [false, true, false]);
+        set.write_all_at(b"defghi", 3).unwrap();
+        assert_eq!(unflushed(&set), [true, true, true]);
+        set.flush_written().unwrap();
+        assert_eq!(unflushed(&set), [false, false, false]);
+        // A set opened for reading has nothing of its own to flush.
+        let read = PartSet::open(&dir.path().join("f.000")).unwrap();
+        assert_eq!(unflushed(&read), [false, false, false]);
     }
 
     #[test]
