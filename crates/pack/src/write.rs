@@ -902,7 +902,7 @@ mod tests {
 
     #[test]
     fn small_blobs_go_first_in_offset_order_then_the_biggest() {
-        let mut queue = vec![
+        let mut queue = [
             job(50 << 20, 0),
             job(1_200, 50 << 20),
             job(536 << 20, 60 << 20),
