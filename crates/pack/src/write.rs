@@ -56,7 +56,8 @@ pub(crate) struct PendingBundle {
     len: u64,
     /// Hashes the archive while blobs arrive (started by `fetch_all`).
     hasher: Option<Arc<ArchiveHasher>>,
-    /// Moves written bytes to disk while blobs arrive (from `fetch_all`).
+    /// Moves written bytes to disk while blobs arrive (or are copied, for
+    /// `merge`), until the bundle is sealed.
     flusher: Option<Flusher>,
 }
 
@@ -166,6 +167,7 @@ impl PendingBundle {
         if let Err(e) = pending.prepare(output, plan, split, &keep, progress) {
             return Err(pending.kept(e));
         }
+        pending.flusher = Some(Flusher::start(pending.file.clone()));
         Ok(pending)
     }
 
@@ -251,7 +253,6 @@ impl PendingBundle {
         let regions: Vec<(u64, u64)> = queue.iter().map(|j| (j.offset, j.size)).collect();
         let hasher = Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &regions));
         self.hasher = Some(hasher.clone());
-        self.flusher = Some(Flusher::start(self.file.clone()));
         let mut transfer = Transfer {
             resumed: self.reuse,
             ..Transfer::default()

@@ -484,8 +484,8 @@ impl PartSet {
     /// Flush the data of every part written to since the last call (or,
     /// for a set opened for writing, since it was opened) to disk. Called
     /// from a thread while a bundle is being written, it keeps the disk
-    /// busy alongside the network, so that the final [`sync_all`]
-    /// (Self::sync_all) has little left to wait for; otherwise the kernel
+    /// busy alongside the network, so that the final
+    /// [`sync_all`](Self::sync_all) has little left to wait for; otherwise the kernel
     /// may hold every written byte in memory until then.
     pub fn flush_written(&self) -> io::Result<()> {
         for part in &self.parts {
