@@ -529,13 +529,27 @@ impl Sent {
         }
     }
 
+    /// The digest each blob upload by `method` names (`?digest=`): the
+    /// `POST`s offering a whole blob, the `PUT`s that complete a session.
+    fn digests(&self, method: &str) -> Vec<String> {
+        let uploads = Match::path_contains("/blobs/uploads/").method(method);
+        let named = |s: &&ferry_testkit::proxy::Seen| uploads.matches(&s.method, &s.path);
+        let digest = |s: &ferry_testkit::proxy::Seen| {
+            let (_, query) = s.path.split_once('?')?;
+            let digest = query.split('&').find_map(|kv| kv.strip_prefix("digest="));
+            digest.map(String::from)
+        };
+        self.log.iter().filter(named).filter_map(digest).collect()
+    }
+
     fn manifests(&self, method: &str, by_digest: bool) -> usize {
         let key = (method.to_string(), by_digest);
         self.manifests.get(&key).copied().unwrap_or(0)
     }
 
     /// Check that every mount's `from` names a repository this run put the
-    /// blob in, or mounted it into, before; the number of mounts.
+    /// blob in (by `PUT`, or a single request the registry took), or
+    /// mounted it into, before; the number of mounts.
     fn mounts_from_this_run(&self) -> usize {
         let mut holders: HashMap<String, HashSet<String>> = HashMap::new();
         let mut mounts = 0;
@@ -553,8 +567,11 @@ impl Sent {
                 query.get("digest"),
                 query.get("mount"),
             );
+            // A single-request upload the registry took stores it as well.
+            let stores = method == "PUT"
+                || (method == "POST" && seen.fault == Some(Fault::TakeSingleRequestUpload));
             match (method, digest, mount) {
-                ("PUT", Some(digest), _) => {
+                (_, Some(digest), None) if stores => {
                     holders
                         .entry(digest.to_string())
                         .or_default()
@@ -674,5 +691,62 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
     // Each tag is asked for once: the catalog lists every repository now.
     assert_eq!(sent.manifests("HEAD", false), 2 * repositories, "{log:#?}");
     assert_eq!(sent.manifests("PUT", false), tagged, "{log:#?}");
+    assert_tags_served(&registry, &run);
+}
+
+/// The `POST`s that offer a whole blob (`?digest=`).
+fn single_requests() -> Match {
+    Match::path_contains("/blobs/uploads/")
+        .method("POST")
+        .query_contains("digest=")
+}
+
+/// `ferry unpack BUNDLE` behind `proxy` (see [`unpack_args`]) one upload at
+/// a time, so the registry's answer to the first single request is known
+/// before the next blob goes.
+fn unpack_one_at_a_time(scratch: &Scratch, bundle: &str, proxy: &FaultProxy) -> util::Run {
+    let mut args = unpack_args(bundle, proxy);
+    args.extend(["--jobs", "1"].map(String::from));
+    scratch.ferry(args)
+}
+
+/// Issue 15: where the registry takes single-request uploads (the proxy
+/// does them on docker-registry's behalf, as a registry that honours the
+/// spec's would), each new small blob costs one request, the `POST` that
+/// carries it. The first `201` is kept for the run: no later small blob
+/// opens a session or is `PUT`. A blob over 1 MiB is still asked for, then
+/// goes by `POST` + `PUT`; blobs another repository got are still mounted.
+#[test]
+fn unpack_sends_one_request_per_new_small_blob_where_the_registry_takes_it() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    proxy.inject(Fault::TakeSingleRequestUpload, single_requests(), FOREVER);
+    let run = unpack_one_at_a_time(&scratch, &bundle, &proxy).ok();
+    let sent = Sent::of(&proxy);
+    let log = &sent.log;
+    let s = run.json();
+    let n = |key: &str| usize::try_from(s[key].as_u64().unwrap()).unwrap();
+    let (uploaded, mounted) = (n("blobs_uploaded"), n("blobs_mounted"));
+    assert_eq!((n("failed"), n("blobs_present")), (0, 0), "{s:#}");
+    assert!(uploaded > 5 && mounted > 0, "{s:#}");
+    let big = source.big_layer();
+    // The big blob: HEAD, POST, PUT.
+    assert_eq!(sent.digests("PUT"), [big.as_str()], "{log:#?}");
+    assert_eq!(sent.blob_heads, 1, "{log:#?}");
+    let asked = Match::path_contains(&format!("/blobs/{big}")).method("HEAD");
+    assert_eq!(proxy.count(&asked), 1, "{log:#?}");
+    // Every other new blob: the one POST that carries it.
+    let whole = sent.digests("POST");
+    let distinct: HashSet<&String> = whole.iter().collect();
+    assert_eq!(whole.len(), uploaded - 1, "{log:#?}");
+    assert_eq!(distinct.len(), uploaded - 1, "{log:#?}");
+    assert!(!whole.contains(&big));
+    // Besides them: the big blob's session, and the mounts.
+    assert_eq!(sent.posts, whole.len() + 1 + mounted, "{log:#?}");
+    assert_eq!(sent.mounts_from_this_run(), mounted);
+    let blob_requests = proxy.count(&Match::path_contains("/blobs/"));
+    assert_eq!(blob_requests, (uploaded - 1) + 3 + mounted, "{log:#?}");
     assert_tags_served(&registry, &run);
 }
