@@ -750,3 +750,56 @@ fn unpack_sends_one_request_per_new_small_blob_where_the_registry_takes_it() {
     assert_eq!(blob_requests, (uploaded - 1) + 3 + mounted, "{log:#?}");
     assert_tags_served(&registry, &run);
 }
+
+/// Issue 15: a registry that took single-request uploads, then fails one
+/// (`400`, as for a digest it finds wrong) and then another (`500`). The
+/// refused blob goes again by `POST` + `PUT`; the failed request is tried
+/// again as it was; every later small blob still goes in one request: one
+/// blob's error does not make ferry take the registry for one that
+/// refuses the form. Every tag is served at its digest.
+#[test]
+fn a_single_request_refused_after_the_registry_took_one_costs_that_blob_only() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    proxy.inject(Fault::TakeSingleRequestUpload, single_requests(), 1);
+    proxy.inject(status(400, None), single_requests(), 1);
+    proxy.inject(status(500, None), single_requests(), 1);
+    proxy.inject(Fault::TakeSingleRequestUpload, single_requests(), FOREVER);
+    let run = unpack_one_at_a_time(&scratch, &bundle, &proxy).ok();
+    let sent = Sent::of(&proxy);
+    let log = &sent.log;
+    let s = run.json();
+    let n = |key: &str| usize::try_from(s[key].as_u64().unwrap()).unwrap();
+    let (uploaded, mounted) = (n("blobs_uploaded"), n("blobs_mounted"));
+    assert_eq!(n("failed"), 0, "{s:#}");
+    let faulted = |code: u16| -> Vec<String> {
+        let by = |seen: &&ferry_testkit::proxy::Seen| seen.fault == Some(status(code, None));
+        let path = |seen: &ferry_testkit::proxy::Seen| seen.path.clone();
+        log.iter().filter(by).map(path).collect()
+    };
+    let (refused, failed) = (faulted(400), faulted(500));
+    assert_eq!((refused.len(), failed.len()), (1, 1), "{log:#?}");
+    let digest_of = |path: &str| path.split_once("?digest=").unwrap().1.to_string();
+    let (refused, failed) = (digest_of(&refused[0]), digest_of(&failed[0]));
+    let big = source.big_layer();
+    // The refused blob and the big one went into sessions; no other blob.
+    let mut put = sent.digests("PUT");
+    put.sort();
+    let mut expected = vec![refused.clone(), big.clone()];
+    expected.sort();
+    assert_eq!(put, expected, "{log:#?}");
+    // Each small blob was offered whole once; the failed one twice.
+    let whole = sent.digests("POST");
+    for digest in whole.iter().collect::<HashSet<_>>() {
+        let times = whole.iter().filter(|d| *d == digest).count();
+        let expected = if *digest == failed { 2 } else { 1 };
+        assert_eq!(times, expected, "{digest}: {log:#?}");
+    }
+    assert_eq!(whole.len(), (uploaded - 1) + 1, "{log:#?}");
+    assert_eq!(sent.posts, whole.len() + 2 + mounted, "{log:#?}");
+    let blob_requests = proxy.count(&Match::path_contains("/blobs/"));
+    assert_eq!(blob_requests, (uploaded - 1) + 3 + mounted + 3, "{log:#?}");
+    assert_tags_served(&registry, &run);
+}
