@@ -613,6 +613,22 @@ impl Sent {
 /// a repository this run put the blob in (never a guess).
 #[test]
 fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
+    requests_per_new_blob(false);
+}
+
+/// Issue 15: as [`unpack_sends_two_requests_per_new_small_blob_and_three_at_most`],
+/// into a registry that takes single-request uploads (the fault proxy's
+/// [`Fault::TakeSingleRequestUpload`]), one upload at a time: every new
+/// small blob is its one POST, asked for first (HEAD) only into
+/// repositories that have tags; no session, no PUT.
+#[test]
+fn unpack_sends_one_request_per_new_small_blob_and_two_at_most_where_single_requests_are_taken() {
+    requests_per_new_blob(true);
+}
+
+/// The requests of two unpacks, a first release then the next, counted by
+/// kind; `taken`: through a proxy that takes single-request uploads.
+fn requests_per_new_blob(taken: bool) {
     let source = RegistryProcess::start();
     let repositories = 8;
     let workload = ferry_testkit::push_many_small_workload(&source.host(), repositories, 2);
@@ -637,8 +653,17 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
         &workload.references.iter().collect::<Vec<_>>(),
     );
     let (registry, proxy) = target();
+    if taken {
+        proxy.inject(Fault::TakeSingleRequestUpload, single_requests(), FOREVER);
+    }
+    let unpack_release = |bundle: &str| match taken {
+        true => unpack_one_at_a_time(&scratch, bundle, &proxy).ok(),
+        false => unpack(&scratch, bundle, &proxy).ok(),
+    };
+    // Small blobs offered whole, and PUT into sessions, by `uploaded`.
+    let whole_and_put = |uploaded| if taken { (uploaded, 0) } else { (1, uploaded) };
 
-    let run = unpack(&scratch, &release_1, &proxy).ok();
+    let run = unpack_release(&release_1);
     let sent = Sent::of(&proxy);
     let s = run.json();
     let n = |key: &str| usize::try_from(s[key].as_u64().unwrap()).unwrap();
@@ -648,8 +673,7 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
     let log = &sent.log;
     assert_eq!(sent.blob_heads, 0, "{log:#?}");
     assert_eq!(sent.posts, uploaded + mounted, "{log:#?}");
-    assert_eq!(sent.puts, uploaded, "{log:#?}");
-    assert_eq!(sent.whole, 1, "{log:#?}");
+    assert_eq!((sent.whole, sent.puts), whole_and_put(uploaded), "{log:#?}");
     assert_eq!(sent.mounts_from_this_run(), mounted);
     assert_eq!((sent.catalogs, sent.tag_lists), (1, 0), "{log:#?}");
     let (pushed, tagged) = (n("manifests_pushed"), n("tags_set"));
@@ -665,7 +689,7 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
     assert_tags_served(&registry, &run);
 
     proxy.reset_log();
-    let run = unpack(&scratch, &release_2, &proxy).ok();
+    let run = unpack_release(&release_2);
     let sent = Sent::of(&proxy);
     let s = run.json();
     let n = |key: &str| usize::try_from(s[key].as_u64().unwrap()).unwrap();
@@ -679,8 +703,7 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
         "{log:#?}"
     );
     assert_eq!(sent.posts, uploaded + mounted, "{log:#?}");
-    assert_eq!(sent.puts, uploaded, "{log:#?}");
-    assert_eq!(sent.whole, 1, "{log:#?}");
+    assert_eq!((sent.whole, sent.puts), whole_and_put(uploaded), "{log:#?}");
     assert_eq!(sent.mounts_from_this_run(), mounted);
     assert_eq!((sent.catalogs, sent.tag_lists), (1, 0), "{log:#?}");
     let (pushed, tagged) = (n("manifests_pushed"), n("tags_set"));
@@ -801,5 +824,54 @@ fn a_single_request_refused_after_the_registry_took_one_costs_that_blob_only() {
     assert_eq!(sent.posts, whole.len() + 2 + mounted, "{log:#?}");
     let blob_requests = proxy.count(&Match::path_contains("/blobs/"));
     assert_eq!(blob_requests, (uploaded - 1) + 3 + mounted + 3, "{log:#?}");
+    assert_tags_served(&registry, &run);
+}
+
+/// Issue 15: a registry that takes single requests, but fails one blob's
+/// for good (`500`). That request is tried exactly the tries asked for (one
+/// retry policy, not tries times tries) and never goes into a session; the
+/// image that needs the blob fails and gets no tag, every other image is
+/// served at its digest; once the registry recovers, the same command
+/// finishes the job. One upload at a time: with more, the blob may go by
+/// `POST` + `PUT` while another upload asks the registry, and never meet
+/// the fault.
+#[test]
+fn a_single_request_failing_for_good_fails_its_image_only() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    let chart = source.fixtures.image("fixtures/chart:0.1.0");
+    let layer = chart.blobs.last().unwrap();
+    let doomed = single_requests().query_contains(&format!("digest={layer}"));
+    proxy.inject(status(500, None), doomed.clone(), FOREVER);
+    proxy.inject(Fault::TakeSingleRequestUpload, single_requests(), FOREVER);
+    let run = unpack_one_at_a_time(&scratch, &bundle, &proxy).failed();
+    let log = proxy.log();
+    assert!(run.stderr.contains("answered 500"), "{}", run.stderr);
+    assert!(run.stderr.contains(layer.as_str()), "{}", run.stderr);
+    assert_eq!(proxy.count(&doomed), 3, "{log:#?}");
+    assert!(!Sent::of(&proxy).digests("PUT").contains(layer), "{log:#?}");
+    let summary = run.json();
+    let failed: Vec<&str> = summary["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| !i["error"].is_null())
+        .map(|i| i["original"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, [chart.reference.as_str()]);
+    for repo in registry.catalog() {
+        let tags = registry.tags(&repo);
+        assert!(
+            !repo.contains("fixtures-chart") || tags.is_empty(),
+            "{repo}: {tags:?} although its content failed"
+        );
+    }
+    assert_tags_served(&registry, &run);
+
+    proxy.clear();
+    let run = unpack(&scratch, &bundle, &proxy).ok();
+    assert_eq!(run.json()["failed"], 0);
     assert_tags_served(&registry, &run);
 }
