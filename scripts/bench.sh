@@ -5,6 +5,7 @@
 #   scripts/bench.sh [--bin DIR] [--scale F] [--jobs N] [--runs N] [--json FILE] [--no-build]
 #                    [--small-repos N]   (many-small workload: N repositories x 4 tags, default 60)
 #                    [--small-rss-images N]  (peak RSS of unpack at N small images, default 5000; 0 skips)
+#                    [--small-registry-storage memory|disk]  (where its registries store, default memory)
 #
 # Starts four fresh docker-registry processes on loopback (source, ferry
 # target, skopeo target, floor target) with storage in one temporary
@@ -41,6 +42,7 @@ json_out=
 build=yes
 small_repos=60
 small_rss_images=5000
+small_registry_storage=memory
 while [[ $# -gt 0 ]]; do
   case $1 in
     --bin) bin=$2; shift 2 ;;
@@ -51,7 +53,8 @@ while [[ $# -gt 0 ]]; do
     --no-build) build=no; shift ;;
     --small-repos) small_repos=$2; shift 2 ;;
     --small-rss-images) small_rss_images=$2; shift 2 ;;
-    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --small-registry-storage) small_registry_storage=$2; shift 2 ;;
+    -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -463,4 +466,4 @@ PY
 
 # Many small images (issue 15): N repositories x 4 tags, see bench-small.sh.
 "$(dirname "$0")/bench-small.sh" --bin "$bin" --repos "$small_repos" --jobs "$jobs" \
-  --rss-images "$small_rss_images"
+  --rss-images "$small_rss_images" --registry-storage "$small_registry_storage"

@@ -262,8 +262,7 @@ impl PendingBundle {
             queue.len() as u64,
             queue.iter().map(|(_, j)| j.size).sum(),
         );
-        // Biggest first keeps every worker busy until the end.
-        queue.sort_by(|(_, a), (_, b)| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
+        queue.sort_by(|(_, a), (_, b)| fetch_order(a, b));
         let mut queue = queue.into_iter();
         // Reused blobs that failed their check: fetched whole, first.
         let mut again: Vec<(usize, BlobJob)> = Vec::new();
@@ -686,6 +685,27 @@ impl Placement {
     }
 }
 
+/// Blobs below this size are fetched before the others.
+const FETCH_FIRST_BELOW: u64 = 1 << 20;
+
+/// The order blobs are fetched in. Small ones (configs, tiny layers) first,
+/// in offset order: they cost a round trip each and little else, and the
+/// archive's hash cannot pass a blob that has not landed, so one left to
+/// the end holds up the hash of everything after it, which then runs
+/// alone once the network is done (0.4 s of a 1 GB pack here). Then the
+/// rest, biggest first, which keeps every worker busy until the end.
+fn fetch_order(a: &BlobJob, b: &BlobJob) -> std::cmp::Ordering {
+    let small = |j: &BlobJob| j.size < FETCH_FIRST_BELOW;
+    let by_size = || match small(a) {
+        true => a.offset.cmp(&b.offset),
+        false => b.size.cmp(&a.size),
+    };
+    small(b)
+        .cmp(&small(a))
+        .then_with(by_size)
+        .then_with(|| a.digest.cmp(&b.digest))
+}
+
 /// Check that `hasher`, fed the whole of `job` as served for `label`,
 /// found its digest.
 pub(crate) fn check_digest(job: &BlobJob, label: &str, hasher: DigestHasher) -> Result<(), Failed> {
@@ -864,4 +884,46 @@ pub(crate) fn sign_bundle(output: &Path, hex: &str, key: &PrivateKey) -> Result<
         source,
     })?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(size: u64, offset: u64) -> BlobJob {
+        BlobJob {
+            digest: Digest::sha256_of(format!("{size}@{offset}").as_bytes()),
+            size,
+            offset,
+            sources: Vec::new(),
+            prefix: None,
+        }
+    }
+
+    #[test]
+    fn small_blobs_go_first_in_offset_order_then_the_biggest() {
+        let mut queue = [
+            job(50 << 20, 0),
+            job(1_200, 50 << 20),
+            job(536 << 20, 60 << 20),
+            job(32 << 10, 40 << 20),
+            job((1 << 20) - 1, 10 << 20),
+            job(1 << 20, 20 << 20),
+            job(134 << 20, 30 << 20),
+        ];
+        queue.sort_by(fetch_order);
+        let order: Vec<(u64, u64)> = queue.iter().map(|j| (j.size, j.offset)).collect();
+        assert_eq!(
+            order,
+            [
+                ((1 << 20) - 1, 10 << 20),
+                (32 << 10, 40 << 20),
+                (1_200, 50 << 20),
+                (536 << 20, 60 << 20),
+                (134 << 20, 30 << 20),
+                (50 << 20, 0),
+                (1 << 20, 20 << 20),
+            ]
+        );
+    }
 }
