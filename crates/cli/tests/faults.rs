@@ -529,13 +529,27 @@ impl Sent {
         }
     }
 
+    /// The digest each blob upload by `method` names (`?digest=`): the
+    /// `POST`s offering a whole blob, the `PUT`s that complete a session.
+    fn digests(&self, method: &str) -> Vec<String> {
+        let uploads = Match::path_contains("/blobs/uploads/").method(method);
+        let named = |s: &&ferry_testkit::proxy::Seen| uploads.matches(&s.method, &s.path);
+        let digest = |s: &ferry_testkit::proxy::Seen| {
+            let (_, query) = s.path.split_once('?')?;
+            let digest = query.split('&').find_map(|kv| kv.strip_prefix("digest="));
+            digest.map(String::from)
+        };
+        self.log.iter().filter(named).filter_map(digest).collect()
+    }
+
     fn manifests(&self, method: &str, by_digest: bool) -> usize {
         let key = (method.to_string(), by_digest);
         self.manifests.get(&key).copied().unwrap_or(0)
     }
 
     /// Check that every mount's `from` names a repository this run put the
-    /// blob in, or mounted it into, before; the number of mounts.
+    /// blob in (by `PUT`, or a single request the registry took), or
+    /// mounted it into, before; the number of mounts.
     fn mounts_from_this_run(&self) -> usize {
         let mut holders: HashMap<String, HashSet<String>> = HashMap::new();
         let mut mounts = 0;
@@ -553,8 +567,11 @@ impl Sent {
                 query.get("digest"),
                 query.get("mount"),
             );
+            // A single-request upload the registry took stores it as well.
+            let stores = method == "PUT"
+                || (method == "POST" && seen.fault == Some(Fault::TakeSingleRequestUpload));
             match (method, digest, mount) {
-                ("PUT", Some(digest), _) => {
+                (_, Some(digest), None) if stores => {
                     holders
                         .entry(digest.to_string())
                         .or_default()
@@ -596,6 +613,22 @@ impl Sent {
 /// a repository this run put the blob in (never a guess).
 #[test]
 fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
+    requests_per_new_blob(false);
+}
+
+/// Issue 15: as [`unpack_sends_two_requests_per_new_small_blob_and_three_at_most`],
+/// into a registry that takes single-request uploads (the fault proxy's
+/// [`Fault::TakeSingleRequestUpload`]), one upload at a time: every new
+/// small blob is its one POST, asked for first (HEAD) only into
+/// repositories that have tags; no session, no PUT.
+#[test]
+fn unpack_sends_one_request_per_new_small_blob_and_two_at_most_where_single_requests_are_taken() {
+    requests_per_new_blob(true);
+}
+
+/// The requests of two unpacks, a first release then the next, counted by
+/// kind; `taken`: through a proxy that takes single-request uploads.
+fn requests_per_new_blob(taken: bool) {
     let source = RegistryProcess::start();
     let repositories = 8;
     let workload = ferry_testkit::push_many_small_workload(&source.host(), repositories, 2);
@@ -620,8 +653,17 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
         &workload.references.iter().collect::<Vec<_>>(),
     );
     let (registry, proxy) = target();
+    if taken {
+        proxy.inject(Fault::TakeSingleRequestUpload, single_requests(), FOREVER);
+    }
+    let unpack_release = |bundle: &str| match taken {
+        true => unpack_one_at_a_time(&scratch, bundle, &proxy).ok(),
+        false => unpack(&scratch, bundle, &proxy).ok(),
+    };
+    // Small blobs offered whole, and PUT into sessions, by `uploaded`.
+    let whole_and_put = |uploaded| if taken { (uploaded, 0) } else { (1, uploaded) };
 
-    let run = unpack(&scratch, &release_1, &proxy).ok();
+    let run = unpack_release(&release_1);
     let sent = Sent::of(&proxy);
     let s = run.json();
     let n = |key: &str| usize::try_from(s[key].as_u64().unwrap()).unwrap();
@@ -631,8 +673,7 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
     let log = &sent.log;
     assert_eq!(sent.blob_heads, 0, "{log:#?}");
     assert_eq!(sent.posts, uploaded + mounted, "{log:#?}");
-    assert_eq!(sent.puts, uploaded, "{log:#?}");
-    assert_eq!(sent.whole, 1, "{log:#?}");
+    assert_eq!((sent.whole, sent.puts), whole_and_put(uploaded), "{log:#?}");
     assert_eq!(sent.mounts_from_this_run(), mounted);
     assert_eq!((sent.catalogs, sent.tag_lists), (1, 0), "{log:#?}");
     let (pushed, tagged) = (n("manifests_pushed"), n("tags_set"));
@@ -648,7 +689,7 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
     assert_tags_served(&registry, &run);
 
     proxy.reset_log();
-    let run = unpack(&scratch, &release_2, &proxy).ok();
+    let run = unpack_release(&release_2);
     let sent = Sent::of(&proxy);
     let s = run.json();
     let n = |key: &str| usize::try_from(s[key].as_u64().unwrap()).unwrap();
@@ -662,8 +703,7 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
         "{log:#?}"
     );
     assert_eq!(sent.posts, uploaded + mounted, "{log:#?}");
-    assert_eq!(sent.puts, uploaded, "{log:#?}");
-    assert_eq!(sent.whole, 1, "{log:#?}");
+    assert_eq!((sent.whole, sent.puts), whole_and_put(uploaded), "{log:#?}");
     assert_eq!(sent.mounts_from_this_run(), mounted);
     assert_eq!((sent.catalogs, sent.tag_lists), (1, 0), "{log:#?}");
     let (pushed, tagged) = (n("manifests_pushed"), n("tags_set"));
@@ -674,5 +714,164 @@ fn unpack_sends_two_requests_per_new_small_blob_and_three_at_most() {
     // Each tag is asked for once: the catalog lists every repository now.
     assert_eq!(sent.manifests("HEAD", false), 2 * repositories, "{log:#?}");
     assert_eq!(sent.manifests("PUT", false), tagged, "{log:#?}");
+    assert_tags_served(&registry, &run);
+}
+
+/// The `POST`s that offer a whole blob (`?digest=`).
+fn single_requests() -> Match {
+    Match::path_contains("/blobs/uploads/")
+        .method("POST")
+        .query_contains("digest=")
+}
+
+/// `ferry unpack BUNDLE` behind `proxy` (see [`unpack_args`]) one upload at
+/// a time, so the registry's answer to the first single request is known
+/// before the next blob goes.
+fn unpack_one_at_a_time(scratch: &Scratch, bundle: &str, proxy: &FaultProxy) -> util::Run {
+    let mut args = unpack_args(bundle, proxy);
+    args.extend(["--jobs", "1"].map(String::from));
+    scratch.ferry(args)
+}
+
+/// Issue 15: where the registry takes single-request uploads (the proxy
+/// does them on docker-registry's behalf, as a registry that honours the
+/// spec's would), each new small blob costs one request, the `POST` that
+/// carries it. The first `201` is kept for the run: no later small blob
+/// opens a session or is `PUT`. A blob over 1 MiB is still asked for, then
+/// goes by `POST` + `PUT`; blobs another repository got are still mounted.
+#[test]
+fn unpack_sends_one_request_per_new_small_blob_where_the_registry_takes_it() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    proxy.inject(Fault::TakeSingleRequestUpload, single_requests(), FOREVER);
+    let run = unpack_one_at_a_time(&scratch, &bundle, &proxy).ok();
+    let sent = Sent::of(&proxy);
+    let log = &sent.log;
+    let s = run.json();
+    let n = |key: &str| usize::try_from(s[key].as_u64().unwrap()).unwrap();
+    let (uploaded, mounted) = (n("blobs_uploaded"), n("blobs_mounted"));
+    assert_eq!((n("failed"), n("blobs_present")), (0, 0), "{s:#}");
+    assert!(uploaded > 5 && mounted > 0, "{s:#}");
+    let big = source.big_layer();
+    // The big blob: HEAD, POST, PUT.
+    assert_eq!(sent.digests("PUT"), [big.as_str()], "{log:#?}");
+    assert_eq!(sent.blob_heads, 1, "{log:#?}");
+    let asked = Match::path_contains(&format!("/blobs/{big}")).method("HEAD");
+    assert_eq!(proxy.count(&asked), 1, "{log:#?}");
+    // Every other new blob: the one POST that carries it.
+    let whole = sent.digests("POST");
+    let distinct: HashSet<&String> = whole.iter().collect();
+    assert_eq!(whole.len(), uploaded - 1, "{log:#?}");
+    assert_eq!(distinct.len(), uploaded - 1, "{log:#?}");
+    assert!(!whole.contains(&big));
+    // Besides them: the big blob's session, and the mounts.
+    assert_eq!(sent.posts, whole.len() + 1 + mounted, "{log:#?}");
+    assert_eq!(sent.mounts_from_this_run(), mounted);
+    let blob_requests = proxy.count(&Match::path_contains("/blobs/"));
+    assert_eq!(blob_requests, (uploaded - 1) + 3 + mounted, "{log:#?}");
+    assert_tags_served(&registry, &run);
+}
+
+/// Issue 15: a registry that took single-request uploads, then fails one
+/// (`400`, as for a digest it finds wrong) and then another (`500`). The
+/// refused blob goes again by `POST` + `PUT`; the failed request is tried
+/// again as it was; every later small blob still goes in one request: one
+/// blob's error does not make ferry take the registry for one that
+/// refuses the form. Every tag is served at its digest.
+#[test]
+fn a_single_request_refused_after_the_registry_took_one_costs_that_blob_only() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    proxy.inject(Fault::TakeSingleRequestUpload, single_requests(), 1);
+    proxy.inject(status(400, None), single_requests(), 1);
+    proxy.inject(status(500, None), single_requests(), 1);
+    proxy.inject(Fault::TakeSingleRequestUpload, single_requests(), FOREVER);
+    let run = unpack_one_at_a_time(&scratch, &bundle, &proxy).ok();
+    let sent = Sent::of(&proxy);
+    let log = &sent.log;
+    let s = run.json();
+    let n = |key: &str| usize::try_from(s[key].as_u64().unwrap()).unwrap();
+    let (uploaded, mounted) = (n("blobs_uploaded"), n("blobs_mounted"));
+    assert_eq!(n("failed"), 0, "{s:#}");
+    let faulted = |code: u16| -> Vec<String> {
+        let by = |seen: &&ferry_testkit::proxy::Seen| seen.fault == Some(status(code, None));
+        let path = |seen: &ferry_testkit::proxy::Seen| seen.path.clone();
+        log.iter().filter(by).map(path).collect()
+    };
+    let (refused, failed) = (faulted(400), faulted(500));
+    assert_eq!((refused.len(), failed.len()), (1, 1), "{log:#?}");
+    let digest_of = |path: &str| path.split_once("?digest=").unwrap().1.to_string();
+    let (refused, failed) = (digest_of(&refused[0]), digest_of(&failed[0]));
+    let big = source.big_layer();
+    // The refused blob and the big one went into sessions; no other blob.
+    let mut put = sent.digests("PUT");
+    put.sort();
+    let mut expected = vec![refused.clone(), big.clone()];
+    expected.sort();
+    assert_eq!(put, expected, "{log:#?}");
+    // Each small blob was offered whole once; the failed one twice.
+    let whole = sent.digests("POST");
+    for digest in whole.iter().collect::<HashSet<_>>() {
+        let times = whole.iter().filter(|d| *d == digest).count();
+        let expected = if *digest == failed { 2 } else { 1 };
+        assert_eq!(times, expected, "{digest}: {log:#?}");
+    }
+    assert_eq!(whole.len(), (uploaded - 1) + 1, "{log:#?}");
+    assert_eq!(sent.posts, whole.len() + 2 + mounted, "{log:#?}");
+    let blob_requests = proxy.count(&Match::path_contains("/blobs/"));
+    assert_eq!(blob_requests, (uploaded - 1) + 3 + mounted + 3, "{log:#?}");
+    assert_tags_served(&registry, &run);
+}
+
+/// Issue 15: a registry that takes single requests, but fails one blob's
+/// for good (`500`). That request is tried exactly the tries asked for (one
+/// retry policy, not tries times tries) and never goes into a session; the
+/// image that needs the blob fails and gets no tag, every other image is
+/// served at its digest; once the registry recovers, the same command
+/// finishes the job. One upload at a time: with more, the blob may go by
+/// `POST` + `PUT` while another upload asks the registry, and never meet
+/// the fault.
+#[test]
+fn a_single_request_failing_for_good_fails_its_image_only() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    let chart = source.fixtures.image("fixtures/chart:0.1.0");
+    let layer = chart.blobs.last().unwrap();
+    let doomed = single_requests().query_contains(&format!("digest={layer}"));
+    proxy.inject(status(500, None), doomed.clone(), FOREVER);
+    proxy.inject(Fault::TakeSingleRequestUpload, single_requests(), FOREVER);
+    let run = unpack_one_at_a_time(&scratch, &bundle, &proxy).failed();
+    let log = proxy.log();
+    assert!(run.stderr.contains("answered 500"), "{}", run.stderr);
+    assert!(run.stderr.contains(layer.as_str()), "{}", run.stderr);
+    assert_eq!(proxy.count(&doomed), 3, "{log:#?}");
+    assert!(!Sent::of(&proxy).digests("PUT").contains(layer), "{log:#?}");
+    let summary = run.json();
+    let failed: Vec<&str> = summary["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| !i["error"].is_null())
+        .map(|i| i["original"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, [chart.reference.as_str()]);
+    for repo in registry.catalog() {
+        let tags = registry.tags(&repo);
+        assert!(
+            !repo.contains("fixtures-chart") || tags.is_empty(),
+            "{repo}: {tags:?} although its content failed"
+        );
+    }
+    assert_tags_served(&registry, &run);
+
+    proxy.clear();
+    let run = unpack(&scratch, &bundle, &proxy).ok();
+    assert_eq!(run.json()["failed"], 0);
     assert_tags_served(&registry, &run);
 }

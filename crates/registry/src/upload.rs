@@ -64,16 +64,18 @@ impl SingleRequestMemory {
     /// and reports through the returned [`Ask`]).
     fn offer<'a>(&'a self, origin: &'a str) -> Option<Ask<'a>> {
         let mut verdicts = self.verdicts.lock().unwrap_or_else(PoisonError::into_inner);
-        match verdicts.get(origin) {
-            Some(Verdict::Honoured) => {}
+        let asking = match verdicts.get(origin) {
+            Some(Verdict::Honoured) => false,
             Some(Verdict::Asking | Verdict::Refused) => return None,
             None => {
                 verdicts.insert(origin.to_string(), Verdict::Asking);
+                true
             }
-        }
+        };
         Some(Ask {
             memory: self,
             origin,
+            asking,
             verdict: None,
         })
     }
@@ -100,6 +102,9 @@ impl SingleRequestMemory {
 struct Ask<'a> {
     memory: &'a SingleRequestMemory,
     origin: &'a str,
+    /// Whether this offer asks (nobody knew); else the origin honours
+    /// single requests already.
+    asking: bool,
     verdict: Option<Verdict>,
 }
 
@@ -221,7 +226,12 @@ impl Client {
                             url
                         }
                         Err(e) if refuses_form(&e) => {
-                            ask.verdict = Some(Verdict::Refused);
+                            // From an origin that took single requests,
+                            // this refusal is this blob's (a digest it
+                            // found wrong, say), not the form's.
+                            if ask.asking {
+                                ask.verdict = Some(Verdict::Refused);
+                            }
                             drop(ask);
                             self.start_upload(repo, digest)
                                 .await
@@ -357,7 +367,9 @@ mod tests {
         ask.verdict = Some(Verdict::Honoured);
         drop(ask);
         assert!(memory.offer("http://a").is_some());
-        assert!(memory.offer("http://a").is_some(), "honoured: all offer");
+        let offer = memory.offer("http://a").expect("honoured: all offer");
+        assert!(!offer.asking, "honoured: nobody asks any more");
+        drop(offer);
         let mut ask = memory.offer("http://a").unwrap();
         ask.verdict = Some(Verdict::Refused);
         drop(ask);

@@ -36,7 +36,8 @@ impl Head {
         Some((method, path))
     }
 
-    fn status(&self) -> u16 {
+    /// The status code of a status line (0 if there is none).
+    pub(crate) fn status(&self) -> u16 {
         self.start
             .split(' ')
             .nth(1)

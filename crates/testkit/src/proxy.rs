@@ -23,6 +23,9 @@
 //! [`FaultProxy::start_foreign`] opens a second origin in front of the same
 //! registry; [`Fault::MoveLocation`] and [`Fault::Redirect`] send clients
 //! there, and its log tells whether they brought credentials along.
+//!
+//! [`Fault::TakeSingleRequestUpload`] makes it a registry that takes the
+//! spec's single-request blob uploads, which docker-registry 2.8 is not.
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -94,6 +97,19 @@ pub enum Fault {
         /// `host:port` of the other origin.
         to: String,
     },
+    /// Behave as a registry that honours the distribution spec's
+    /// single-request upload, which docker-registry 2.8 does not (it opens
+    /// a session, `202`, whatever the `POST` carries). A `POST
+    /// .../blobs/uploads/?digest=D` with a body (framed by
+    /// `Content-Length`) is done on the client's behalf as the upstream
+    /// takes it: a `POST` that opens a session, then a `PUT` of the body to
+    /// the session's `Location` with `digest=D`. The client gets `201
+    /// Created` with the upstream's `Location` and `Docker-Content-Digest`,
+    /// or the upstream's answer to whichever step failed (a digest that
+    /// does not match: `400`). Those two requests are the proxy's own and
+    /// are not logged. Any other request (no body, no `digest`, a mount)
+    /// passes through unchanged.
+    TakeSingleRequestUpload,
 }
 
 /// Which requests a rule applies to. Every condition set must hold.
@@ -545,6 +561,15 @@ fn serve_connection(shared: &Shared, client: TcpStream) -> io::Result<()> {
                 write_redirect(&mut writer, &format!("http://{to}{path}"), client_close)?;
                 !client_close
             }
+            Some(Fault::TakeSingleRequestUpload) => match single_request_digest(&request, &path) {
+                Some((digest, len)) => {
+                    let mut body = Vec::new();
+                    copy_body(&mut reader, &mut body, BodyFraming::Length(len))?;
+                    let answer = single_request_upload(shared, &request, &path, &digest, &body)?;
+                    answer.send(&mut writer, client_close)?
+                }
+                None => forward(shared, &mut reader, &mut writer, &request, &method, None)?,
+            },
             None => forward(shared, &mut reader, &mut writer, &request, &method, None)?,
         };
         if !keep_alive {
@@ -638,11 +663,15 @@ impl Forwarding {
 
 /// `location` (absolute or a path) on the origin `http://to`.
 fn relocate(location: &str, to: &str) -> String {
-    let path = match location.split_once("://") {
+    format!("http://{to}{}", path_of(location))
+}
+
+/// The path and query of `location` (absolute or a path).
+fn path_of(location: &str) -> &str {
+    match location.split_once("://") {
         Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
         None => location,
-    };
-    format!("http://{to}{path}")
+    }
 }
 
 /// Forward one request and its answer, changed as `how` says (`None`:
@@ -725,6 +754,138 @@ fn forward(
     shared.untrack(id);
     let _ = upstream.shutdown(Shutdown::Both);
     result
+}
+
+/// For [`Fault::TakeSingleRequestUpload`]: the digest and body length of
+/// a single-request upload (`POST` to an upload path, `digest=` in the
+/// query, a body framed by `Content-Length`); `None` for anything else.
+fn single_request_digest(request: &Head, path: &str) -> Option<(String, u64)> {
+    let (upload, query) = path.split_once('?')?;
+    let method = request.request_line()?.0;
+    if method != "POST" || !upload.ends_with("/blobs/uploads/") {
+        return None;
+    }
+    let digest = query.split('&').find_map(|kv| kv.strip_prefix("digest="))?;
+    match request.request_framing() {
+        BodyFraming::Length(n) => Some((digest.to_string(), n)),
+        _ => None,
+    }
+}
+
+/// A whole response, held in memory, to relay to the client.
+struct Answer {
+    head: Head,
+    body: Vec<u8>,
+    framing: BodyFraming,
+}
+
+impl Answer {
+    /// Send it to the client; whether the connection stays open.
+    fn send(mut self, out: &mut TcpStream, client_close: bool) -> io::Result<bool> {
+        self.head.remove("connection");
+        self.head.remove("keep-alive");
+        let keep_alive = !client_close && self.framing != BodyFraming::UntilClose;
+        if !keep_alive {
+            self.head.push("Connection", "close");
+        }
+        out.write_all(&self.head.to_bytes())?;
+        out.write_all(&self.body)?;
+        out.flush()?;
+        Ok(keep_alive)
+    }
+}
+
+/// One exchange of the proxy's own with the upstream, on a fresh
+/// connection: `method target`, with the client's `request` fields (its
+/// `Host` and `Authorization`) and `body` (a blob's, if any).
+fn exchange(
+    shared: &Shared,
+    request: &Head,
+    method: &str,
+    target: &str,
+    body: &[u8],
+) -> io::Result<Answer> {
+    let mut head = request.clone();
+    head.start = format!("{method} {target} HTTP/1.1");
+    for name in [
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "content-type",
+        "expect",
+    ] {
+        head.remove(name);
+    }
+    head.push("Content-Length", &body.len().to_string());
+    if !body.is_empty() {
+        head.push("Content-Type", "application/octet-stream");
+    }
+    head.push("Connection", "close");
+    let upstream = TcpStream::connect(shared.upstream)?;
+    let id = shared.track(&upstream);
+    let result = (|| {
+        let mut up_out = upstream.try_clone()?;
+        up_out.write_all(&head.to_bytes())?;
+        up_out.write_all(body)?;
+        up_out.flush()?;
+        let mut up_in = BufReader::new(upstream.try_clone()?);
+        let head = read_head(&mut up_in)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "no answer upstream"))?;
+        let framing = head.response_framing(method);
+        let mut body = Vec::new();
+        copy_body(&mut up_in, &mut body, framing)?;
+        Ok(Answer {
+            head,
+            body,
+            framing,
+        })
+    })();
+    shared.untrack(id);
+    let _ = upstream.shutdown(Shutdown::Both);
+    result
+}
+
+/// Do the single-request upload of `body` (see
+/// [`Fault::TakeSingleRequestUpload`]) as the upstream takes it: open a
+/// session, `PUT` the body into it. The answer for the client.
+fn single_request_upload(
+    shared: &Shared,
+    request: &Head,
+    path: &str,
+    digest: &str,
+    body: &[u8],
+) -> io::Result<Answer> {
+    let upload = path.split_once('?').map_or(path, |(p, _)| p);
+    let opened = exchange(shared, request, "POST", upload, &[])?;
+    let Some(location) = opened
+        .head
+        .get("location")
+        .filter(|_| opened.head.status() == 202)
+    else {
+        return Ok(opened);
+    };
+    let session = path_of(location);
+    let separator = if session.contains('?') { '&' } else { '?' };
+    let target = format!("{session}{separator}digest={digest}");
+    let stored = exchange(shared, request, "PUT", &target, body)?;
+    if stored.head.status() != 201 {
+        return Ok(stored);
+    }
+    let mut head = Head {
+        start: "HTTP/1.1 201 Created".to_string(),
+        fields: vec![("Content-Length".to_string(), "0".to_string())],
+    };
+    for name in ["Location", "Docker-Content-Digest"] {
+        if let Some(value) = stored.head.get(name) {
+            head.push(name, value);
+        }
+    }
+    Ok(Answer {
+        head,
+        body: Vec::new(),
+        framing: BodyFraming::Empty,
+    })
 }
 
 /// Copy a body of `len` bytes while the budget lasts; when it runs out,

@@ -163,3 +163,64 @@ fn raw_keep_alive_and_drop_closes_everything() {
     assert!(closed, "the proxy left the connection open");
     assert!(TcpStream::connect(host).is_err());
 }
+
+#[test]
+fn a_single_request_upload_is_taken_on_the_clients_behalf() {
+    let registry = RegistryProcess::start_with(RegistryOptions {
+        htpasswd: Some(("ferry".into(), "s3cret".into())),
+        ..RegistryOptions::default()
+    });
+    let proxy = FaultProxy::start(&registry);
+    proxy.inject(
+        Fault::TakeSingleRequestUpload,
+        Match::path_contains("/blobs/uploads/").method("POST"),
+        FOREVER,
+    );
+    let http = client();
+    let base = format!("http://{}/v2", proxy.host());
+    let post = |repo: &str, query: &str, body: &'static [u8]| {
+        http.post(format!("{base}/{repo}/blobs/uploads/{query}"))
+            .basic_auth("ferry", Some("s3cret"))
+            .header("Content-Type", "application/octet-stream")
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    let bytes: &[u8] = b"one request is enough";
+    let digest = ferry_oci::Digest::sha256_of(bytes).to_string();
+
+    // Stored in one request, as a registry that honours them answers.
+    let r = post("one", &format!("?digest={digest}"), bytes);
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(r.headers()["docker-content-digest"], digest.as_str());
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.ends_with(&format!("/v2/one/blobs/{digest}")),
+        "{location}"
+    );
+    let got = http
+        .get(format!("{base}/one/blobs/{digest}"))
+        .basic_auth("ferry", Some("s3cret"))
+        .send()
+        .unwrap();
+    assert_eq!(got.bytes().unwrap(), bytes);
+
+    // A body that does not match its digest: the registry's own error.
+    let r = post("one", &format!("?digest={digest}"), b"something else");
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().unwrap().contains("DIGEST_INVALID"));
+    // No credentials: the registry's challenge, from the first step.
+    let r = http
+        .post(format!("{base}/one/blobs/uploads/?digest={digest}"))
+        .body(bytes)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    // Without a body or a digest (a session, a mount): untouched.
+    assert_eq!(post("one", "", b"").status().as_u16(), 202);
+    let mount = format!("?mount={digest}&from=one");
+    assert_eq!(post("two", &mount, b"").status().as_u16(), 201);
+    // The client's five POSTs and one GET; the proxy's own are not logged.
+    assert_eq!(proxy.count(&Match::any()), 6, "{:#?}", proxy.log());
+}
