@@ -6,13 +6,16 @@
 #
 #   scripts/bench-small.sh [--bin DIR] [--repos N] [--tags N] [--jobs N]
 #                          [--rss-images N] [--registry-storage memory|disk]
+#                          [--runs N]   (every timed step N times, best kept)
 #
 # Measures, against real docker-registry:
 #   - ferry pack + unpack against skopeo's round trip (copy per image + tar);
 #   - a repeat unpack into the same registry (time, and its requests against
 #     the manifests + tags it has to confirm);
 #   - requests per new blob, per new manifest and per tag of the first
-#     unpack;
+#     unpack; and per new blob into a registry that takes single-request
+#     uploads (the proxy's --take-single-requests, as docker-registry 2.8
+#     does not);
 #   - the time for REPOS repositories over that for REPOS/4 (the 4x ratio);
 #   - with --rss-images N (make bench passes 5000): ferry's peak RSS (and
 #     time per image) unpacking N images; pushing them takes a few minutes.
@@ -36,6 +39,7 @@ tags=4
 jobs=8
 rss_images=0
 registry_storage=memory
+runs=1
 while [[ $# -gt 0 ]]; do
   case $1 in
     --bin) bin=$2; shift 2 ;;
@@ -44,10 +48,12 @@ while [[ $# -gt 0 ]]; do
     --jobs) jobs=$2; shift 2 ;;
     --rss-images) rss_images=$2; shift 2 ;;
     --registry-storage) registry_storage=$2; shift 2 ;;
-    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --runs) runs=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-small.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "bench-small.sh: --runs is a whole number from 1" >&2; exit 2; }
 ((repos >= 4)) || { echo "bench-small.sh: --repos must be at least 4 (the 4x ratio runs a quarter)" >&2; exit 2; }
 for tool in docker-registry skopeo curl tar python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench-small.sh: $tool is missing (run scripts/install-deps.sh)" >&2; exit 1; }
@@ -97,10 +103,11 @@ YAML
   registry=127.0.0.1:$port
 }
 
-start_proxy() { # NAME UPSTREAM -> sets $proxy to host:port; log in $work/NAME.requests
+start_proxy() { # NAME UPSTREAM [FLAGS...] -> sets $proxy to host:port; log in $work/NAME.requests
   local name=$1 upstream=$2
+  shift 2
   : >"$work/$name.requests"
-  "$bin/ferry-fixtures" proxy "$upstream" "$work/$name.requests" >"$work/$name.proxy" &
+  "$bin/ferry-fixtures" proxy "$upstream" "$work/$name.requests" "$@" >"$work/$name.proxy" &
   pids+=($!)
   for _ in $(seq 100); do [[ -s $work/$name.proxy ]] && break; sleep 0.05; done
   proxy=$(head -n1 "$work/$name.proxy")
@@ -128,18 +135,27 @@ unpack() { # BUNDLE HOST [FLAGS...]: ferry unpack into HOST/mirror
   "$bin/ferry" unpack "$bundle" --to "$host/mirror" --plain-http "$host" --jobs "$jobs" "$@"
 }
 
+best() { # A B -> the smaller, or B when A is empty
+  awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b + 0 < a + 0) ? b : a }'
+}
+
 # run_ferry NAME REPOS: push the workload, pack it, unpack it twice (timed,
-# straight to the registry); with COUNT=yes, unpack it twice more into a
-# fresh registry behind the proxy (counted). Sets pack_s unpack_s again_s.
+# straight to the registry; --runs times, each unpack pair into a fresh
+# registry, best kept); with COUNT=yes, unpack it twice more into a fresh
+# registry behind the proxy (counted). Sets pack_s unpack_s again_s.
 run_ferry() {
-  local name=$1 n=$2 src dst
+  local name=$1 n=$2 src dst run
   start_registry "$name-src"; src=$registry
-  start_registry "$name-dst"; dst=$registry
   "$bin/ferry-fixtures" small-workload "$src" "$n" "$tags" >"$work/$name.images"
-  pack_s=$(seconds "$bin/ferry" pack --images-file "$work/$name.images" --plain-http "$src" \
-    -o "$work/$name.tar" --jobs "$jobs" --quiet)
-  unpack_s=$(seconds unpack "$work/$name.tar" "$dst" --quiet)
-  again_s=$(seconds unpack "$work/$name.tar" "$dst" --quiet)
+  pack_s= unpack_s= again_s=
+  for ((run = 1; run <= runs; run++)); do
+    rm -f "$work/$name.tar"
+    pack_s=$(best "$pack_s" "$(seconds "$bin/ferry" pack --images-file "$work/$name.images" \
+      --plain-http "$src" -o "$work/$name.tar" --jobs "$jobs" --quiet)")
+    start_registry "$name-dst-$run"; dst=$registry
+    unpack_s=$(best "$unpack_s" "$(seconds unpack "$work/$name.tar" "$dst" --quiet)")
+    again_s=$(best "$again_s" "$(seconds unpack "$work/$name.tar" "$dst" --quiet)")
+  done
   if [[ ${COUNT:-no} == yes ]]; then
     start_registry "$name-counted"
     start_proxy "$name" "$registry"
@@ -148,6 +164,12 @@ run_ferry() {
     : >"$work/$name.requests"
     unpack "$work/$name.tar" "$proxy" --json --quiet >"$work/$name.again.json"
     settled_log "$name" >"$work/$name.again.requests"
+    # And into a registry that takes single-request uploads (201): the
+    # proxy does them on ferry's behalf, docker-registry 2.8 does not.
+    start_registry "$name-single-target"
+    start_proxy "$name-single" "$registry" --take-single-requests
+    unpack "$work/$name.tar" "$proxy" --json --quiet >"$work/$name.single.json"
+    settled_log "$name-single" >"$work/$name.single.requests"
   fi
 }
 
@@ -160,21 +182,25 @@ note "ferry: $repos x $tags images (timed, then counted through the proxy)"
 COUNT=yes run_ferry full "$repos"
 
 note "skopeo: copy per image to oci: + tar, then tar -x + copy per image"
-start_registry skopeo-dst; skopeo_dst=$registry
+skopeo_pack_s= skopeo_unpack_s=
+for ((run = 1; run <= runs; run++)); do
+start_registry "skopeo-dst-$run"; skopeo_dst=$registry
+rm -rf "$work/skopeo"
 mkdir -p "$work/skopeo"
-skopeo_pack_s=$(seconds bash -c '
+skopeo_pack_s=$(best "$skopeo_pack_s" "$(seconds bash -c '
   while read -r ref; do
     name=${ref#*/}; name=${name//\//-}; name=${name//:/-}
     skopeo copy --quiet --all --src-tls-verify=false "docker://$ref" "oci:$1/oci:$name"
   done <"$2"
-  tar -cf "$1/bundle.tar" -C "$1" oci' _ "$work/skopeo" "$work/full.images")
+  tar -cf "$1/bundle.tar" -C "$1" oci' _ "$work/skopeo" "$work/full.images")")
 rm -rf "$work/skopeo/oci"
-skopeo_unpack_s=$(seconds bash -c '
+skopeo_unpack_s=$(best "$skopeo_unpack_s" "$(seconds bash -c '
   mkdir -p "$1/x" && tar -xf "$1/bundle.tar" -C "$1/x"
   while read -r ref; do
     name=${ref#*/}; name=${name//\//-}; name=${name//:/-}
     skopeo copy --quiet --all --dest-tls-verify=false "oci:$1/x/oci:$name" "docker://$3/mirror/$name"
-  done <"$2"' _ "$work/skopeo" "$work/full.images" "$skopeo_dst")
+  done <"$2"' _ "$work/skopeo" "$work/full.images" "$skopeo_dst")")
+done
 
 rss_kib=0 rss_unpack_s=0 rss_pack_s=0 rss_push_s=0 rss_count=0
 if ((rss_images > 0)); then
@@ -231,9 +257,16 @@ def classify(path):
     return kinds
 
 first, again = classify(f"{work}/full.first.requests"), classify(f"{work}/full.again.requests")
+single = classify(f"{work}/full.single.requests")
 s1 = json.load(open(f"{work}/full.first.json"))
 s2 = json.load(open(f"{work}/full.again.json"))
+s3 = json.load(open(f"{work}/full.single.json"))
 k = lambda d, *names: sum(d.get(n, 0) for n in names)
+def per_new_blob(kinds, summary):
+    """Blob requests of one first unpack, per blob it uploaded or mounted."""
+    new = summary["blobs_uploaded"] + summary["blobs_mounted"]
+    sent = k(kinds, "blob_head") - summary["blobs_present"] + k(kinds, "blob_post", "blob_post_whole", "blob_mount", "blob_put")
+    return round(sent / new, 2) if new else None
 new_blobs = s1["blobs_uploaded"] + s1["blobs_mounted"]
 blob_requests = k(first, "blob_head") - s1["blobs_present"] + k(first, "blob_post", "blob_post_whole", "blob_mount", "blob_put")
 tags_first = s1["tags_set"] + s1["tags_unchanged"]
@@ -250,16 +283,19 @@ q = $q_pack + $q_unpack
 r = {
     "workload": {"repositories": $repos, "tags": $tags, "images": images},
     "jobs": $jobs,
+    "runs": $runs,
     "registry_storage": "$registry_storage",
     "wall_seconds": {"ferry_pack": $pack_s, "ferry_unpack": $unpack_s, "ferry_unpack_again": $again_s,
                      "skopeo_pack": $skopeo_pack_s, "skopeo_unpack": $skopeo_unpack_s,
                      "quarter_ferry_pack": $q_pack, "quarter_ferry_unpack": $q_unpack},
     "requests": {"unpack": sum(first.values()), "unpack_again": sum(again.values()),
                  "unpack_by_kind": first, "unpack_again_by_kind": again,
+                 "unpack_where_single_requests_are_taken_by_kind": single,
                  "again_manifests_plus_tags": confirm},
     "requests_per": {
         "image_unpack": round(sum(first.values()) / images, 2),
         "new_blob": round(blob_requests / new_blobs, 2) if new_blobs else None,
+        "new_blob_where_single_requests_are_taken": per_new_blob(single, s3),
         "new_manifest": round(manifest_requests / s1["manifests_pushed"], 2) if s1["manifests_pushed"] else None,
         "tag": round(tag_requests / tags_first, 2) if tags_first else None,
     },
@@ -273,6 +309,7 @@ r = {
 }
 print()
 print(f"many small images: {images} images ({$repos} repositories x {$tags} tags); --jobs {$jobs}; "
+      f"best of {$runs} run(s); "
       f"registries' storage in {r['registry_storage']}; "
       f"load average before {r['loadavg_before']}, after {r['loadavg_after']}")
 print()
@@ -287,6 +324,9 @@ print(f"requests per image, unpack     {per['image_unpack']}   ({r['requests']['
 print(f"requests per new blob          {per['new_blob']}   (HEAD {k(first, 'blob_head')}, POST {k(first, 'blob_post')}, "
       f"single-request POST {k(first, 'blob_post_whole')}, mount {k(first, 'blob_mount')}, PUT {k(first, 'blob_put')}; "
       f"target <= 3, 2 where the registry takes single requests)")
+print(f"  where single requests are taken {per['new_blob_where_single_requests_are_taken']}   (single-request POST "
+      f"{k(single, 'blob_post_whole')}, POST {k(single, 'blob_post')}, mount {k(single, 'blob_mount')}, PUT {k(single, 'blob_put')}; "
+      f"target 2; uploads begun while the first asks go by POST + PUT)")
 print(f"requests per new manifest      {per['new_manifest']}   (HEAD {k(first, 'manifest_digest_head')}, "
       f"PUT {k(first, 'manifest_digest_put')}, PUT under its tag {put_under_tag}; target 2)")
 print(f"requests per tag               {per['tag']}   (catalog {k(first, 'catalog_get')}, tag lists {k(first, 'tag_list_get')}, HEAD "

@@ -466,4 +466,4 @@ PY
 
 # Many small images (issue 15): N repositories x 4 tags, see bench-small.sh.
 "$(dirname "$0")/bench-small.sh" --bin "$bin" --repos "$small_repos" --jobs "$jobs" \
-  --rss-images "$small_rss_images" --registry-storage "$small_registry_storage"
+  --rss-images "$small_rss_images" --registry-storage "$small_registry_storage" --runs "$runs"

@@ -31,7 +31,9 @@ const USAGE: &str = "usage:
       (within 20 ms) until killed: how `make bench` counts requests.
       --stall-after BYTES: let BYTES of blob bodies through, then hold every further
       byte (a link gone dead mid-transfer); --lift-when FILE: lift that once FILE
-      exists (the link is back): how `make demo` shows a resumed pack";
+      exists (the link is back): how `make demo` shows a resumed pack;
+      --take-single-requests: take single-request blob uploads (201), which
+      docker-registry 2.8 does not (Fault::TakeSingleRequestUpload)";
 
 enum Command {
     Push(String),
@@ -56,6 +58,7 @@ enum Command {
         log: PathBuf,
         stall_after: Option<u64>,
         lift_when: Option<PathBuf>,
+        take_single_requests: bool,
     },
 }
 
@@ -67,6 +70,7 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
     let mut blobs = None;
     let mut stall_after = None;
     let mut lift_when = None;
+    let mut take_single_requests = false;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -106,6 +110,7 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
                 let value = rest.next().ok_or("--lift-when needs a file")?;
                 lift_when = Some(PathBuf::from(value));
             }
+            "--take-single-requests" => take_single_requests = true,
             "--blobs" => {
                 let value = rest.next().ok_or("--blobs needs a file")?;
                 blobs = Some(PathBuf::from(value));
@@ -128,6 +133,7 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
                 log: PathBuf::from(log),
                 stall_after: stall_after.take(),
                 lift_when: lift_when.take(),
+                take_single_requests: std::mem::take(&mut take_single_requests),
             },
             [cmd, host] if cmd == "bench-workload" => Command::BenchWorkload {
                 host: host.clone(),
@@ -145,8 +151,12 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
                     .to_string(),
             ),
         };
-    if (stall_after.is_some() || lift_when.is_some()) && !matches!(command, Command::Proxy { .. }) {
-        return Err("--stall-after and --lift-when are for proxy".to_string());
+    if (stall_after.is_some() || lift_when.is_some() || take_single_requests)
+        && !matches!(command, Command::Proxy { .. })
+    {
+        return Err(
+            "--stall-after, --lift-when and --take-single-requests are for proxy".to_string(),
+        );
     }
     if scale.is_some() && !matches!(command, Command::BenchWorkload { .. }) {
         return Err("--scale is for bench-workload".to_string());
@@ -199,7 +209,14 @@ fn main() -> ExitCode {
             log,
             stall_after,
             lift_when,
-        } => proxy(&upstream, &log, stall_after, lift_when.as_deref()),
+            take_single_requests,
+        } => proxy(
+            &upstream,
+            &log,
+            stall_after,
+            lift_when.as_deref(),
+            take_single_requests,
+        ),
         Command::Serve(dir) => {
             let registry = RegistryProcess::start_with(RegistryOptions {
                 storage_dir: Some(dir),
@@ -222,6 +239,7 @@ fn proxy(
     log: &std::path::Path,
     stall_after: Option<u64>,
     lift_when: Option<&std::path::Path>,
+    take_single_requests: bool,
 ) -> ExitCode {
     let Ok(upstream) = upstream.parse::<std::net::SocketAddr>() else {
         eprintln!("ferry-fixtures: proxy {upstream}: expected IP:PORT");
@@ -242,6 +260,16 @@ fn proxy(
     if let Some(bytes) = stall_after {
         proxy.stall_after(ferry_testkit::Match::path_contains("/blobs/"), bytes);
     }
+    let take = || {
+        if take_single_requests {
+            proxy.inject(
+                ferry_testkit::Fault::TakeSingleRequestUpload,
+                ferry_testkit::Match::any(),
+                ferry_testkit::FOREVER,
+            );
+        }
+    };
+    take();
     let mut stalled = stall_after.is_some();
     println!("{}", proxy.host());
     let _ = std::io::stdout().flush();
@@ -249,6 +277,7 @@ fn proxy(
         std::thread::sleep(std::time::Duration::from_millis(20));
         if stalled && lift_when.is_some_and(std::path::Path::exists) {
             proxy.clear();
+            take();
             stalled = false;
         }
         let lines: String = proxy
