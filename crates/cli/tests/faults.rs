@@ -215,6 +215,16 @@ fn clean_bundle(source: &Source, scratch: &Scratch) -> String {
     scratch.path("bundle.tar").to_string_lossy().into_owned()
 }
 
+/// The fixtures packed into `bundle.tar` in a fresh scratch directory,
+/// and a target registry behind its own proxy: how most unpack tests start.
+fn packed_and_target() -> (Source, Scratch, String, RegistryProcess, FaultProxy) {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let bundle = clean_bundle(&source, &scratch);
+    let (registry, proxy) = target();
+    (source, scratch, bundle, registry, proxy)
+}
+
 /// A target registry behind its own proxy.
 fn target() -> (RegistryProcess, FaultProxy) {
     let registry = RegistryProcess::start();
@@ -251,10 +261,7 @@ fn assert_tags_served(registry: &RegistryProcess, run: &util::Run) {
 
 #[test]
 fn unpack_survives_transient_faults() {
-    let source = Source::start();
-    let scratch = Scratch::new();
-    let bundle = clean_bundle(&source, &scratch);
-    let (registry, proxy) = target();
+    let (_source, scratch, bundle, registry, proxy) = packed_and_target();
     let uploads = Match::path_contains("/blobs/uploads/");
     proxy.inject(Fault::ResetMidBody, uploads.clone().method("PUT"), 2);
     proxy.inject(status(503, Some(1)), uploads.clone().method("PUT"), 1);
@@ -277,10 +284,7 @@ fn unpack_survives_transient_faults() {
 
 #[test]
 fn an_unpack_stopped_by_a_persistent_fault_completes_when_run_again() {
-    let source = Source::start();
-    let scratch = Scratch::new();
-    let bundle = clean_bundle(&source, &scratch);
-    let (registry, proxy) = target();
+    let (source, scratch, bundle, registry, proxy) = packed_and_target();
     // Every upload into the big image's repository fails, for good.
     proxy.inject(
         status(500, None),
@@ -326,10 +330,7 @@ fn an_unpack_stopped_by_a_persistent_fault_completes_when_run_again() {
 /// run that finishes the job does not send it twice.
 #[test]
 fn a_run_stopped_before_its_first_tag_does_not_send_a_big_blob_again() {
-    let source = Source::start();
-    let scratch = Scratch::new();
-    let bundle = clean_bundle(&source, &scratch);
-    let (registry, proxy) = target();
+    let (source, scratch, bundle, registry, proxy) = packed_and_target();
     let mut dry_run = unpack_args(&bundle, &proxy);
     dry_run.push("--dry-run".into());
     let plan = scratch.ferry(dry_run).ok().json();
@@ -369,10 +370,7 @@ fn a_run_stopped_before_its_first_tag_does_not_send_a_big_blob_again() {
 /// no second HEAD for a tagged image.
 #[test]
 fn a_repeat_unpack_checks_top_manifests_only() {
-    let source = Source::start();
-    let scratch = Scratch::new();
-    let bundle = clean_bundle(&source, &scratch);
-    let (registry, proxy) = target();
+    let (_source, scratch, bundle, registry, proxy) = packed_and_target();
     let first = unpack(&scratch, &bundle, &proxy).ok();
     assert!(proxy.count(&Match::path_contains("/blobs/")) > 0);
     proxy.reset_log();
@@ -741,10 +739,7 @@ fn unpack_one_at_a_time(scratch: &Scratch, bundle: &str, proxy: &FaultProxy) -> 
 /// goes by `POST` + `PUT`; blobs another repository got are still mounted.
 #[test]
 fn unpack_sends_one_request_per_new_small_blob_where_the_registry_takes_it() {
-    let source = Source::start();
-    let scratch = Scratch::new();
-    let bundle = clean_bundle(&source, &scratch);
-    let (registry, proxy) = target();
+    let (source, scratch, bundle, registry, proxy) = packed_and_target();
     proxy.inject(Fault::TakeSingleRequestUpload, single_requests(), FOREVER);
     let run = unpack_one_at_a_time(&scratch, &bundle, &proxy).ok();
     let sent = Sent::of(&proxy);
@@ -782,10 +777,7 @@ fn unpack_sends_one_request_per_new_small_blob_where_the_registry_takes_it() {
 /// refuses the form. Every tag is served at its digest.
 #[test]
 fn a_single_request_refused_after_the_registry_took_one_costs_that_blob_only() {
-    let source = Source::start();
-    let scratch = Scratch::new();
-    let bundle = clean_bundle(&source, &scratch);
-    let (registry, proxy) = target();
+    let (source, scratch, bundle, registry, proxy) = packed_and_target();
     proxy.inject(Fault::TakeSingleRequestUpload, single_requests(), 1);
     proxy.inject(status(400, None), single_requests(), 1);
     proxy.inject(status(500, None), single_requests(), 1);
@@ -837,10 +829,7 @@ fn a_single_request_refused_after_the_registry_took_one_costs_that_blob_only() {
 /// the fault.
 #[test]
 fn a_single_request_failing_for_good_fails_its_image_only() {
-    let source = Source::start();
-    let scratch = Scratch::new();
-    let bundle = clean_bundle(&source, &scratch);
-    let (registry, proxy) = target();
+    let (source, scratch, bundle, registry, proxy) = packed_and_target();
     let chart = source.fixtures.image("fixtures/chart:0.1.0");
     let layer = chart.blobs.last().unwrap();
     let doomed = single_requests().query_contains(&format!("digest={layer}"));
