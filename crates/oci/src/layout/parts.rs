@@ -646,15 +646,22 @@ mod tests {
         assert_eq!(PartSet::open(&base).unwrap().len(), 10_000);
     }
 
+    /// Three empty files `STEM.000` to `STEM.002` in `dir`, to write a set to.
+    fn part_files(dir: &Path, stem: &str) -> Vec<(PathBuf, File)> {
+        (0..3)
+            .map(|i| {
+                let p = dir.join(format!("{stem}.{i:03}"));
+                let mut options = File::options();
+                let f = options.read(true).write(true).create(true).truncate(true);
+                (p.clone(), f.open(&p).unwrap())
+            })
+            .collect()
+    }
+
     #[test]
     fn writes_across_part_boundaries() {
         let dir = tempfile::tempdir().unwrap();
-        let files = (0..3)
-            .map(|i| {
-                let p = dir.path().join(format!("w.{i:03}"));
-                (p.clone(), File::create(&p).unwrap())
-            })
-            .collect();
+        let files = part_files(dir.path(), "w");
         let set = PartSet::for_writing(files, 4, 10);
         set.set_lengths().unwrap();
         set.write_all_at(b"abcdefghij", 0).unwrap();
@@ -666,12 +673,7 @@ mod tests {
     #[test]
     fn only_parts_written_since_the_last_flush_are_flushed() {
         let dir = tempfile::tempdir().unwrap();
-        let files = (0..3)
-            .map(|i| {
-                let p = dir.path().join(format!("f.{i:03}"));
-                (p.clone(), File::create(&p).unwrap())
-            })
-            .collect();
+        let files = part_files(dir.path(), "f");
         let set = PartSet::for_writing(files, 4, 10);
         let unflushed = |set: &PartSet| -> Vec<bool> {
             set.parts
@@ -697,14 +699,7 @@ mod tests {
     #[test]
     fn holes_are_found_across_parts() {
         let dir = tempfile::tempdir().unwrap();
-        let files = (0..3)
-            .map(|i| {
-                let p = dir.path().join(format!("h.{i:03}"));
-                let mut options = File::options();
-                let f = options.read(true).write(true).create(true).truncate(true);
-                (p.clone(), f.open(&p).unwrap())
-            })
-            .collect();
+        let files = part_files(dir.path(), "h");
         let block = 1 << 16;
         let set = PartSet::for_writing(files, 4 * block, 10 * block);
         set.set_lengths().unwrap();
