@@ -184,22 +184,22 @@ COUNT=yes run_ferry full "$repos"
 note "skopeo: copy per image to oci: + tar, then tar -x + copy per image"
 skopeo_pack_s= skopeo_unpack_s=
 for ((run = 1; run <= runs; run++)); do
-start_registry "skopeo-dst-$run"; skopeo_dst=$registry
-rm -rf "$work/skopeo"
-mkdir -p "$work/skopeo"
-skopeo_pack_s=$(best "$skopeo_pack_s" "$(seconds bash -c '
-  while read -r ref; do
-    name=${ref#*/}; name=${name//\//-}; name=${name//:/-}
-    skopeo copy --quiet --all --src-tls-verify=false "docker://$ref" "oci:$1/oci:$name"
-  done <"$2"
-  tar -cf "$1/bundle.tar" -C "$1" oci' _ "$work/skopeo" "$work/full.images")")
-rm -rf "$work/skopeo/oci"
-skopeo_unpack_s=$(best "$skopeo_unpack_s" "$(seconds bash -c '
-  mkdir -p "$1/x" && tar -xf "$1/bundle.tar" -C "$1/x"
-  while read -r ref; do
-    name=${ref#*/}; name=${name//\//-}; name=${name//:/-}
-    skopeo copy --quiet --all --dest-tls-verify=false "oci:$1/x/oci:$name" "docker://$3/mirror/$name"
-  done <"$2"' _ "$work/skopeo" "$work/full.images" "$skopeo_dst")")
+  start_registry "skopeo-dst-$run"; skopeo_dst=$registry
+  rm -rf "$work/skopeo"
+  mkdir -p "$work/skopeo"
+  skopeo_pack_s=$(best "$skopeo_pack_s" "$(seconds bash -c '
+    while read -r ref; do
+      name=${ref#*/}; name=${name//\//-}; name=${name//:/-}
+      skopeo copy --quiet --all --src-tls-verify=false "docker://$ref" "oci:$1/oci:$name"
+    done <"$2"
+    tar -cf "$1/bundle.tar" -C "$1" oci' _ "$work/skopeo" "$work/full.images")")
+  rm -rf "$work/skopeo/oci"
+  skopeo_unpack_s=$(best "$skopeo_unpack_s" "$(seconds bash -c '
+    mkdir -p "$1/x" && tar -xf "$1/bundle.tar" -C "$1/x"
+    while read -r ref; do
+      name=${ref#*/}; name=${name//\//-}; name=${name//:/-}
+      skopeo copy --quiet --all --dest-tls-verify=false "oci:$1/x/oci:$name" "docker://$3/mirror/$name"
+    done <"$2"' _ "$work/skopeo" "$work/full.images" "$skopeo_dst")")
 done
 
 rss_kib=0 rss_unpack_s=0 rss_pack_s=0 rss_push_s=0 rss_count=0
@@ -267,8 +267,6 @@ def per_new_blob(kinds, summary):
     new = summary["blobs_uploaded"] + summary["blobs_mounted"]
     sent = k(kinds, "blob_head") - summary["blobs_present"] + k(kinds, "blob_post", "blob_post_whole", "blob_mount", "blob_put")
     return round(sent / new, 2) if new else None
-new_blobs = s1["blobs_uploaded"] + s1["blobs_mounted"]
-blob_requests = k(first, "blob_head") - s1["blobs_present"] + k(first, "blob_post", "blob_post_whole", "blob_mount", "blob_put")
 tags_first = s1["tags_set"] + s1["tags_unchanged"]
 # A top manifest put under its tag is one request for both: it counts as
 # the manifest's PUT, and not again as the tag's.
@@ -294,7 +292,7 @@ r = {
                  "again_manifests_plus_tags": confirm},
     "requests_per": {
         "image_unpack": round(sum(first.values()) / images, 2),
-        "new_blob": round(blob_requests / new_blobs, 2) if new_blobs else None,
+        "new_blob": per_new_blob(first, s1),
         "new_blob_where_single_requests_are_taken": per_new_blob(single, s3),
         "new_manifest": round(manifest_requests / s1["manifests_pushed"], 2) if s1["manifests_pushed"] else None,
         "tag": round(tag_requests / tags_first, 2) if tags_first else None,
