@@ -13,14 +13,16 @@
 //! spoiled and the archive is hashed again from the start at commit.
 //!
 //! When a pack resumes, a blob already whole in the partial bundle is not
-//! read and hashed on its own to check it: it is handed over with its
-//! digest ([`ArchiveHasher::reused`]) and counts as written at once, and as
-//! the thread passes its bytes it feeds them to the blob's own hash as
-//! well, from the same read. The verdict comes back when the thread has
-//! passed the blob's last byte; a blob that does not hash to its digest
-//! spoils the running hash (it is fetched again, over what was hashed).
-//! Once spoiled, the thread goes on only for the checks still to make,
-//! reading nothing else.
+//! read on its own to check it: it is handed over with its digest
+//! ([`ArchiveHasher::reused`]) and counts as written at once, and as the
+//! thread passes its bytes it hands the very buffers it read on to a side
+//! thread, which feeds them to the blob's own hash (so the blob is read
+//! once, and the thread everything waits on hashes each byte once). The
+//! verdict comes back when the side thread has passed the blob's last
+//! byte; a blob that does not hash to its digest spoils the running hash
+//! (it is fetched again, over what was hashed). Once spoiled, the thread
+//! goes on only for the checks still to make, reading nothing else. A
+//! split bundle's part hashes are made on the side thread too.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -103,8 +105,14 @@ impl ArchiveHasher {
     /// Start hashing `file` (`len` bytes). Everything outside `regions`
     /// (`(offset, size)` of each blob still to arrive, in offset order) must
     /// already be written. Slot `i` in [`ArchiveHasher::written`] is
-    /// `regions[i]`.
-    pub fn start(file: Arc<PartSet>, len: u64, regions: &[(u64, u64)]) -> ArchiveHasher {
+    /// `regions[i]`. `reusing`: blobs will be [`ArchiveHasher::reused`]
+    /// (their checks then run on a thread beside this one's).
+    pub fn start(
+        file: Arc<PartSet>,
+        len: u64,
+        regions: &[(u64, u64)],
+        reusing: bool,
+    ) -> ArchiveHasher {
         debug_assert!(regions.windows(2).all(|w| w[0].0 <= w[1].0));
         let shared = Arc::new(Shared {
             regions: regions
@@ -126,7 +134,7 @@ impl ArchiveHasher {
             let file = file.clone();
             std::thread::Builder::new()
                 .name("ferry-archive-sha256".to_string())
-                .spawn(move || follow(&shared, &file, len))
+                .spawn(move || follow(&shared, &file, len, reusing))
                 .ok()
         };
         if thread.is_none() {
@@ -149,7 +157,7 @@ impl ArchiveHasher {
 
     /// The blob in `slot` is already in the file, every byte of it, it
     /// seems (a partial bundle being resumed): its bytes count as written
-    /// from now on, and as the thread passes them it checks them against
+    /// from now on, and as the thread passes them they are checked against
     /// `digest`, from the same reads as the archive's hash. The verdict
     /// (`true`: they hash to `digest`) comes on the returned channel; when
     /// it is `false` the running hash is spoiled already, ready for the
@@ -228,124 +236,191 @@ impl Drop for ArchiveHasher {
     }
 }
 
-/// Hashes the whole and, for a split bundle, each part, fed in order.
+/// Hashes the whole on the calling thread and hands each read on to the
+/// side thread, when there is one.
 struct SetHasher<'a> {
     set: &'a PartSet,
     whole: Sha256,
-    parts: Option<PartHashes>,
+    side: Option<SideHashes>,
+    /// The buffer to read into next, when there is no side thread to
+    /// hand buffers back.
+    spare: Vec<u8>,
+    /// Bytes fed to the whole's hash.
     pos: u64,
 }
 
 impl<'a> SetHasher<'a> {
-    /// Fails only when a split bundle's part-hashing thread cannot start.
-    fn new(set: &'a PartSet) -> std::io::Result<SetHasher<'a>> {
+    /// `checks`: reused blobs' checks are made on the side thread (see
+    /// [`SideHashes`]) from these regions. Fails only when a side thread
+    /// is called for and cannot start.
+    fn new(set: &'a PartSet, checks: Option<Arc<Shared>>) -> std::io::Result<SetHasher<'a>> {
         let split = set.parts().count() > 1;
+        let side = match (split, checks) {
+            (false, None) => None,
+            (split, checks) => Some(SideHashes::start(split, checks)?),
+        };
         Ok(SetHasher {
             set,
             whole: Sha256::new(),
-            parts: if split {
-                Some(PartHashes::start()?)
-            } else {
-                None
-            },
+            side,
+            spare: Vec::new(),
             pos: 0,
         })
     }
 
     /// How many bytes from here may be read before a part ends.
     fn room(&self) -> u64 {
-        match self.parts {
-            Some(_) => self.set.part_size() - self.pos % self.set.part_size(),
-            None => u64::MAX,
+        match self.set.parts().count() > 1 {
+            true => self.set.part_size() - self.pos % self.set.part_size(),
+            false => u64::MAX,
         }
     }
 
-    fn update(&mut self, bytes: &[u8]) {
-        self.whole.update(bytes);
-        self.pos += bytes.len() as u64;
-        if let Some(parts) = &mut self.parts {
-            let part_end =
-                (self.pos - 1) / self.set.part_size() * self.set.part_size() + self.set.part_size();
-            parts.update(bytes, self.pos == part_end || self.pos == self.set.len());
+    /// Whether reused blobs are checked on the side thread.
+    fn checks_aside(&self) -> bool {
+        self.side.as_ref().is_some_and(|side| side.checks)
+    }
+
+    /// A buffer of `len` bytes to read into.
+    fn buffer(&mut self, len: usize) -> Vec<u8> {
+        let mut buf = match &self.side {
+            Some(side) => side.spare.try_recv().unwrap_or_default(),
+            None => std::mem::take(&mut self.spare),
+        };
+        buf.resize(len, 0);
+        buf
+    }
+
+    /// `bytes`, read at `at`: hashed into the whole (and its part) when
+    /// `next` (they are the next bytes in order), and handed to the side
+    /// thread's checks in any case.
+    fn feed(&mut self, at: u64, bytes: Vec<u8>, next: bool) {
+        let mut part = None;
+        if next {
+            debug_assert_eq!(at, self.pos);
+            self.whole.update(&bytes);
+            self.pos += bytes.len() as u64;
+            let size = self.set.part_size();
+            let part_end = (self.pos - 1) / size * size + size;
+            part = Some(self.pos == part_end || self.pos == self.set.len());
+        }
+        match &self.side {
+            Some(side) => side.feed(Chunk { at, bytes, part }),
+            None => self.spare = bytes,
         }
     }
 
-    fn finish(self) -> std::io::Result<Hashed> {
-        let parts = match self.parts {
-            Some(parts) => parts.finish()?,
+    fn finish(mut self) -> std::io::Result<Hashed> {
+        let parts = match self.side.take() {
+            Some(side) => side.finish()?,
             None => Vec::new(),
         };
         Ok(Hashed {
-            sha256: hex::encode(self.whole.finalize()),
+            sha256: hex::encode(std::mem::take(&mut self.whole).finalize()),
             len: self.pos,
             parts,
         })
     }
 }
 
-/// A split bundle's part hashes, computed on a thread of their own from
-/// copies of the bytes the whole's hash is fed: a third sha256 stream over
-/// every byte (besides the blobs' own and the whole's) that would
-/// otherwise double the work of the one thread the bundle's hash must go
-/// through in order.
-struct PartHashes {
-    /// Bytes, and whether they end a part.
-    queue: mpsc::SyncSender<(Vec<u8>, bool)>,
-    /// Buffers coming back for reuse.
-    spare: mpsc::Receiver<Vec<u8>>,
-    thread: JoinHandle<Vec<String>>,
+/// One read, handed to the side thread.
+struct Chunk {
+    /// Where it was read.
+    at: u64,
+    bytes: Vec<u8>,
+    /// Part hashing: `Some(ends_part)` when these are the next bytes of
+    /// the whole, `None` when they were read for the checks alone.
+    part: Option<bool>,
 }
 
-impl PartHashes {
-    fn start() -> std::io::Result<PartHashes> {
-        let (queue, chunks) = mpsc::sync_channel::<(Vec<u8>, bool)>(4);
+/// The hashes that need the bytes the whole's hash reads but not its
+/// thread: a split bundle's part hashes, and the checks of blobs reused
+/// from a partial bundle. Each is a further sha256 stream over the bytes
+/// (besides the blobs' own and the whole's) that would otherwise add to
+/// the work of the one thread the whole's hash must go through in order,
+/// which is the pack's last to finish. The thread is fed the very buffers
+/// the whole's hash was fed, and hands them back to be read into again.
+struct SideHashes {
+    queue: Option<mpsc::SyncSender<Chunk>>,
+    /// Buffers coming back for reuse.
+    spare: mpsc::Receiver<Vec<u8>>,
+    /// Whether the thread makes the reused blobs' checks.
+    checks: bool,
+    thread: Option<JoinHandle<Vec<String>>>,
+}
+
+impl SideHashes {
+    fn start(split: bool, checks: Option<Arc<Shared>>) -> std::io::Result<SideHashes> {
+        let (queue, chunks) = mpsc::sync_channel::<Chunk>(4);
         let (recycle, spare) = mpsc::channel();
+        let checking = checks.is_some();
         let thread = std::thread::Builder::new()
-            .name("ferry-part-sha256".to_string())
+            .name("ferry-side-sha256".to_string())
             .spawn(move || {
                 let (mut part, mut done) = (Sha256::new(), Vec::new());
-                for (bytes, ends_part) in chunks {
-                    part.update(&bytes);
-                    if ends_part {
-                        let whole = std::mem::replace(&mut part, Sha256::new());
-                        done.push(hex::encode(whole.finalize()));
+                // The first region not wholly checked.
+                let mut next_check = 0;
+                for chunk in chunks {
+                    if let (true, Some(ends_part)) = (split, chunk.part) {
+                        part.update(&chunk.bytes);
+                        if ends_part {
+                            let whole = std::mem::take(&mut part);
+                            done.push(hex::encode(whole.finalize()));
+                        }
                     }
-                    let _ = recycle.send(bytes);
+                    if let Some(shared) = &checks {
+                        feed_checks(shared, &mut next_check, chunk.at, &chunk.bytes);
+                    }
+                    let _ = recycle.send(chunk.bytes);
                 }
                 done
             })?;
-        Ok(PartHashes {
-            queue,
+        Ok(SideHashes {
+            queue: Some(queue),
             spare,
-            thread,
+            checks: checking,
+            thread: Some(thread),
         })
     }
 
-    fn update(&mut self, bytes: &[u8], ends_part: bool) {
-        let mut buf = self.spare.try_recv().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(bytes);
-        // A thread that ended early is found out by `finish`.
-        let _ = self.queue.send((buf, ends_part));
+    fn feed(&self, chunk: Chunk) {
+        if let Some(queue) = &self.queue {
+            // A thread that ended early is found out by `finish`.
+            let _ = queue.send(chunk);
+        }
     }
 
-    /// Each part's sha256 hex, in order.
-    fn finish(self) -> std::io::Result<Vec<String>> {
-        drop(self.queue);
-        self.thread
-            .join()
-            .map_err(|_| std::io::Error::other("the part-hashing thread panicked"))
+    /// Wait for the thread to pass every byte fed to it; each part's
+    /// sha256 hex, in order.
+    fn finish(mut self) -> std::io::Result<Vec<String>> {
+        self.queue.take();
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| std::io::Error::other("the side hashing thread panicked")),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+impl Drop for SideHashes {
+    /// The thread is done with the checks before they are dropped.
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
 /// The thread: hash up to the frontier, wait, repeat; check each reused
-/// blob as it is passed. `None` when stopped or spoiled (the caller hashes
-/// from scratch).
-fn follow(shared: &Shared, file: &PartSet, len: u64) -> FollowResult {
+/// blob as it is passed (on the side thread when `reusing`). `None` when
+/// stopped or spoiled (the caller hashes from scratch).
+fn follow(shared: &Arc<Shared>, file: &PartSet, len: u64, reusing: bool) -> FollowResult {
     let _ended = Ended(shared);
-    let mut archive = SetHasher::new(file)?;
-    let mut buf = vec![0u8; READ];
-    // The first region not wholly written; the first not wholly checked.
+    let mut archive = SetHasher::new(file, reusing.then(|| shared.clone()))?;
+    // The first region not wholly written; the first not wholly checked
+    // here (when the checks are not made aside).
     let (mut next, mut checking) = (0usize, 0usize);
     // Everything before `pos` is hashed (or, once spoiled, passed).
     let mut pos = 0u64;
@@ -378,7 +453,7 @@ fn follow(shared: &Shared, file: &PartSet, len: u64) -> FollowResult {
         let (from, to) = if spoiled {
             // The archive is hashed again at the end: only the checks
             // still need bytes.
-            match next_check(shared, checking, pos, frontier) {
+            match next_check(shared, pos, frontier) {
                 Some(at) => (at, frontier.min(at + READ as u64)),
                 None => {
                     pos = frontier;
@@ -389,12 +464,12 @@ fn follow(shared: &Shared, file: &PartSet, len: u64) -> FollowResult {
             let n = (frontier - pos).min(READ as u64).min(archive.room());
             (pos, pos + n)
         };
-        let bytes = &mut buf[..(to - from) as usize];
-        file.read_exact_at(bytes, from)?;
-        if !spoiled {
-            archive.update(bytes);
+        let mut bytes = archive.buffer((to - from) as usize);
+        file.read_exact_at(&mut bytes, from)?;
+        if !archive.checks_aside() {
+            feed_checks(shared, &mut checking, from, &bytes);
         }
-        feed_checks(shared, &mut checking, from, bytes);
+        archive.feed(from, bytes, !spoiled);
         pos = to;
         shared.hashed.store(pos, Ordering::Relaxed);
     }
@@ -402,8 +477,9 @@ fn follow(shared: &Shared, file: &PartSet, len: u64) -> FollowResult {
 
 /// Where, at or after `pos` and before `frontier`, the next region with a
 /// check to make begins (or `pos`, inside one).
-fn next_check(shared: &Shared, checking: usize, pos: u64, frontier: u64) -> Option<u64> {
-    shared.regions[checking.min(shared.regions.len())..]
+fn next_check(shared: &Shared, pos: u64, frontier: u64) -> Option<u64> {
+    let first = shared.regions.partition_point(|r| r.end() <= pos);
+    shared.regions[first..]
         .iter()
         .filter(|r| r.end() > pos)
         .take_while(|r| r.offset < frontier)
@@ -461,15 +537,15 @@ impl Drop for Ended<'_> {
 
 /// sha256 of the whole set (and of each part) in one pass.
 pub(crate) fn hash_all(file: &PartSet, on_bytes: &mut dyn FnMut(u64)) -> std::io::Result<Hashed> {
-    let mut hasher = SetHasher::new(file)?;
-    let mut buf = vec![0u8; READ];
+    let mut hasher = SetHasher::new(file, None)?;
     while hasher.pos < file.len() {
         let n = (file.len() - hasher.pos)
             .min(hasher.room())
-            .min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], hasher.pos)?;
-        hasher.update(&buf[..n]);
-        on_bytes(n as u64);
+            .min(READ as u64);
+        let mut buf = hasher.buffer(n as usize);
+        file.read_exact_at(&mut buf, hasher.pos)?;
+        hasher.feed(hasher.pos, buf, true);
+        on_bytes(n);
     }
     hasher.finish()
 }
@@ -498,7 +574,7 @@ mod tests {
             (100, 2_000_000),
             (2_000_100, expected.len() as u64 - 2_000_100),
         ];
-        let hasher = ArchiveHasher::start(file.clone(), expected.len() as u64, &regions);
+        let hasher = ArchiveHasher::start(file.clone(), expected.len() as u64, &regions, false);
         // The second blob lands first, then the first in pieces.
         file.write_all_at(&expected[2_000_100..], 2_000_100)
             .unwrap();
@@ -521,7 +597,7 @@ mod tests {
         temp.write_all(&[1u8; 10]).unwrap();
         temp.write_all(&[0u8; 1000]).unwrap();
         let file = Arc::new(PartSet::single(std::path::Path::new("t"), temp).unwrap());
-        let hasher = ArchiveHasher::start(file.clone(), 1010, &[(10, 1000)]);
+        let hasher = ArchiveHasher::start(file.clone(), 1010, &[(10, 1000)], false);
         // A first attempt writes wrong bytes, then breaks; a retry rewrites.
         file.write_all_at(&[9u8; 500], 10).unwrap();
         hasher.written(0, 500);
@@ -561,6 +637,14 @@ mod tests {
 
     #[test]
     fn reused_blobs_are_checked_in_the_archive_pass_with_no_second_read() {
+        // On the side thread, and on the archive's own when it was not
+        // told to expect reused blobs.
+        for reusing in [true, false] {
+            reused_blobs_are_checked(reusing);
+        }
+    }
+
+    fn reused_blobs_are_checked(reusing: bool) {
         let dir = tempfile::tempdir().unwrap();
         // 10 header bytes, a reused blob spanning a read and a part, an
         // empty one, a fetched one, a reused one.
@@ -583,7 +667,7 @@ mod tests {
             (at_c, c.len() as u64),
             (at_d, d.len() as u64),
         ];
-        let hasher = ArchiveHasher::start(file.clone(), len, &regions);
+        let hasher = ArchiveHasher::start(file.clone(), len, &regions, reusing);
         let verdict_d = hasher.reused(3, &Digest::sha256_of(&d));
         let verdict_a = hasher.reused(0, &Digest::sha256_of(&a));
         let verdict_empty = hasher.reused(1, &Digest::sha256_of(b""));
@@ -618,7 +702,7 @@ mod tests {
             &[(0, &expected[..10]), (10, &damaged), (at_b, &b)],
         );
         let regions = [(10, a.len() as u64), (at_b, b.len() as u64)];
-        let hasher = ArchiveHasher::start(file.clone(), len, &regions);
+        let hasher = ArchiveHasher::start(file.clone(), len, &regions, true);
         let verdict_b = hasher.reused(1, &Digest::sha256_of(&b));
         let verdict_a = hasher.reused(0, &Digest::sha256_of(&a));
         assert_eq!(verdict_a.blocking_recv(), Ok(false));
@@ -636,7 +720,7 @@ mod tests {
 
         // A thread that has ended gives no verdict: the blob is unchecked.
         drop(hasher);
-        let hasher = ArchiveHasher::start(file.clone(), len, &regions);
+        let hasher = ArchiveHasher::start(file.clone(), len, &regions, true);
         hasher.written(0, a.len() as u64);
         hasher.written(1, b.len() as u64);
         hasher.finish(&NoProgress).unwrap();
@@ -661,7 +745,7 @@ mod tests {
         let file = Arc::new(PartSet::for_writing(files, 1_000_000, 2_500_000));
         file.set_lengths().unwrap();
         file.write_all_at(&expected[..10], 0).unwrap();
-        let hasher = ArchiveHasher::start(file.clone(), 2_500_000, &[(10, 2_499_990)]);
+        let hasher = ArchiveHasher::start(file.clone(), 2_500_000, &[(10, 2_499_990)], false);
         for piece in (10..2_500_000).step_by(700_000) {
             let end = (piece + 700_000).min(2_500_000);
             file.write_all_at(&expected[piece..end], piece as u64)

@@ -251,7 +251,12 @@ impl PendingBundle {
     ) -> Result<Transfer> {
         queue.sort_by_key(|j| j.offset);
         let regions: Vec<(u64, u64)> = queue.iter().map(|j| (j.offset, j.size)).collect();
-        let hasher = Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &regions));
+        let hasher = Arc::new(ArchiveHasher::start(
+            self.file.clone(),
+            self.len,
+            &regions,
+            self.reuse,
+        ));
         self.hasher = Some(hasher.clone());
         let mut transfer = Transfer {
             resumed: self.reuse,
@@ -458,7 +463,12 @@ impl PendingBundle {
         let parity_progress = progress.clone();
         let hasher = match self.hasher.take() {
             Some(h) => h,
-            None => Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &[])),
+            None => Arc::new(ArchiveHasher::start(
+                self.file.clone(),
+                self.len,
+                &[],
+                false,
+            )),
         };
         let file = self.file.clone();
         let flusher = self.flusher.take();
