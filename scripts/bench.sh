@@ -3,6 +3,7 @@
 # raw HTTP transfer floor, on this machine, in one run. See docs/benchmarks.md.
 #
 #   scripts/bench.sh [--bin DIR] [--scale F] [--jobs N] [--runs N] [--json FILE] [--no-build]
+#                    [--pack-runs N]   (runs of the full, split and resumed packs, default 3)
 #                    [--small-repos N]   (many-small workload: N repositories x 4 tags, default 60)
 #                    [--small-rss-images N]  (peak RSS of unpack at N small images, default 5000; 0 skips)
 #                    [--small-registry-storage memory|disk]  (where its registries store, default memory)
@@ -29,7 +30,10 @@
 #   (checked byte-identical to the full pack).
 # With --runs N every step runs N times (targets emptied before each run)
 # and the best wall time is reported: other processes on the machine only
-# ever make a run slower. Prints a table and the ratios, and one
+# ever make a run slower. The full, split and resumed packs run at least
+# --pack-runs times: the media ratios compare them with each other, and
+# one run each swings them by a tenth. Each step's CPU seconds (its own,
+# and the source registry's while it ran) are reported with its best run. Prints a table and the ratios, and one
 # machine-readable `BENCH {...}` line.
 # Everything it started or wrote is removed on exit.
 set -euo pipefail
@@ -38,6 +42,7 @@ bin=target/release
 scale=1
 jobs=8
 runs=1
+pack_runs=3
 json_out=
 build=yes
 small_repos=60
@@ -49,12 +54,13 @@ while [[ $# -gt 0 ]]; do
     --scale) scale=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
+    --pack-runs) pack_runs=$2; shift 2 ;;
     --json) json_out=$2; shift 2 ;;
     --no-build) build=no; shift ;;
     --small-repos) small_repos=$2; shift 2 ;;
     --small-rss-images) small_rss_images=$2; shift 2 ;;
     --small-registry-storage) small_registry_storage=$2; shift 2 ;;
-    -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -111,17 +117,30 @@ reset_registry() {
 
 note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
-# measure NAME BEFORE CMD...: $runs times, run BEFORE (untimed: a reset),
-# then CMD under /usr/bin/time -v. Records the best wall seconds in
-# wall[NAME], every run's in walls[NAME], and the highest peak RSS (KiB,
-# largest process of the tree) in rss[NAME].
-declare -A wall walls rss
+# CPU seconds (user + system) the registries have used so far, together.
+clock_ticks=$(getconf CLK_TCK)
+registries_cpu() {
+  local p total=0
+  for p in "${reg_pid[@]}"; do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  awk -v t="$total" -v hz="$clock_ticks" 'BEGIN { printf "%.2f", t / hz }'
+}
+
+# measure NAME BEFORE CMD...: $runs times (or $step_runs, when set), run
+# BEFORE (untimed: a reset), then CMD under /usr/bin/time -v. Records the
+# best wall seconds in wall[NAME], every run's in walls[NAME], the highest
+# peak RSS (KiB, largest process of the tree) in rss[NAME], and for the
+# best run the CPU seconds of CMD (user + system, its children included) in
+# cpu[NAME] and of the registries meanwhile in reg_cpu[NAME].
+declare -A wall walls rss cpu reg_cpu
 measure() {
   local name=$1 before=$2; shift 2
-  local run t0 t1 w r
-  for ((run = 1; run <= runs; run++)); do
+  local run t0 t1 w r c c0 c1 rc n=${step_runs:-$runs}
+  for ((run = 1; run <= n; run++)); do
     $before
     sync # earlier steps' dirty pages and deletions are not this step's cost
+    c0=$(registries_cpu)
     t0=$(date +%s.%N)
     if ! /usr/bin/time -v -o "$work/time.$name" "$@" >"$work/out.$name" 2>"$work/err.$name"; then
       echo "bench.sh: step $name failed:" >&2
@@ -129,14 +148,19 @@ measure() {
       exit 1
     fi
     t1=$(date +%s.%N)
+    c1=$(registries_cpu)
     w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
     r=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/time.$name")
+    c=$(awk -F': ' '/User time|System time/ { t += $2 } END { printf "%.2f", t }' "$work/time.$name")
+    rc=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
     walls[$name]="${walls[$name]:-}${walls[$name]:+ }$w"
     if [[ -z ${wall[$name]:-} ]] || awk -v a="$w" -v b="${wall[$name]}" 'BEGIN { exit !(a < b) }'; then
       wall[$name]=$w
+      cpu[$name]=$c
+      reg_cpu[$name]=$rc
     fi
     if [[ -z ${rss[$name]:-} ]] || ((r > rss[$name])); then rss[$name]=$r; fi
-    note "$name run $run/$runs: $w s, peak RSS $((r / 1024)) MiB"
+    note "$name run $run/$n: $w s, peak RSS $((r / 1024)) MiB, CPU $c s + registries $rc s"
   done
 }
 
@@ -226,14 +250,15 @@ fi
 
 mkdir -p "$work/ferry" "$work/skopeo" "$work/floor"
 note "ferry pack"
-measure ferry_pack : "$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" \
+pack_step_runs=$((pack_runs > runs ? pack_runs : runs))
+step_runs=$pack_step_runs measure ferry_pack : "$bin/ferry" pack --images-file "$work/images.txt" --plain-http "$src" \
   -o "$work/ferry/bundle.tar" --jobs "$jobs" --quiet
 bundle_bytes=$(stat -c %s "$work/ferry/bundle.tar")
 # Media (issue 11): the same pack cut into parts, then with two parity
 # parts; one sha256 pass over the bundle is the yardstick for parity.
 part_size=$(( (bundle_bytes + 9) / 10 ))
 measure sha256_pass : sha256sum "$work/ferry/bundle.tar"
-measure ferry_pack_split "rm -f $work/ferry/split.tar.*" "$bin/ferry" pack --images-file "$work/images.txt" \
+step_runs=$pack_step_runs measure ferry_pack_split "rm -f $work/ferry/split.tar.*" "$bin/ferry" pack --images-file "$work/images.txt" \
   --plain-http "$src" -o "$work/ferry/split.tar" --split "$part_size" --jobs "$jobs" --quiet
 measure ferry_pack_parity2 "rm -f $work/ferry/split.tar.*" "$bin/ferry" pack --images-file "$work/images.txt" \
   --plain-http "$src" -o "$work/ferry/split.tar" --split "$part_size" --parity 2 --jobs "$jobs" --quiet
@@ -259,7 +284,7 @@ half_killed_pack() {
   note "killed the pack with $((used / 1000000)) MB of $((bundle_bytes / 1000000)) MB on disk"
 }
 note "ferry pack killed at about half its bytes, then resumed"
-measure ferry_pack_resumed half_killed_pack "$bin/ferry" pack --images-file "$work/images.txt" \
+step_runs=$pack_step_runs measure ferry_pack_resumed half_killed_pack "$bin/ferry" pack --images-file "$work/images.txt" \
   --plain-http "$src" -o "$work/ferry/resume.tar" --jobs "$jobs" --quiet
 resume_identical=false
 cmp -s "$work/ferry/resume.tar" "$work/ferry/bundle.tar" && resume_identical=true
@@ -335,9 +360,10 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The report.
 for name in "${!walls[@]}"; do echo "$name ${walls[$name]}"; done >"$work/walls.txt"
+for name in "${!cpu[@]}"; do echo "$name ${cpu[$name]} ${reg_cpu[$name]}"; done >"$work/cpu.txt"
 get() { local v=${wall[$1]:-}; echo "${v:-null}"; }
 mib() { local v=${rss[$1]:-}; if [[ -n $v ]]; then echo $((v / 1024)); else echo null; fi; }
-python3 - "$json_out" "$work/walls.txt" <<PY
+python3 - "$json_out" "$work/walls.txt" "$work/cpu.txt" <<PY
 import json, sys
 w = {k: (None if v == "null" else float(v)) for k, v in {
     "ferry_pack": "$(get ferry_pack)", "ferry_unpack": "$(get ferry_unpack)",
@@ -365,6 +391,14 @@ m = {k: (None if v == "null" else int(v)) for k, v in {
 m["serve_16_clients"] = int("${serve_rss:-0}") or None
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else round(a / b, 2)
+# Each step's best run: CPU seconds of its own, and of the registries.
+cpu, reg_cpu = {}, {}
+for l in open(sys.argv[3]):
+    if l.strip():
+        k, c, rc = l.split()
+        cpu[k], reg_cpu[k] = float(c), float(rc)
+def all_cpu(k):
+    return None if k not in cpu else round(cpu[k] + reg_cpu[k], 2)
 ferry = None if w["ferry_unpack"] is None else round(w["ferry_pack"] + w["ferry_unpack"], 2)
 skopeo = round(w["skopeo_pack"] + w["skopeo_unpack"], 2)
 floor = round(w["floor_fetch"] + w["floor_push"], 2)
@@ -373,10 +407,11 @@ peaks = [v for k, v in m.items() if k.startswith("ferry") and v is not None]
 result = {
     "workload": {"scale": float("$scale"), "images": $image_count, "unique_blobs": $blob_count,
                  "blob_bytes": $blob_bytes, "bundle_bytes": $bundle_bytes},
-    "jobs": $jobs, "runs": $runs,
+    "jobs": $jobs, "runs": $runs, "pack_runs": $pack_step_runs,
     "all_runs_wall_seconds": {l.split()[0]: [float(x) for x in l.split()[1:]]
                               for l in open(sys.argv[2]) if l.strip()},
     "wall_seconds": w, "peak_rss_mib": m,
+    "cpu_seconds": cpu, "registries_cpu_seconds": reg_cpu,
     "ferry_round_trip": ferry, "skopeo_round_trip": skopeo, "floor_round_trip": floor,
     "ratios": {
         "ferry_over_skopeo": ratio(ferry, skopeo),
@@ -392,6 +427,8 @@ result = {
         "delta_bytes_over_changed_bytes": ratio($delta_bytes, $changed_bytes),
         "verify_signed_over_verify": ratio(w["ferry_verify_signed"], w["ferry_verify"]),
         "resumed_over_full_pack": ratio(w["ferry_pack_resumed"], w["ferry_pack"]),
+        "split_over_unsplit_pack_cpu": ratio(all_cpu("ferry_pack_split"), all_cpu("ferry_pack")),
+        "resumed_over_full_pack_cpu": ratio(all_cpu("ferry_pack_resumed"), all_cpu("ferry_pack")),
     },
     "resume_identical_to_full_pack": "$resume_identical" == "true",
     "delta": {"changed_bytes": $changed_bytes, "delta_bytes": $delta_bytes,
@@ -426,11 +463,11 @@ rows = [
 r = result["ratios"]
 print()
 print(f"workload: {$image_count} images, {$blob_count} unique blobs, {$blob_bytes / 1e9:.2f} GB; "
-      f"bundle {$bundle_bytes / 1e9:.2f} GB; --jobs {$jobs}; best of {$runs} run(s); load average before {result['loadavg_before']}, after {result['loadavg_after']}")
+      f"bundle {$bundle_bytes / 1e9:.2f} GB; --jobs {$jobs}; best of {$runs} run(s), of {$pack_step_runs} for the full, split and resumed packs; load average before {result['loadavg_before']}, after {result['loadavg_after']}")
 print()
-print(f"{'step':<38}{'wall s':>9}{'peak RSS MiB':>14}")
+print(f"{'step':<38}{'wall s':>9}{'peak RSS MiB':>14}{'CPU s':>8}{'+ registries':>14}")
 for label, key in rows:
-    print(f"{label:<38}{s(w[key]):>9}{s(m.get(key)):>14}")
+    print(f"{label:<38}{s(w[key]):>9}{s(m.get(key)):>14}{s(cpu.get(key)):>8}{s(reg_cpu.get(key)):>14}")
 print()
 print(f"{'ferry pack + unpack':<38}{s(None if ferry is None else round(ferry, 2)):>9}")
 print(f"{'skopeo round trip':<38}{round(skopeo, 2):>9}")
@@ -441,9 +478,12 @@ print(f"ferry pack / floor fetch       {s(r['pack_over_floor_fetch'])}   target 
 print(f"ferry pack / verified fetch    {s(r['pack_over_verified_fetch'])}   (the floor plus one sha256 pass)")
 print(f"ferry unpack / floor push      {s(r['unpack_over_floor_push'])}   target <= 1.25")
 print(f"ferry pack --split / unsplit   {s(r['split_over_unsplit_pack'])}   target <= 1.05")
+print(f"  the same in CPU seconds        {s(r['split_over_unsplit_pack_cpu'])}   (ferry's and the registries': "
+      f"what the wall ratio comes to when both packs keep every core busy)")
 print(f"parity N=2 / one sha256 pass   {s(r['parity2_over_sha256_pass'])}   target <= 2 (pack with parity minus pack with split)")
 print(f"resumed pack / full pack       {s(r['resumed_over_full_pack'])}   target <= 0.6 (killed at about half its bytes; "
       f"identical: {result['resume_identical_to_full_pack']})")
+print(f"  the same in CPU seconds        {s(r['resumed_over_full_pack_cpu'])}")
 print(f"ferry peak RSS                 {s(result['ferry_peak_rss_mib'], ' MiB')}   target < 64 MiB")
 print(f"ferry unpack again             {s(w['ferry_unpack_again'], ' s')}   target < 1 s")
 print(f"ferry serve / docker-registry  {s(r['serve_over_registry'])}   target <= 1.0 (skopeo copying every image out)")
