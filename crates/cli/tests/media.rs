@@ -4,7 +4,7 @@
 
 mod util;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ferry_oci::layout::part_path;
@@ -25,7 +25,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The data parts of `base` in `dir`, in order.
-fn parts(dir: &Path, base: &str) -> Vec<std::path::PathBuf> {
+fn parts(dir: &Path, base: &str) -> Vec<PathBuf> {
     (0..)
         .map(|i| part_path(&dir.join(base), i))
         .take_while(|p| p.exists())
@@ -56,6 +56,26 @@ fn assert_served(target: &RegistryProcess, to: &str, set: &FixtureSet) {
             image.reference
         );
     }
+}
+
+/// Fixtures pushed to a fresh source, packed from it into `b.tar` in a
+/// scratch directory with `extra` (`--split …`): the source (kept running),
+/// the set, the scratch, the pack's run and the data parts written.
+fn packed_b_tar(
+    extra: &[&str],
+) -> (
+    RegistryProcess,
+    FixtureSet,
+    Scratch,
+    util::Run,
+    Vec<PathBuf>,
+) {
+    let source = RegistryProcess::start();
+    let set = source.push_fixtures();
+    let scratch = Scratch::new();
+    let run = pack(&scratch, &source.host(), &set, "b.tar", extra).ok();
+    let files = parts(scratch.dir(), "b.tar");
+    (source, set, scratch, run, files)
 }
 
 #[test]
@@ -191,18 +211,7 @@ fn issue_11_split_parts_are_the_bundle_and_every_command_reads_them() {
 
 #[test]
 fn issue_11_a_bad_part_set_is_refused_naming_the_part() {
-    let source = RegistryProcess::start();
-    let set = source.push_fixtures();
-    let scratch = Scratch::new();
-    pack(
-        &scratch,
-        &source.host(),
-        &set,
-        "b.tar",
-        &["--split", "10k", "--quiet"],
-    )
-    .ok();
-    let files = parts(scratch.dir(), "b.tar");
+    let (_source, _set, scratch, _, files) = packed_b_tar(&["--split", "10k", "--quiet"]);
     assert!(files.len() >= 4, "{:?}", scratch.files());
     let name = |i: usize| format!("b.tar.{i:03}");
     let expect = |args: &[&str], needle: &str| {
@@ -247,18 +256,7 @@ fn issue_11_a_bad_part_set_is_refused_naming_the_part() {
 
 #[test]
 fn issue_11_verify_names_a_bad_part_and_the_images_it_holds() {
-    let source = RegistryProcess::start();
-    let set = source.push_fixtures();
-    let scratch = Scratch::new();
-    pack(
-        &scratch,
-        &source.host(),
-        &set,
-        "b.tar",
-        &["--split", "10k", "--quiet"],
-    )
-    .ok();
-    let files = parts(scratch.dir(), "b.tar");
+    let (_source, _set, scratch, _, files) = packed_b_tar(&["--split", "10k", "--quiet"]);
     let run = scratch.ferry(["verify", "b.tar.000"]).ok();
     assert!(
         run.stdout.contains(&format!(
@@ -340,19 +338,8 @@ fn issue_11_verify_names_a_bad_part_and_the_images_it_holds() {
 
 #[test]
 fn issue_11_parity_parts_rebuild_damaged_and_lost_parts() {
-    let source = RegistryProcess::start();
-    let set = source.push_fixtures();
-    let scratch = Scratch::new();
-    let run = pack(
-        &scratch,
-        &source.host(),
-        &set,
-        "b.tar",
-        &["--split", "10k", "--parity", "2"],
-    )
-    .ok();
+    let (_source, set, scratch, run, files) = packed_b_tar(&["--split", "10k", "--parity", "2"]);
     assert!(run.stdout.contains("b.tar.p01"), "{}", run.stdout);
-    let files = parts(scratch.dir(), "b.tar");
     let sums = std::fs::read_to_string(scratch.path("b.tar.sha256")).unwrap();
     assert!(
         sums.contains("  b.tar.p00\n") && sums.contains("  b.tar.p01\n"),
