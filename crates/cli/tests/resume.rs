@@ -197,7 +197,8 @@ fn assert_no_partials(scratch: &Scratch) {
 /// A resumed pack whose biggest blob was cut short fetches its rest as
 /// ranged pieces side by side (two here: 8 MiB at least each), and the
 /// bundle is still byte for byte the uninterrupted one. A registry that
-/// ignores ranges gets the blob fetched whole.
+/// ignores ranges, or a beginning damaged by hand, gets the blob fetched
+/// whole.
 #[test]
 fn issue_11_a_big_blob_cut_short_is_continued_in_pieces_side_by_side() {
     // About 49 MB; the biggest layer 25.6 MiB.
@@ -243,6 +244,35 @@ fn issue_11_a_big_blob_cut_short_is_continued_in_pieces_side_by_side() {
     let transfer = &run.json()["transfer"];
     assert_eq!(transfer["blobs_continued"], 0, "{transfer}");
     assert!(std::fs::read(scratch.path("d.tar")).unwrap() == clean_bytes);
+    assert_eq!(run.json()["sha256"], sha256_hex(&clean_bytes));
+    source.proxy.clear();
+
+    // Its beginning damaged by hand: the pieces of the rest land, the whole
+    // fails its digest as the archive's sha256 passes it, and it is fetched
+    // again whole; the bundle is still the same.
+    stop("e.tar");
+    let offset = blob_regions(&scratch.path("clean.tar"))
+        .into_iter()
+        .find(|(digest, _, _)| *digest == big.digest)
+        .map(|(_, offset, _)| offset)
+        .unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(scratch.path("e.tar.partial"))
+        .unwrap();
+    let mut byte = [0u8];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, offset + 100).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[byte[0] ^ 0x20], offset + 100).unwrap();
+    let run = source.pack(&scratch, "e.tar", &["--json"]).ok();
+    let gets = source.blob_gets();
+    assert_eq!(
+        gets.get(&big.digest),
+        Some(&3),
+        "two pieces, then the whole: {gets:?}"
+    );
+    assert_eq!(run.json()["transfer"]["blobs_continued"], 0);
+    assert!(std::fs::read(scratch.path("e.tar")).unwrap() == clean_bytes);
     assert_eq!(run.json()["sha256"], sha256_hex(&clean_bytes));
     assert_no_partials(&scratch);
 }

@@ -1,108 +1,145 @@
-//! The rest of a big blob a stopped pack began, fetched as several ranged
-//! requests side by side.
+//! The rest of a big blob a stopped pack began, fetched as ranged requests
+//! side by side.
 //!
 //! A pack stopped halfway has usually finished every small blob and left
 //! the biggest partway. Resumed, that blob's rest is nearly the whole run,
 //! and in one stream it took about as long as the full pack's fetch phase:
 //! one stream from docker-registry ran at about 250 MB/s on the bench
 //! machine, eight side by side at about 520. So a rest of at least two
-//! [`PIECE_MIN`] is cut into up to [`PIECES`] ranges fetched at once. Only
-//! the first follows the blob's hash as it arrives (it continues the
-//! prefix's); the others land at their offsets unhashed, and once all have
-//! landed the blob's hash reads them back from the file (the page cache,
-//! at the speed of sha256, not of the network). Anything wrong and the
-//! caller fetches the blob whole, as it does after a failed continuation.
+//! [`PIECE_MIN`] is cut into pieces of [`PIECE`] at most, fetched in order
+//! with [`IN_FLIGHT`] at once: each lands at its offset as it arrives, and
+//! the archive's hash is told the blob is written up to the end of the
+//! first piece not yet whole, so it follows the blob in as it comes (four
+//! big pieces side by side left it the last three quarters of the blob to
+//! hash alone once the first had landed). The blob's own hash is made
+//! from the same reads as the archive's ([`ArchiveHasher::check_rest`]),
+//! continuing the hash of the beginning; nothing is read back. Anything
+//! wrong and the caller fetches the blob whole, as it does after a failed
+//! continuation.
+//!
+//! [`ArchiveHasher::check_rest`]: crate::archive_hash::ArchiveHasher::check_rest
 
-use std::path::PathBuf;
+use std::sync::Mutex;
 
-use futures_util::future::try_join_all;
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::oneshot;
 
 use ferry_oci::{DigestHasher, Progress};
 use ferry_registry::{Client, Repository};
 
-use crate::write::{check_digest, BlobJob, Failed, Placement};
+use crate::write::{BlobJob, Failed, Placement};
 use crate::Error;
 
 /// The smallest piece worth a request of its own.
 pub(crate) const PIECE_MIN: u64 = 8 << 20;
-/// At most this many requests for one blob's rest.
-pub(crate) const PIECES: u64 = 4;
-/// Bytes read back at once to finish the blob's hash.
-const READ_BACK: usize = 1 << 20;
+/// The biggest piece: small enough for the archive's hash to follow the
+/// blob closely, big enough that a request's round trip is nothing.
+const PIECE: u64 = 16 << 20;
+/// Pieces of one blob in flight at once.
+const IN_FLIGHT: usize = 4;
 
 /// Whether the rest of `job` after `from` bytes goes in pieces.
 pub(crate) fn worth_pieces(job: &BlobJob, from: u64) -> bool {
     job.size.saturating_sub(from) >= 2 * PIECE_MIN
 }
 
+/// The pieces of `from..size`: as few as [`PIECE`] allows, of even size.
+fn pieces(from: u64, size: u64) -> Vec<(u64, u64)> {
+    let rest = size.saturating_sub(from);
+    let count = rest.div_ceil(PIECE).max(1);
+    let step = rest.div_ceil(count).max(1);
+    (0..count)
+        .map(|i| (from + i * step, (from + (i + 1) * step).min(size)))
+        .filter(|(start, end)| start < end)
+        .collect()
+}
+
 /// Fetch bytes `from..` of `job` (whose first `from` bytes are written and
-/// hashed into `hasher`) as several ranged requests at once, from its first
-/// source, and check the whole against its digest. Returns `from`.
+/// hashed into `hasher`) as ranged requests side by side, from its first
+/// source. Returns once every piece has landed, with the verdict to come
+/// from the archive's hash (`true`: the whole hashes to the digest; see
+/// [`ArchiveHasher::reused`](crate::archive_hash::ArchiveHasher::reused)).
 pub(crate) async fn fetch_rest(
     client: &Client,
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
     (from, hasher): (u64, &DigestHasher),
-) -> Result<u64, Failed> {
+) -> Result<oneshot::Receiver<bool>, Failed> {
     let Some(source) = job.sources.first() else {
         return Err(Failed::Final(Error::Task(format!(
             "no source for blob {}",
             job.digest
         ))));
     };
-    let rest = job.size - from;
-    let count = (rest / PIECE_MIN).clamp(1, PIECES);
-    let step = rest.div_ceil(count);
-    let bounds: Vec<(u64, u64)> = (0..count)
-        .map(|i| (from + i * step, (from + (i + 1) * step).min(job.size)))
-        .filter(|(start, end)| start < end)
-        .collect();
-    let first_end = bounds[0].1;
-    let mut hasher = hasher.clone();
-    let first = piece(
-        client,
-        source,
-        job,
-        place,
-        progress,
-        bounds[0],
-        Some(&mut hasher),
-    );
-    let others = bounds[1..]
-        .iter()
-        .map(|&range| piece(client, source, job, place, progress, range, None));
-    futures_util::try_join!(first, try_join_all(others))?;
-    // Every piece has landed: hash what the first did not cover.
-    let (file, offset, size) = (place.file.clone(), job.offset, job.size);
-    let hasher = tokio::task::spawn_blocking(move || -> std::io::Result<DigestHasher> {
-        let mut buf = vec![0u8; READ_BACK];
-        let mut at = first_end;
-        while at < size {
-            let n = (size - at).min(READ_BACK as u64) as usize;
-            file.read_exact_at(&mut buf[..n], offset + at)?;
-            hasher.update(&buf[..n]);
-            at += n as u64;
-        }
-        Ok(hasher)
-    })
-    .await
-    .map_err(|e| Failed::Final(Error::Task(e.to_string())))?
-    .map_err(|source| {
-        Failed::Final(Error::Io {
-            action: "cannot read back",
-            path: PathBuf::from(job.digest.blob_path()),
-            source,
+    let bounds = pieces(from, job.size);
+    let verdict = place
+        .hasher
+        .check_rest(place.slot, &job.digest, hasher.clone(), from);
+    let landing = Landing::new(&bounds);
+    let landing = &landing;
+    futures_util::stream::iter(bounds.into_iter().enumerate())
+        .map(|(index, range)| async move {
+            piece(client, source, job, place, progress, range, &|at| {
+                if let Some(frontier) = landing.landed(index, at) {
+                    place.hasher.written(place.slot, frontier);
+                }
+            })
+            .await
         })
-    })?;
-    check_digest(job, &source.1, hasher)?;
-    place.hasher.written(place.slot, job.size);
-    Ok(from)
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<()>()
+        .await?;
+    Ok(verdict)
 }
 
-/// Fetch bytes `start..end` of `job` into its place; `follow`: the blob's
-/// hash, fed as they arrive, and the archive's hash told they are final
-/// (the first piece, which continues what is written).
+/// How far each piece has landed, and so how far the blob is written
+/// without a gap. Offsets are within the blob.
+struct Landing {
+    state: Mutex<LandingState>,
+}
+
+struct LandingState {
+    /// Each piece: where it has landed up to, and where it ends.
+    pieces: Vec<(u64, u64)>,
+    /// The first piece not yet whole.
+    first: usize,
+}
+
+impl Landing {
+    /// `bounds`: each piece's range, in order and without gaps.
+    fn new(bounds: &[(u64, u64)]) -> Landing {
+        Landing {
+            state: Mutex::new(LandingState {
+                pieces: bounds.to_vec(),
+                first: 0,
+            }),
+        }
+    }
+
+    /// Piece `index` has landed up to `at` (front to back). The blob's new
+    /// written frontier, when it moved.
+    fn landed(&self, index: usize, at: u64) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let LandingState { pieces, first } = &mut *state;
+        pieces[index].0 = at;
+        let before = *first;
+        while pieces
+            .get(*first)
+            .is_some_and(|&(landed, end)| landed >= end)
+        {
+            *first += 1;
+        }
+        let frontier = match pieces.get(*first) {
+            Some(&(landed, _)) => landed,
+            None => pieces.last().map_or(0, |&(_, end)| end),
+        };
+        (index == before || *first != before).then_some(frontier)
+    }
+}
+
+/// Fetch bytes `start..end` of `job` into its place, saying how far it has
+/// landed (`landed(at)`, within the blob) after each write.
 async fn piece(
     client: &Client,
     (repo, label): &(Repository, String),
@@ -110,7 +147,7 @@ async fn piece(
     place: &Placement,
     progress: &dyn Progress,
     (start, end): (u64, u64),
-    mut follow: Option<&mut DigestHasher>,
+    landed: &(dyn Fn(u64) + Sync),
 ) -> Result<(), Failed> {
     let registry = |source| {
         Failed::Final(Error::Registry {
@@ -140,13 +177,9 @@ async fn piece(
             break;
         };
         let take = chunk.len().min((end - at) as usize);
-        let bytes = &chunk[..take];
-        place.write(job, bytes, at)?;
+        place.write(job, &chunk[..take], at)?;
         at += take as u64;
-        if let Some(hasher) = follow.as_deref_mut() {
-            hasher.update(bytes);
-            place.hasher.written(place.slot, at);
-        }
+        landed(at);
         progress.bytes(take as u64);
     }
     if at != end {
@@ -158,4 +191,34 @@ async fn piece(
         }));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rest_is_cut_into_even_pieces_of_at_most_the_piece_size() {
+        let mib = 1 << 20;
+        assert_eq!(pieces(4 * mib, 20 * mib), vec![(4 * mib, 20 * mib)]);
+        let cut = pieces(3, 3 + 33 * mib);
+        assert_eq!(cut.len(), 3);
+        assert_eq!(cut[0].0, 3);
+        assert_eq!(cut.last().unwrap().1, 3 + 33 * mib);
+        assert!(cut.windows(2).all(|w| w[0].1 == w[1].0));
+        assert!(cut.iter().all(|(s, e)| e - s <= PIECE));
+    }
+
+    #[test]
+    fn the_frontier_moves_with_the_first_piece_not_yet_whole() {
+        let landing = Landing::new(&[(10, 20), (20, 30), (30, 35)]);
+        // A later piece lands first: the frontier stays.
+        assert_eq!(landing.landed(1, 25), None);
+        assert_eq!(landing.landed(1, 30), None);
+        assert_eq!(landing.landed(0, 15), Some(15));
+        // The first piece whole: the frontier jumps over the second.
+        assert_eq!(landing.landed(0, 20), Some(30));
+        assert_eq!(landing.landed(2, 33), Some(33));
+        assert_eq!(landing.landed(2, 35), Some(35));
+    }
 }

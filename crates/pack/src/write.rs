@@ -314,11 +314,19 @@ impl PendingBundle {
                             Found::Missing => {}
                         }
                     }
-                    let from = fetch_blob(&client, &job, &place, progress.as_ref()).await?;
-                    Ok(Landed::Fetched {
-                        size: job.size,
-                        continued_from: (from > 0).then_some(from),
-                    })
+                    Ok(
+                        match fetch_blob(&client, &job, &place, progress.as_ref()).await? {
+                            Fetch::Checked { from } => Landed::Fetched {
+                                size: job.size,
+                                continued_from: (from > 0).then_some(from),
+                            },
+                            Fetch::Unchecked { verdict } => Landed::Continued {
+                                slot: place.slot,
+                                job,
+                                verdict,
+                            },
+                        },
+                    )
                 });
             }
             if running.is_empty() && checking.is_empty() {
@@ -328,7 +336,10 @@ impl PendingBundle {
                 Some(joined) = running.join_next(), if !running.is_empty() => {
                     match joined.map_err(|e| Error::Task(e.to_string()))?? {
                         Landed::Written { slot, job, verdict } => {
-                            checking.spawn(async move { (slot, job, verdict.await) });
+                            checking.spawn(async move { (slot, job, verdict.await, false) });
+                        }
+                        Landed::Continued { slot, job, verdict } => {
+                            checking.spawn(async move { (slot, job, verdict.await, true) });
                         }
                         Landed::Fetched {
                             size,
@@ -344,12 +355,31 @@ impl PendingBundle {
                     }
                 }
                 Some(checked) = checking.join_next(), if !checking.is_empty() => {
-                    let (slot, job, verdict) = checked.map_err(|e| Error::Task(e.to_string()))?;
-                    if verdict == Ok(true) {
+                    let (slot, mut job, verdict, continued) =
+                        checked.map_err(|e| Error::Task(e.to_string()))?;
+                    if verdict == Ok(true) && continued {
+                        let from = job.prefix.as_ref().map_or(0, |(len, _)| *len);
+                        progress.item_done();
+                        transfer.blobs_fetched += 1;
+                        transfer.blobs_continued += 1;
+                        transfer.bytes_reused += from;
+                        transfer.bytes_fetched += job.size - from;
+                    } else if verdict == Ok(true) {
                         progress.bytes(job.size);
                         progress.item_done();
                         transfer.blobs_reused += 1;
                         transfer.bytes_reused += job.size;
+                    } else if continued {
+                        // The beginning found and the rest fetched do not
+                        // make the blob (or went unchecked): fetched whole.
+                        progress.note(&format!(
+                            "blob {} continued from {} does not match its digest: fetching it again from its start",
+                            job.digest,
+                            self.partials[0].0.display()
+                        ));
+                        hasher.restarted();
+                        job.prefix = None;
+                        again.push((slot, job));
                     } else {
                         // Damaged where it lies (or left unchecked, the
                         // hash having stopped): fetched whole over it.
@@ -650,6 +680,23 @@ enum Landed {
         size: u64,
         continued_from: Option<u64>,
     },
+    /// Its rest fetched in pieces after the beginning a stopped run wrote,
+    /// the whole to be checked by the archive's hash (`verdict`).
+    Continued {
+        slot: usize,
+        job: BlobJob,
+        verdict: tokio::sync::oneshot::Receiver<bool>,
+    },
+}
+
+/// How [`fetch_blob`] left a blob.
+enum Fetch {
+    /// Checked against its digest as it arrived; fetched from `from` on.
+    Checked { from: u64 },
+    /// Landed, its check to come from the archive's hash.
+    Unchecked {
+        verdict: tokio::sync::oneshot::Receiver<bool>,
+    },
 }
 
 /// Look for `job`'s blob in the partial bundle, off the async threads; the
@@ -732,26 +779,30 @@ pub(crate) fn check_digest(job: &BlobJob, label: &str, hasher: DigestHasher) -> 
     Ok(())
 }
 
-/// Fetch one blob into its place; returns the offset in the blob from
-/// which bytes were fetched (0 unless the rest of a prefix was).
+/// Fetch one blob into its place.
 async fn fetch_blob(
     client: &Client,
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
-) -> Result<u64> {
+) -> Result<Fetch> {
     if let Some(prefix) = &job.prefix {
         // The rest of a blob a stopped run began: one try (in pieces side
-        // by side when it is big). Anything wrong (the prefix was not the
-        // blob's, the transfer broke) and the blob is fetched from its
-        // start below.
+        // by side when it is big, checked by the archive's hash). Anything
+        // wrong (the transfer broke, the registry ignored the range) and
+        // the blob is fetched from its start below; a whole that does not
+        // hash to the digest is fetched again by the caller.
         let rest = if pieces::worth_pieces(job, prefix.0) {
-            pieces::fetch_rest(client, job, place, progress, (prefix.0, &prefix.1)).await
+            pieces::fetch_rest(client, job, place, progress, (prefix.0, &prefix.1))
+                .await
+                .map(|verdict| Fetch::Unchecked { verdict })
         } else {
-            fetch_once(client, job, place, progress, Some(prefix)).await
+            fetch_once(client, job, place, progress, Some(prefix))
+                .await
+                .map(|from| Fetch::Checked { from })
         };
         match rest {
-            Ok(from) => return Ok(from),
+            Ok(fetched) => return Ok(fetched),
             Err(Failed::InBody(e) | Failed::Final(e)) => {
                 progress.note(&format!(
                     "fetching blob {} again from its start: {e}",
@@ -774,7 +825,7 @@ async fn fetch_blob(
                 // trying it again would multiply the bound on tries.
                 fetch_once(client, job, place, progress, None)
                     .await
-                    .map(|_| 0)
+                    .map(|_| Fetch::Checked { from: 0 })
                     .map_err(|failed| match failed {
                         Failed::InBody(e)
                             if matches!(&e, Error::Registry { source, .. } if source.is_retryable()) =>
