@@ -76,9 +76,7 @@ impl Region {
 /// A reused blob's check, under way.
 struct Check {
     expected: Digest,
-    /// Fed the blob's first `from` bytes already.
     hasher: DigestHasher,
-    from: u64,
     verdict: oneshot::Sender<bool>,
 }
 
@@ -167,41 +165,23 @@ impl ArchiveHasher {
     /// closed) means the thread ended first, on an error or dropped: the
     /// blob is unchecked.
     pub fn reused(&self, slot: usize, digest: &Digest) -> oneshot::Receiver<bool> {
-        let receiver = self.check(slot, digest, DigestHasher::for_digest(digest), 0);
-        self.shared.regions[slot]
-            .written
-            .store(self.shared.regions[slot].size, Ordering::Release);
+        let receiver = self.check(slot, digest);
+        let region = &self.shared.regions[slot];
+        region.written.store(region.size, Ordering::Release);
         receiver
     }
 
-    /// The blob in `slot` has its first `from` bytes written (and said so
-    /// with [`ArchiveHasher::written`]) and fed to `hasher`; the rest is to
-    /// land unhashed, marked written as it does, and is checked against
-    /// `digest` as the thread passes it, from the same reads as the
+    /// The blob in `slot` is to land (or to be found) unhashed, and marked
+    /// [`ArchiveHasher::written`] as it does: as the thread passes its
+    /// bytes they are checked against `digest`, from the same reads as the
     /// archive's hash. The verdict comes as for [`ArchiveHasher::reused`].
-    /// Must be called before any byte after `from` is said to be written.
-    pub fn check_rest(
-        &self,
-        slot: usize,
-        digest: &Digest,
-        hasher: DigestHasher,
-        from: u64,
-    ) -> oneshot::Receiver<bool> {
-        self.check(slot, digest, hasher, from)
-    }
-
-    fn check(
-        &self,
-        slot: usize,
-        digest: &Digest,
-        hasher: DigestHasher,
-        from: u64,
-    ) -> oneshot::Receiver<bool> {
+    /// Must be called before any byte of it is said to be written.
+    pub fn check(&self, slot: usize, digest: &Digest) -> oneshot::Receiver<bool> {
         let (verdict, receiver) = oneshot::channel();
         let region = &self.shared.regions[slot];
-        if from >= region.size {
+        if region.size == 0 {
             // Nothing for the thread to pass.
-            let _ = verdict.send(hasher.finish() == *digest);
+            let _ = verdict.send(DigestHasher::for_digest(digest).finish() == *digest);
             return receiver;
         }
         // Under the region's lock: the thread, ending, empties every
@@ -210,8 +190,7 @@ impl ArchiveHasher {
         if !self.shared.ended.load(Ordering::Acquire) {
             *check = Some(Check {
                 expected: digest.clone(),
-                hasher,
-                from,
+                hasher: DigestHasher::for_digest(digest),
                 verdict,
             });
         }
@@ -527,13 +506,8 @@ fn feed_checks(shared: &Shared, checking: &mut usize, at: u64, bytes: &[u8]) {
         }
         if region.end() > at {
             let mut slot = region.check();
-            // The bytes of the region here that the check has not had.
-            let wanted = slot.as_mut().and_then(|check| {
-                let from = (region.offset + check.from).max(at);
-                let to = region.end().min(end);
-                (from < to).then_some((check, from, to))
-            });
-            if let Some((check, from, to)) = wanted {
+            if let Some(check) = slot.as_mut() {
+                let (from, to) = (region.offset.max(at), region.end().min(end));
                 check
                     .hasher
                     .update(&bytes[(from - at) as usize..(to - at) as usize]);
@@ -765,7 +739,7 @@ mod tests {
     }
 
     #[test]
-    fn the_rest_of_a_continued_blob_is_checked_from_where_its_hash_stopped() {
+    fn a_blob_landing_unhashed_in_any_order_is_checked_as_the_thread_passes() {
         let dir = tempfile::tempdir().unwrap();
         let a = blob(3_500_000, 11);
         let mut expected = vec![9u8; 10];
@@ -774,14 +748,12 @@ mod tests {
         for damaged in [false, true] {
             let file = parts_with(dir.path(), len, len, &[(0, &expected[..10])]);
             let hasher = ArchiveHasher::start(file.clone(), len, &[(10, a.len() as u64)], true);
-            // A beginning found written and hashed by the caller...
+            let verdict = hasher.check(0, &Digest::sha256_of(&a));
+            // A beginning found written, that the thread may pass at once...
             file.write_all_at(&a[..1_200_000], 10).unwrap();
             hasher.written(0, 1_200_000);
-            let mut begun = DigestHasher::for_digest(&Digest::sha256_of(&a));
-            begun.update(&a[..1_200_000]);
             std::thread::sleep(Duration::from_millis(20));
-            let verdict = hasher.check_rest(0, &Digest::sha256_of(&a), begun, 1_200_000);
-            // ...and its rest landing in two pieces, the later one first.
+            // ...and the rest landing in two pieces, the later one first.
             let mut rest = a[1_200_000..].to_vec();
             if damaged {
                 rest[2_000_000] ^= 1;

@@ -12,19 +12,18 @@
 //! first piece not yet whole, so it follows the blob in as it comes (four
 //! big pieces side by side left it the last three quarters of the blob to
 //! hash alone once the first had landed). The blob's own hash is made
-//! from the same reads as the archive's ([`ArchiveHasher::check_rest`]),
-//! continuing the hash of the beginning; nothing is read back. Anything
-//! wrong and the caller fetches the blob whole, as it does after a failed
-//! continuation.
+//! from the same reads as the archive's ([`ArchiveHasher::check`]),
+//! beginning included: the beginning is not hashed before the rest is
+//! asked for, and nothing is read back. Anything wrong and the caller
+//! fetches the blob whole, as it does after a failed continuation.
 //!
-//! [`ArchiveHasher::check_rest`]: crate::archive_hash::ArchiveHasher::check_rest
+//! [`ArchiveHasher::check`]: crate::archive_hash::ArchiveHasher::check
 
 use std::sync::Mutex;
 
 use futures_util::{StreamExt, TryStreamExt};
-use tokio::sync::oneshot;
 
-use ferry_oci::{DigestHasher, Progress};
+use ferry_oci::Progress;
 use ferry_registry::{Client, Repository};
 
 use crate::write::{BlobJob, Failed, Placement};
@@ -38,10 +37,8 @@ const PIECE: u64 = 16 << 20;
 /// Pieces of one blob in flight at once.
 const IN_FLIGHT: usize = 4;
 
-/// Whether the rest of `job` after `from` bytes goes in pieces.
-pub(crate) fn worth_pieces(job: &BlobJob, from: u64) -> bool {
-    job.size.saturating_sub(from) >= 2 * PIECE_MIN
-}
+/// The smallest rest that goes in pieces.
+pub(crate) const MIN_REST: u64 = 2 * PIECE_MIN;
 
 /// The pieces of `from..size`: as few as [`PIECE`] allows, of even size.
 fn pieces(from: u64, size: u64) -> Vec<(u64, u64)> {
@@ -54,18 +51,17 @@ fn pieces(from: u64, size: u64) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Fetch bytes `from..` of `job` (whose first `from` bytes are written and
-/// hashed into `hasher`) as ranged requests side by side, from its first
-/// source. Returns once every piece has landed, with the verdict to come
-/// from the archive's hash (`true`: the whole hashes to the digest; see
-/// [`ArchiveHasher::reused`](crate::archive_hash::ArchiveHasher::reused)).
+/// Fetch bytes `from..` of `job` (whose first `from` bytes are written,
+/// and the whole to be checked by the archive's hash: the caller has
+/// asked for that check) as ranged requests side by side, from its first
+/// source. Returns once every piece has landed.
 pub(crate) async fn fetch_rest(
     client: &Client,
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
-    (from, hasher): (u64, &DigestHasher),
-) -> Result<oneshot::Receiver<bool>, Failed> {
+    from: u64,
+) -> Result<(), Failed> {
     let Some(source) = job.sources.first() else {
         return Err(Failed::Final(Error::Task(format!(
             "no source for blob {}",
@@ -73,9 +69,6 @@ pub(crate) async fn fetch_rest(
         ))));
     };
     let bounds = pieces(from, job.size);
-    let verdict = place
-        .hasher
-        .check_rest(place.slot, &job.digest, hasher.clone(), from);
     let landing = Landing::new(&bounds);
     let landing = &landing;
     futures_util::stream::iter(bounds.into_iter().enumerate())
@@ -89,8 +82,7 @@ pub(crate) async fn fetch_rest(
         })
         .buffer_unordered(IN_FLIGHT)
         .try_collect::<()>()
-        .await?;
-    Ok(verdict)
+        .await
 }
 
 /// How far each piece has landed, and so how far the blob is written

@@ -370,6 +370,14 @@ pub(crate) enum Found {
         /// Their hash so far.
         hasher: DigestHasher,
     },
+    /// Its first `len` bytes, it seems, not hashed: the rest is big enough
+    /// to come in pieces, and the whole is checked as the archive's sha256
+    /// passes it (`ArchiveHasher::check`), so the rest
+    /// can be asked for at once.
+    Begun {
+        /// How many bytes.
+        len: u64,
+    },
     /// Nothing worth keeping.
     Missing,
 }
@@ -380,12 +388,15 @@ pub(crate) enum Found {
 /// first bytes; one with a hole is read up to it and hashed: zeros before
 /// the hole (a file-system block is written whole, the bytes after the
 /// last one written are zeros) are held back, the prefix ends at the last
-/// byte that is not zero. `on_bytes` hears of every byte hashed.
+/// byte that is not zero. A prefix that leaves at least `unhashed_rest`
+/// bytes to fetch is [`Found::Begun`]: only its end is read, backwards
+/// from the hole. `on_bytes` hears of every byte hashed.
 pub(crate) fn look_for(
     file: &PartSet,
     digest: &Digest,
     offset: u64,
     size: u64,
+    unhashed_rest: u64,
     on_bytes: &mut dyn FnMut(u64),
 ) -> std::io::Result<Found> {
     let written = match file.first_hole(offset, size)? {
@@ -404,6 +415,12 @@ pub(crate) fn look_for(
     }
     if written == size {
         return Ok(Found::Written);
+    }
+    if size - written >= unhashed_rest {
+        return Ok(match last_not_zero(file, offset, written)? {
+            Some(last) => Found::Begun { len: last + 1 },
+            None => Found::Missing,
+        });
     }
     let mut hasher = DigestHasher::for_digest(digest);
     // Zeros read but not yet fed: they may be the unwritten rest.
@@ -427,6 +444,24 @@ pub(crate) fn look_for(
         0 => Found::Missing,
         len => Found::Prefix { len, hasher },
     })
+}
+
+/// Where, in the `len` bytes at `offset`, the last byte that is not zero
+/// is (counted from `offset`), read backwards.
+fn last_not_zero(file: &PartSet, offset: u64, len: u64) -> std::io::Result<Option<u64>> {
+    const BACK: u64 = 64 << 10;
+    let mut buf = vec![0u8; BACK.min(len) as usize];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(BACK);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, offset + start)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b != 0) {
+            return Ok(Some(start + i as u64));
+        }
+        end = start;
+    }
+    Ok(None)
 }
 
 fn feed_zeros(hasher: &mut DigestHasher, mut n: u64) {
@@ -522,7 +557,8 @@ mod tests {
         let set = PartSet::single(&path, std::fs::File::open(&path).unwrap()).unwrap();
         let digest = Digest::sha256_of(&blob);
         let mut read = 0;
-        let mut found = |offset, size| look_for(&set, &digest, offset, size, &mut |n| read += n);
+        let mut found =
+            |offset, size| look_for(&set, &digest, offset, size, u64::MAX, &mut |n| read += n);
         assert!(matches!(found(100, blob.len() as u64), Ok(Found::Written)));
         // Zeros are never taken for a blob.
         assert!(matches!(
@@ -533,7 +569,7 @@ mod tests {
         assert!(matches!(found(101, blob.len() as u64), Ok(Found::Written)));
         let empty = Digest::sha256_of(b"");
         assert!(matches!(
-            look_for(&set, &empty, 5, 0, &mut |_| {}).unwrap(),
+            look_for(&set, &empty, 5, 0, u64::MAX, &mut |_| {}).unwrap(),
             Found::Written
         ));
         // Nothing was hashed: the archive's pass checks them.
@@ -558,7 +594,7 @@ mod tests {
         std::os::unix::fs::FileExt::write_all_at(&file, &blob[..300_001], 512).unwrap();
         let set = PartSet::single(&path, file).unwrap();
         let digest = Digest::sha256_of(&blob);
-        match look_for(&set, &digest, 512, blob.len() as u64, &mut |_| {}).unwrap() {
+        match look_for(&set, &digest, 512, blob.len() as u64, u64::MAX, &mut |_| {}).unwrap() {
             Found::Prefix { len, hasher } => {
                 assert_eq!(len, 300_001);
                 let mut h = hasher;
@@ -567,5 +603,13 @@ mod tests {
             }
             _ => panic!("expected a prefix"),
         }
+        // With a rest big enough to come in pieces, only the end is read:
+        // the same length, nothing hashed.
+        let mut hashed = 0;
+        let found = look_for(&set, &digest, 512, blob.len() as u64, 600_000, &mut |n| {
+            hashed += n
+        });
+        assert!(matches!(found, Ok(Found::Begun { len: 300_001 })));
+        assert_eq!(hashed, 0);
     }
 }

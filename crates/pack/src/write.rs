@@ -294,6 +294,7 @@ impl PendingBundle {
                 let partial = self.partials[0].0.clone();
                 running.spawn(async move {
                     let mut job = job;
+                    let mut begun = None;
                     if look {
                         match look_for(&place, &job, progress.clone(), partial).await? {
                             Found::Written => {
@@ -311,18 +312,27 @@ impl PendingBundle {
                                 place.hasher.written(place.slot, len);
                                 job.prefix = Some((len, hasher));
                             }
+                            Found::Begun { len } => {
+                                // The same, the whole checked by the
+                                // archive's hash: asked for before the
+                                // pass may read a byte of it.
+                                let verdict = place.hasher.check(place.slot, &job.digest);
+                                place.hasher.written(place.slot, len);
+                                begun = Some(Begun { len, verdict });
+                            }
                             Found::Missing => {}
                         }
                     }
                     Ok(
-                        match fetch_blob(&client, &job, &place, progress.as_ref()).await? {
+                        match fetch_blob(&client, &job, &place, progress.as_ref(), begun).await? {
                             Fetch::Checked { from } => Landed::Fetched {
                                 size: job.size,
                                 continued_from: (from > 0).then_some(from),
                             },
-                            Fetch::Unchecked { verdict } => Landed::Continued {
+                            Fetch::Unchecked { from, verdict } => Landed::Continued {
                                 slot: place.slot,
                                 job,
+                                from,
                                 verdict,
                             },
                         },
@@ -336,10 +346,10 @@ impl PendingBundle {
                 Some(joined) = running.join_next(), if !running.is_empty() => {
                     match joined.map_err(|e| Error::Task(e.to_string()))?? {
                         Landed::Written { slot, job, verdict } => {
-                            checking.spawn(async move { (slot, job, verdict.await, false) });
+                            checking.spawn(async move { (slot, job, verdict.await, None) });
                         }
-                        Landed::Continued { slot, job, verdict } => {
-                            checking.spawn(async move { (slot, job, verdict.await, true) });
+                        Landed::Continued { slot, job, from, verdict } => {
+                            checking.spawn(async move { (slot, job, verdict.await, Some(from)) });
                         }
                         Landed::Fetched {
                             size,
@@ -357,8 +367,9 @@ impl PendingBundle {
                 Some(checked) = checking.join_next(), if !checking.is_empty() => {
                     let (slot, mut job, verdict, continued) =
                         checked.map_err(|e| Error::Task(e.to_string()))?;
-                    if verdict == Ok(true) && continued {
-                        let from = job.prefix.as_ref().map_or(0, |(len, _)| *len);
+                    if let (Ok(true), Some(from)) = (&verdict, continued) {
+                        // The beginning, found and not hashed until now.
+                        progress.bytes(from);
                         progress.item_done();
                         transfer.blobs_fetched += 1;
                         transfer.blobs_continued += 1;
@@ -369,7 +380,7 @@ impl PendingBundle {
                         progress.item_done();
                         transfer.blobs_reused += 1;
                         transfer.bytes_reused += job.size;
-                    } else if continued {
+                    } else if continued.is_some() {
                         // The beginning found and the rest fetched do not
                         // make the blob (or went unchecked): fetched whole.
                         progress.note(&format!(
@@ -680,21 +691,32 @@ enum Landed {
         size: u64,
         continued_from: Option<u64>,
     },
-    /// Its rest fetched in pieces after the beginning a stopped run wrote,
-    /// the whole to be checked by the archive's hash (`verdict`).
+    /// Its rest (from `from` on) fetched in pieces after the beginning a
+    /// stopped run wrote, the whole to be checked by the archive's hash
+    /// (`verdict`).
     Continued {
         slot: usize,
         job: BlobJob,
+        from: u64,
         verdict: tokio::sync::oneshot::Receiver<bool>,
     },
+}
+
+/// A beginning found in the partial bundle, not hashed: its first `len`
+/// bytes are there, and the archive's hash checks the whole (`verdict`).
+struct Begun {
+    len: u64,
+    verdict: tokio::sync::oneshot::Receiver<bool>,
 }
 
 /// How [`fetch_blob`] left a blob.
 enum Fetch {
     /// Checked against its digest as it arrived; fetched from `from` on.
     Checked { from: u64 },
-    /// Landed, its check to come from the archive's hash.
+    /// Landed, fetched from `from` on, its check to come from the
+    /// archive's hash.
     Unchecked {
+        from: u64,
         verdict: tokio::sync::oneshot::Receiver<bool>,
     },
 }
@@ -710,7 +732,9 @@ async fn look_for(
     let (file, digest, offset, size) =
         (place.file.clone(), job.digest.clone(), job.offset, job.size);
     tokio::task::spawn_blocking(move || {
-        resume::look_for(&file, &digest, offset, size, &mut |n| progress.bytes(n))
+        resume::look_for(&file, &digest, offset, size, pieces::MIN_REST, &mut |n| {
+            progress.bytes(n)
+        })
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))?
@@ -779,28 +803,34 @@ pub(crate) fn check_digest(job: &BlobJob, label: &str, hasher: DigestHasher) -> 
     Ok(())
 }
 
-/// Fetch one blob into its place.
+/// Fetch one blob into its place (its rest, after a beginning found in
+/// the partial bundle: `begun`, or hashed in `job.prefix`).
 async fn fetch_blob(
     client: &Client,
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
+    begun: Option<Begun>,
 ) -> Result<Fetch> {
-    if let Some(prefix) = &job.prefix {
-        // The rest of a blob a stopped run began: one try (in pieces side
-        // by side when it is big, checked by the archive's hash). Anything
-        // wrong (the transfer broke, the registry ignored the range) and
-        // the blob is fetched from its start below; a whole that does not
-        // hash to the digest is fetched again by the caller.
-        let rest = if pieces::worth_pieces(job, prefix.0) {
-            pieces::fetch_rest(client, job, place, progress, (prefix.0, &prefix.1))
+    // The rest of a blob a stopped run began: one try (in pieces side by
+    // side when it is big, checked by the archive's hash). Anything wrong
+    // (the transfer broke, the registry ignored the range) and the blob is
+    // fetched from its start below; a whole that does not hash to the
+    // digest is fetched again by the caller.
+    let rest = match (begun, &job.prefix) {
+        (Some(Begun { len, verdict }), _) => Some(
+            pieces::fetch_rest(client, job, place, progress, len)
                 .await
-                .map(|verdict| Fetch::Unchecked { verdict })
-        } else {
+                .map(|()| Fetch::Unchecked { from: len, verdict }),
+        ),
+        (None, Some(prefix)) => Some(
             fetch_once(client, job, place, progress, Some(prefix))
                 .await
-                .map(|from| Fetch::Checked { from })
-        };
+                .map(|from| Fetch::Checked { from }),
+        ),
+        (None, None) => None,
+    };
+    if let Some(rest) = rest {
         match rest {
             Ok(fetched) => return Ok(fetched),
             Err(Failed::InBody(e) | Failed::Final(e)) => {
