@@ -383,8 +383,12 @@ impl PendingBundle {
                     } else if continued.is_some() {
                         // The beginning found and the rest fetched do not
                         // make the blob (or went unchecked): fetched whole.
+                        let why = match verdict {
+                            Ok(_) => "does not match its digest",
+                            Err(_) => "could not be checked",
+                        };
                         progress.note(&format!(
-                            "blob {} continued from {} does not match its digest: fetching it again from its start",
+                            "blob {} continued from {} {why}: fetching it again from its start",
                             job.digest,
                             self.partials[0].0.display()
                         ));
