@@ -380,34 +380,26 @@ impl PendingBundle {
                         progress.item_done();
                         transfer.blobs_reused += 1;
                         transfer.bytes_reused += job.size;
-                    } else if continued.is_some() {
-                        // The beginning found and the rest fetched do not
-                        // make the blob (or went unchecked): fetched whole.
+                    } else {
+                        // Damaged where it lies, or a beginning found and
+                        // the rest fetched do not make the blob (or either
+                        // was left unchecked, the hash having stopped):
+                        // fetched whole over it.
                         let why = match verdict {
                             Ok(_) => "does not match its digest",
                             Err(_) => "could not be checked",
                         };
+                        let (found, again_from) = match continued {
+                            Some(_) => ("continued from", " from its start"),
+                            None => ("in", ""),
+                        };
                         progress.note(&format!(
-                            "blob {} continued from {} {why}: fetching it again from its start",
+                            "blob {} {found} {} {why}: fetching it again{again_from}",
                             job.digest,
                             self.partials[0].0.display()
                         ));
                         hasher.restarted();
                         job.prefix = None;
-                        again.push((slot, job));
-                    } else {
-                        // Damaged where it lies (or left unchecked, the
-                        // hash having stopped): fetched whole over it.
-                        let why = match verdict {
-                            Ok(_) => "does not match its digest",
-                            Err(_) => "could not be checked",
-                        };
-                        progress.note(&format!(
-                            "blob {} in {} {why}: fetching it again",
-                            job.digest,
-                            self.partials[0].0.display()
-                        ));
-                        hasher.restarted();
                         again.push((slot, job));
                     }
                 }
