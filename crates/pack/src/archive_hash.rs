@@ -255,6 +255,9 @@ struct SetHasher<'a> {
     spare: Vec<u8>,
     /// Bytes fed to the whole's hash.
     pos: u64,
+    /// More than one part: part hashes are made, and reads stop at part
+    /// ends.
+    split: bool,
 }
 
 impl<'a> SetHasher<'a> {
@@ -273,12 +276,13 @@ impl<'a> SetHasher<'a> {
             side,
             spare: Vec::new(),
             pos: 0,
+            split,
         })
     }
 
     /// How many bytes from here may be read before a part ends.
     fn room(&self) -> u64 {
-        match self.set.parts().count() > 1 {
+        match self.split {
             true => self.set.part_size() - self.pos % self.set.part_size(),
             false => u64::MAX,
         }
