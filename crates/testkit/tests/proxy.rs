@@ -9,6 +9,17 @@ use ferry_testkit::{
     FOREVER,
 };
 
+const USER: &str = "ferry";
+const PASSWORD: &str = "s3cret";
+
+/// A registry that takes `USER` and `PASSWORD` only.
+fn htpasswd_registry() -> RegistryProcess {
+    RegistryProcess::start_with(RegistryOptions {
+        htpasswd: Some((USER.into(), PASSWORD.into())),
+        ..RegistryOptions::default()
+    })
+}
+
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -103,24 +114,21 @@ fn faults_are_applied_as_many_times_as_asked() {
 
 #[test]
 fn an_expired_token_gets_the_registry_challenge() {
-    let registry = RegistryProcess::start_with(RegistryOptions {
-        htpasswd: Some(("ferry".into(), "s3cret".into())),
-        ..RegistryOptions::default()
-    });
+    let registry = htpasswd_registry();
     let proxy = FaultProxy::start(&registry);
     let url = format!("http://{}/v2/", proxy.host());
     let http = client();
-    let ok = http.get(&url).basic_auth("ferry", Some("s3cret")).send();
+    let ok = http.get(&url).basic_auth(USER, Some(PASSWORD)).send();
     assert_eq!(ok.unwrap().status().as_u16(), 200);
     proxy.inject(Fault::ExpireToken, Match::any(), 1);
     let r = http
         .get(&url)
-        .basic_auth("ferry", Some("s3cret"))
+        .basic_auth(USER, Some(PASSWORD))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
-    let again = http.get(&url).basic_auth("ferry", Some("s3cret")).send();
+    let again = http.get(&url).basic_auth(USER, Some(PASSWORD)).send();
     assert_eq!(again.unwrap().status().as_u16(), 200);
 }
 
@@ -166,10 +174,7 @@ fn raw_keep_alive_and_drop_closes_everything() {
 
 #[test]
 fn a_single_request_upload_is_taken_on_the_clients_behalf() {
-    let registry = RegistryProcess::start_with(RegistryOptions {
-        htpasswd: Some(("ferry".into(), "s3cret".into())),
-        ..RegistryOptions::default()
-    });
+    let registry = htpasswd_registry();
     let proxy = FaultProxy::start(&registry);
     proxy.inject(
         Fault::TakeSingleRequestUpload,
@@ -180,7 +185,7 @@ fn a_single_request_upload_is_taken_on_the_clients_behalf() {
     let base = format!("http://{}/v2", proxy.host());
     let post = |repo: &str, query: &str, body: &'static [u8]| {
         http.post(format!("{base}/{repo}/blobs/uploads/{query}"))
-            .basic_auth("ferry", Some("s3cret"))
+            .basic_auth(USER, Some(PASSWORD))
             .header("Content-Type", "application/octet-stream")
             .body(body)
             .send()
@@ -200,7 +205,7 @@ fn a_single_request_upload_is_taken_on_the_clients_behalf() {
     );
     let got = http
         .get(format!("{base}/one/blobs/{digest}"))
-        .basic_auth("ferry", Some("s3cret"))
+        .basic_auth(USER, Some(PASSWORD))
         .send()
         .unwrap();
     assert_eq!(got.bytes().unwrap(), bytes);
