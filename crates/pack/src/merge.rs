@@ -16,7 +16,7 @@ use serde::Serialize;
 use ferry_oci::bases::{delta_record, file_sha256, reachable};
 use ferry_oci::delta::full_index_json;
 use ferry_oci::layout::{BlobClass, LayoutPlan};
-use ferry_oci::{DeltaRecord, Digest, LayoutArchive, Progress};
+use ferry_oci::{fsutil, DeltaRecord, Digest, LayoutArchive, Progress};
 
 use crate::write::{Keep, PendingBundle, WrittenPart};
 use crate::{Error, Result};
@@ -267,7 +267,7 @@ fn copy_blob(
             path: input.path.clone(),
             source,
         })?;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; fsutil::HASH_READ];
     let mut at = offset;
     loop {
         let n = reader.read(&mut buf).map_err(read_err)?;

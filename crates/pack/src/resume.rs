@@ -40,7 +40,7 @@ pub(crate) const VERSION: u32 = 1;
 /// A record larger than this is not one ferry wrote.
 const MAX_RECORD: u64 = 16 << 20;
 /// How much is read at once when a blob is checked.
-const READ: usize = 1 << 20;
+const READ: usize = fsutil::HASH_READ;
 /// A blob whose first bytes (this many at most) are all zero was most
 /// likely never written: it is fetched without being hashed first.
 const HEAD: u64 = 4096;

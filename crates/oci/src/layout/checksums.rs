@@ -109,7 +109,7 @@ pub fn sha256_file(path: &Path, on_bytes: &mut dyn FnMut(u64)) -> std::io::Resul
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = DigestHasher::new(Algorithm::Sha256);
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; crate::fsutil::HASH_READ];
     loop {
         match file.read(&mut buf) {
             Ok(0) => break,
@@ -134,7 +134,7 @@ pub fn bundle_sha256(path: &Path) -> Result<String> {
     let parts = super::PartSet::open(path)?;
     let mut reader = parts.reader();
     let mut hasher = DigestHasher::new(Algorithm::Sha256);
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; crate::fsutil::HASH_READ];
     loop {
         match reader.read(&mut buf) {
             Ok(0) => break,
