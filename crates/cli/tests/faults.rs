@@ -177,6 +177,57 @@ fn a_body_cut_on_every_try_is_never_reported_as_success() {
 }
 
 #[test]
+fn a_blob_served_damaged_is_fetched_again_and_one_always_damaged_is_refused() {
+    let source = Source::start();
+    let scratch = Scratch::new();
+    let clean = clean_bundle(&source, &scratch);
+    let big = format!("/blobs/{}", source.big_layer());
+    let gets = || {
+        source
+            .proxy
+            .count(&Match::path_contains(&big).method("GET"))
+    };
+
+    // Damaged once (one byte flipped, the length right): found out,
+    // fetched again, and the bundle is the clean one.
+    source.proxy.reset_log();
+    source
+        .proxy
+        .inject(Fault::FlipByte, Match::path_contains(&big).method("GET"), 1);
+    let run = source.pack(&scratch, "again.tar", &[]).ok();
+    assert!(
+        run.stderr.contains(&source.big_layer())
+            && run
+                .stderr
+                .contains("does not match its digest: fetching it again"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(gets(), 2);
+    assert!(std::fs::read(scratch.path("again.tar")).unwrap() == std::fs::read(&clean).unwrap());
+
+    // Damaged every time: refused, naming the blob, after one more try;
+    // nothing at the name asked for.
+    source.proxy.reset_log();
+    source.proxy.inject(
+        Fault::FlipByte,
+        Match::path_contains(&big).method("GET"),
+        FOREVER,
+    );
+    let run = source.pack(&scratch, "bad.tar", &[]).failed();
+    assert!(
+        run.stderr
+            .contains(&format!("blob {} arrived with digest", source.big_layer()))
+            && run.stderr.contains("the registry served corrupt content"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(gets(), 2);
+    assert!(!scratch.path("bad.tar").exists());
+    assert!(!scratch.path("bad.tar.sha256").exists());
+}
+
+#[test]
 fn a_stalled_registry_times_out_instead_of_hanging() {
     let source = Source::start();
     let scratch = Scratch::new();

@@ -12,30 +12,32 @@
 //! thread has already hashed; any such retry marks the running hash as
 //! spoiled and the archive is hashed again from the start at commit.
 //!
-//! When a pack resumes, a blob already whole in the partial bundle is not
-//! read on its own to check it: it is handed over with its digest
-//! ([`ArchiveHasher::reused`]) and counts as written at once, and as the
-//! thread passes its bytes it hands the very buffers it read on to a side
-//! thread, which feeds them to the blob's own hash (so the blob is read
-//! once, and the thread everything waits on hashes each byte once). The
-//! verdict comes back when the side thread has passed the blob's last
-//! byte; a blob that does not hash to its digest spoils the running hash
-//! (it is fetched again, over what was hashed). Once spoiled, the thread
-//! goes on only for the checks still to make, reading nothing else. A
-//! split bundle's part hashes are made on the side thread too.
+//! The same thread checks the blobs against their digests: a blob fetched
+//! from its start lands unhashed, its check asked for before its first
+//! byte ([`ArchiveHasher::check`]), and a blob found whole in a resumed
+//! pack's partial bundle is handed over with its digest
+//! ([`ArchiveHasher::reused`]). As the thread passes a blob's bytes it
+//! feeds them to the whole's hash, the part's (when split) and the blob's
+//! from the one read, hashed together ([`ferry_lanes`]: three streams cost
+//! about 1.3 times one, where the blob's hash made by the worker as it
+//! arrived cost a whole second pass). The verdict comes back when the
+//! thread has passed the blob's last byte; a blob that does not hash to
+//! its digest spoils the running hash (it is fetched again, over what was
+//! hashed). Once spoiled, the thread goes on only for the checks still to
+//! make, reading nothing else.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use ferry_lanes::{update_together, Lane};
 use ferry_oci::layout::PartSet;
-use ferry_oci::{Digest, DigestHasher, Progress};
-use sha2::{Digest as _, Sha256};
+use ferry_oci::{fsutil, Algorithm, Digest, DigestHasher, Progress};
 use tokio::sync::oneshot;
 
 /// How much the thread reads at once.
-const READ: usize = 1 << 20;
+const READ: usize = fsutil::HASH_READ;
 /// How long the thread waits for the frontier to move.
 const POLL: Duration = Duration::from_millis(2);
 
@@ -76,8 +78,32 @@ impl Region {
 /// A reused blob's check, under way.
 struct Check {
     expected: Digest,
-    hasher: DigestHasher,
+    hash: CheckHash,
     verdict: oneshot::Sender<bool>,
+}
+
+/// A check's running hash: a lane beside the whole's when the digest is a
+/// sha256 (all but a rare sha512 one).
+enum CheckHash {
+    Sha256(Lane),
+    Other(DigestHasher),
+}
+
+impl CheckHash {
+    fn for_digest(digest: &Digest) -> CheckHash {
+        match digest.algorithm() {
+            Algorithm::Sha256 => CheckHash::Sha256(Lane::new()),
+            _ => CheckHash::Other(DigestHasher::for_digest(digest)),
+        }
+    }
+
+    /// Whether what was fed hashes to `expected`.
+    fn is(self, expected: &Digest) -> bool {
+        match self {
+            CheckHash::Sha256(lane) => hex::encode(lane.finalize()) == expected.hex(),
+            CheckHash::Other(hasher) => hasher.finish() == *expected,
+        }
+    }
 }
 
 struct Shared {
@@ -105,14 +131,8 @@ impl ArchiveHasher {
     /// Start hashing `file` (`len` bytes). Everything outside `regions`
     /// (`(offset, size)` of each blob still to arrive, in offset order) must
     /// already be written. Slot `i` in [`ArchiveHasher::written`] is
-    /// `regions[i]`. `reusing`: blobs will be [`ArchiveHasher::reused`]
-    /// (their checks then run on a thread beside this one's).
-    pub fn start(
-        file: Arc<PartSet>,
-        len: u64,
-        regions: &[(u64, u64)],
-        reusing: bool,
-    ) -> ArchiveHasher {
+    /// `regions[i]`.
+    pub fn start(file: Arc<PartSet>, len: u64, regions: &[(u64, u64)]) -> ArchiveHasher {
         debug_assert!(regions.windows(2).all(|w| w[0].0 <= w[1].0));
         let shared = Arc::new(Shared {
             regions: regions
@@ -134,7 +154,7 @@ impl ArchiveHasher {
             let file = file.clone();
             std::thread::Builder::new()
                 .name("ferry-archive-sha256".to_string())
-                .spawn(move || follow(&shared, &file, len, reusing))
+                .spawn(move || follow(&shared, &file, len))
                 .ok()
         };
         if thread.is_none() {
@@ -190,11 +210,17 @@ impl ArchiveHasher {
         if !self.shared.ended.load(Ordering::Acquire) {
             *check = Some(Check {
                 expected: digest.clone(),
-                hasher: DigestHasher::for_digest(digest),
+                hash: CheckHash::for_digest(digest),
                 verdict,
             });
         }
         receiver
+    }
+
+    /// The check asked for the blob in `slot` is off (the blob is fetched
+    /// again, and hashed as it arrives): its verdict never comes.
+    pub fn uncheck(&self, slot: usize) {
+        self.shared.regions[slot].check().take();
     }
 
     /// A blob is being fetched again: its bytes may be rewritten.
@@ -244,15 +270,17 @@ impl Drop for ArchiveHasher {
     }
 }
 
-/// Hashes the whole on the calling thread and hands each read on to the
-/// side thread, when there is one.
+/// The whole's sha256 and, for a split bundle, its parts', fed in order;
+/// and beside them the checks of the blobs the bytes belong to, every
+/// sha256 stream fed from the same read and hashed together (see
+/// [`ferry_lanes`]).
 struct SetHasher<'a> {
     set: &'a PartSet,
-    whole: Sha256,
-    side: Option<SideHashes>,
-    /// The buffer to read into next, when there is no side thread to
-    /// hand buffers back.
-    spare: Vec<u8>,
+    whole: Lane,
+    /// The part being hashed (when split).
+    part: Lane,
+    /// Each part's sha256 hex, as each ends.
+    parts: Vec<String>,
     /// Bytes fed to the whole's hash.
     pos: u64,
     /// More than one part: part hashes are made, and reads stop at part
@@ -261,23 +289,15 @@ struct SetHasher<'a> {
 }
 
 impl<'a> SetHasher<'a> {
-    /// `checks`: reused blobs' checks are made on the side thread (see
-    /// [`SideHashes`]) from these regions. Fails only when a side thread
-    /// is called for and cannot start.
-    fn new(set: &'a PartSet, checks: Option<Arc<Shared>>) -> std::io::Result<SetHasher<'a>> {
-        let split = set.parts().count() > 1;
-        let side = match (split, checks) {
-            (false, None) => None,
-            (split, checks) => Some(SideHashes::start(split, checks)?),
-        };
-        Ok(SetHasher {
+    fn new(set: &'a PartSet) -> SetHasher<'a> {
+        SetHasher {
             set,
-            whole: Sha256::new(),
-            side,
-            spare: Vec::new(),
+            whole: Lane::new(),
+            part: Lane::new(),
+            parts: Vec::new(),
             pos: 0,
-            split,
-        })
+            split: set.parts().count() > 1,
+        }
     }
 
     /// How many bytes from here may be read before a part ends.
@@ -288,151 +308,98 @@ impl<'a> SetHasher<'a> {
         }
     }
 
-    /// Whether reused blobs are checked on the side thread.
-    fn checks_aside(&self) -> bool {
-        self.side.as_ref().is_some_and(|side| side.checks)
-    }
-
-    /// A buffer of `len` bytes to read into.
-    fn buffer(&mut self, len: usize) -> Vec<u8> {
-        let mut buf = match &self.side {
-            Some(side) => side.spare.try_recv().unwrap_or_default(),
-            None => std::mem::take(&mut self.spare),
-        };
-        buf.resize(len, 0);
-        buf
-    }
-
-    /// `bytes`, read at `at`: hashed into the whole (and its part) when
-    /// `next` (they are the next bytes in order), and handed to the side
-    /// thread's checks in any case.
-    fn feed(&mut self, at: u64, bytes: Vec<u8>, next: bool) {
-        let mut part = None;
-        if next {
-            debug_assert_eq!(at, self.pos);
-            self.whole.update(&bytes);
-            self.pos += bytes.len() as u64;
-            let size = self.set.part_size();
-            let part_end = (self.pos - 1) / size * size + size;
-            part = Some(self.pos == part_end || self.pos == self.set.len());
-        }
-        match &self.side {
-            Some(side) => side.feed(Chunk { at, bytes, part }),
-            None => self.spare = bytes,
-        }
-    }
-
-    fn finish(mut self) -> std::io::Result<Hashed> {
-        let parts = match self.side.take() {
-            Some(side) => side.finish()?,
-            None => Vec::new(),
-        };
-        Ok(Hashed {
-            sha256: hex::encode(std::mem::take(&mut self.whole).finalize()),
-            len: self.pos,
-            parts,
-        })
-    }
-}
-
-/// One read, handed to the side thread.
-struct Chunk {
-    /// Where it was read.
-    at: u64,
-    bytes: Vec<u8>,
-    /// Part hashing: `Some(ends_part)` when these are the next bytes of
-    /// the whole, `None` when they were read for the checks alone.
-    part: Option<bool>,
-}
-
-/// The hashes that need the bytes the whole's hash reads but not its
-/// thread: a split bundle's part hashes, and the checks of blobs reused
-/// from a partial bundle. Each is a further sha256 stream over the bytes
-/// (besides the blobs' own and the whole's) that would otherwise add to
-/// the work of the one thread the whole's hash must go through in order,
-/// which is the pack's last to finish. The thread is fed the very buffers
-/// the whole's hash was fed, and hands them back to be read into again.
-struct SideHashes {
-    queue: Option<mpsc::SyncSender<Chunk>>,
-    /// Buffers coming back for reuse.
-    spare: mpsc::Receiver<Vec<u8>>,
-    /// Whether the thread makes the reused blobs' checks.
-    checks: bool,
-    thread: Option<JoinHandle<Vec<String>>>,
-}
-
-impl SideHashes {
-    fn start(split: bool, checks: Option<Arc<Shared>>) -> std::io::Result<SideHashes> {
-        let (queue, chunks) = mpsc::sync_channel::<Chunk>(4);
-        let (recycle, spare) = mpsc::channel();
-        let checking = checks.is_some();
-        let thread = std::thread::Builder::new()
-            .name("ferry-side-sha256".to_string())
-            .spawn(move || {
-                let (mut part, mut done) = (Sha256::new(), Vec::new());
-                // The first region not wholly checked.
-                let mut next_check = 0;
-                for chunk in chunks {
-                    if let (true, Some(ends_part)) = (split, chunk.part) {
-                        part.update(&chunk.bytes);
-                        if ends_part {
-                            let whole = std::mem::take(&mut part);
-                            done.push(hex::encode(whole.finalize()));
+    /// `bytes`, read at `at`: fed to the whole's hash (and its part's) when
+    /// `next` (they are the next bytes in order), and to the checks of the
+    /// regions they cover (`checks`: the regions, and the first not wholly
+    /// checked, moved on past those done with), giving each region's
+    /// verdict at its last byte.
+    fn feed(&mut self, at: u64, bytes: &[u8], next: bool, checks: Option<(&Shared, &mut usize)>) {
+        let end = at + bytes.len() as u64;
+        let slice = |from: u64, to: u64| &bytes[(from - at) as usize..(to - at) as usize];
+        // Everything before `fed` is fed.
+        let mut fed = at;
+        if let Some((shared, checking)) = checks {
+            while let Some(region) = shared.regions.get(*checking) {
+                if region.offset >= end {
+                    break;
+                }
+                if region.end() > fed {
+                    let mut slot = region.check();
+                    if let Some(check) = slot.as_mut() {
+                        let from = region.offset.max(fed);
+                        let to = region.end().min(end);
+                        self.ordered(slice(fed, from), next, None);
+                        self.ordered(slice(from, to), next, Some(&mut check.hash));
+                        fed = to;
+                        if to == region.end() {
+                            if let Some(check) = slot.take() {
+                                let right = check.hash.is(&check.expected);
+                                if !right {
+                                    // To be fetched again, over bytes hashed
+                                    // already.
+                                    shared.spoiled.store(true, Ordering::Release);
+                                }
+                                let _ = check.verdict.send(right);
+                            }
                         }
                     }
-                    if let Some(shared) = &checks {
-                        feed_checks(shared, &mut next_check, chunk.at, &chunk.bytes);
-                    }
-                    let _ = recycle.send(chunk.bytes);
                 }
-                done
-            })?;
-        Ok(SideHashes {
-            queue: Some(queue),
-            spare,
-            checks: checking,
-            thread: Some(thread),
-        })
+                if region.end() > end {
+                    break;
+                }
+                *checking += 1;
+            }
+        }
+        self.ordered(slice(fed, end), next, None);
     }
 
-    fn feed(&self, chunk: Chunk) {
-        if let Some(queue) = &self.queue {
-            // A thread that ended early is found out by `finish`.
-            let _ = queue.send(chunk);
+    /// Feed `bytes` to the whole's hash and its part's when `next`, and to
+    /// `check`, all together.
+    fn ordered(&mut self, bytes: &[u8], next: bool, check: Option<&mut CheckHash>) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut lanes: Vec<&mut Lane> = Vec::with_capacity(3);
+        if next {
+            lanes.push(&mut self.whole);
+            if self.split {
+                lanes.push(&mut self.part);
+            }
+        }
+        match check {
+            Some(CheckHash::Sha256(lane)) => lanes.push(lane),
+            Some(CheckHash::Other(hasher)) => hasher.update(bytes),
+            None => {}
+        }
+        update_together(&mut lanes, bytes);
+        if next {
+            self.pos += bytes.len() as u64;
+            let ends_part =
+                self.pos.is_multiple_of(self.set.part_size()) || self.pos == self.set.len();
+            if self.split && ends_part {
+                let part = std::mem::take(&mut self.part);
+                self.parts.push(hex::encode(part.finalize()));
+            }
         }
     }
 
-    /// Wait for the thread to pass every byte fed to it; each part's
-    /// sha256 hex, in order.
-    fn finish(mut self) -> std::io::Result<Vec<String>> {
-        self.queue.take();
-        match self.thread.take() {
-            Some(thread) => thread
-                .join()
-                .map_err(|_| std::io::Error::other("the side hashing thread panicked")),
-            None => Ok(Vec::new()),
+    fn finish(self) -> Hashed {
+        Hashed {
+            sha256: hex::encode(self.whole.finalize()),
+            len: self.pos,
+            parts: self.parts,
         }
     }
 }
 
-impl Drop for SideHashes {
-    /// The thread is done with the checks before they are dropped.
-    fn drop(&mut self) {
-        self.queue.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// The thread: hash up to the frontier, wait, repeat; check each reused
-/// blob as it is passed (on the side thread when `reusing`). `None` when
-/// stopped or spoiled (the caller hashes from scratch).
-fn follow(shared: &Arc<Shared>, file: &PartSet, len: u64, reusing: bool) -> FollowResult {
+/// The thread: hash up to the frontier, wait, repeat; check each blob
+/// that has a check as it is passed. `None` when stopped or spoiled (the
+/// caller hashes from scratch).
+fn follow(shared: &Shared, file: &PartSet, len: u64) -> FollowResult {
     let _ended = Ended(shared);
-    let mut archive = SetHasher::new(file, reusing.then(|| shared.clone()))?;
-    // The first region not wholly written; the first not wholly checked
-    // here (when the checks are not made aside).
+    let mut archive = SetHasher::new(file);
+    let mut buffer = vec![0u8; READ];
+    // The first region not wholly written; the first not wholly checked.
     let (mut next, mut checking) = (0usize, 0usize);
     // Everything before `pos` is hashed (or, once spoiled, passed).
     let mut pos = 0u64;
@@ -456,7 +423,7 @@ fn follow(shared: &Arc<Shared>, file: &PartSet, len: u64, reusing: bool) -> Foll
             if pos >= len {
                 return match spoiled {
                     true => Ok(None),
-                    false => archive.finish().map(Some),
+                    false => Ok(Some(archive.finish())),
                 };
             }
             std::thread::park_timeout(POLL);
@@ -476,12 +443,9 @@ fn follow(shared: &Arc<Shared>, file: &PartSet, len: u64, reusing: bool) -> Foll
             let n = (frontier - pos).min(READ as u64).min(archive.room());
             (pos, pos + n)
         };
-        let mut bytes = archive.buffer((to - from) as usize);
-        file.read_exact_at(&mut bytes, from)?;
-        if !archive.checks_aside() {
-            feed_checks(shared, &mut checking, from, &bytes);
-        }
-        archive.feed(from, bytes, !spoiled);
+        let bytes = &mut buffer[..(to - from) as usize];
+        file.read_exact_at(bytes, from)?;
+        archive.feed(from, bytes, !spoiled, Some((shared, &mut checking)));
         pos = to;
         shared.hashed.store(pos, Ordering::Relaxed);
     }
@@ -499,41 +463,6 @@ fn next_check(shared: &Shared, pos: u64, frontier: u64) -> Option<u64> {
         .map(|r| r.offset.max(pos))
 }
 
-/// Feed `bytes` (read at `at`) to the checks of the regions they cover,
-/// giving each region's verdict at its last byte; `checking` moves past
-/// the regions done with.
-fn feed_checks(shared: &Shared, checking: &mut usize, at: u64, bytes: &[u8]) {
-    let end = at + bytes.len() as u64;
-    while let Some(region) = shared.regions.get(*checking) {
-        if region.offset >= end {
-            break;
-        }
-        if region.end() > at {
-            let mut slot = region.check();
-            if let Some(check) = slot.as_mut() {
-                let (from, to) = (region.offset.max(at), region.end().min(end));
-                check
-                    .hasher
-                    .update(&bytes[(from - at) as usize..(to - at) as usize]);
-                if to == region.end() {
-                    if let Some(check) = slot.take() {
-                        let right = check.hasher.finish() == check.expected;
-                        if !right {
-                            // To be fetched again, over bytes hashed already.
-                            shared.spoiled.store(true, Ordering::Release);
-                        }
-                        let _ = check.verdict.send(right);
-                    }
-                }
-            }
-        }
-        if region.end() > end {
-            break;
-        }
-        *checking += 1;
-    }
-}
-
 /// Says the thread ended, however it did, and drops the checks it will
 /// never make (their receivers hear no verdict).
 struct Ended<'a>(&'a Shared);
@@ -549,28 +478,30 @@ impl Drop for Ended<'_> {
 
 /// sha256 of the whole set (and of each part) in one pass.
 pub(crate) fn hash_all(file: &PartSet, on_bytes: &mut dyn FnMut(u64)) -> std::io::Result<Hashed> {
-    let mut hasher = SetHasher::new(file, None)?;
+    let mut hasher = SetHasher::new(file);
+    let mut buffer = vec![0u8; READ];
     while hasher.pos < file.len() {
         let n = (file.len() - hasher.pos)
             .min(hasher.room())
             .min(READ as u64);
-        let mut buf = hasher.buffer(n as usize);
-        file.read_exact_at(&mut buf, hasher.pos)?;
-        hasher.feed(hasher.pos, buf, true);
+        let bytes = &mut buffer[..n as usize];
+        file.read_exact_at(bytes, hasher.pos)?;
+        hasher.feed(hasher.pos, bytes, true, None);
         on_bytes(n);
     }
-    hasher.finish()
+    Ok(hasher.finish())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ferry_oci::NoProgress;
+    use sha2::Digest as _;
     use std::io::Write as _;
     use std::path::Path;
 
     fn sha256_hex(bytes: &[u8]) -> String {
-        hex::encode(Sha256::digest(bytes))
+        hex::encode(sha2::Sha256::digest(bytes))
     }
 
     #[test]
@@ -586,7 +517,7 @@ mod tests {
             (100, 2_000_000),
             (2_000_100, expected.len() as u64 - 2_000_100),
         ];
-        let hasher = ArchiveHasher::start(file.clone(), expected.len() as u64, &regions, false);
+        let hasher = ArchiveHasher::start(file.clone(), expected.len() as u64, &regions);
         // The second blob lands first, then the first in pieces.
         file.write_all_at(&expected[2_000_100..], 2_000_100)
             .unwrap();
@@ -609,7 +540,7 @@ mod tests {
         temp.write_all(&[1u8; 10]).unwrap();
         temp.write_all(&[0u8; 1000]).unwrap();
         let file = Arc::new(PartSet::single(std::path::Path::new("t"), temp).unwrap());
-        let hasher = ArchiveHasher::start(file.clone(), 1010, &[(10, 1000)], false);
+        let hasher = ArchiveHasher::start(file.clone(), 1010, &[(10, 1000)]);
         // A first attempt writes wrong bytes, then breaks; a retry rewrites.
         file.write_all_at(&[9u8; 500], 10).unwrap();
         hasher.written(0, 500);
@@ -649,14 +580,6 @@ mod tests {
 
     #[test]
     fn reused_blobs_are_checked_in_the_archive_pass_with_no_second_read() {
-        // On the side thread, and on the archive's own when it was not
-        // told to expect reused blobs.
-        for reusing in [true, false] {
-            reused_blobs_are_checked(reusing);
-        }
-    }
-
-    fn reused_blobs_are_checked(reusing: bool) {
         let dir = tempfile::tempdir().unwrap();
         // 10 header bytes, a reused blob spanning a read and a part, an
         // empty one, a fetched one, a reused one.
@@ -679,7 +602,7 @@ mod tests {
             (at_c, c.len() as u64),
             (at_d, d.len() as u64),
         ];
-        let hasher = ArchiveHasher::start(file.clone(), len, &regions, reusing);
+        let hasher = ArchiveHasher::start(file.clone(), len, &regions);
         let verdict_d = hasher.reused(3, &Digest::sha256_of(&d));
         let verdict_a = hasher.reused(0, &Digest::sha256_of(&a));
         let verdict_empty = hasher.reused(1, &Digest::sha256_of(b""));
@@ -714,7 +637,7 @@ mod tests {
             &[(0, &expected[..10]), (10, &damaged), (at_b, &b)],
         );
         let regions = [(10, a.len() as u64), (at_b, b.len() as u64)];
-        let hasher = ArchiveHasher::start(file.clone(), len, &regions, true);
+        let hasher = ArchiveHasher::start(file.clone(), len, &regions);
         let verdict_b = hasher.reused(1, &Digest::sha256_of(&b));
         let verdict_a = hasher.reused(0, &Digest::sha256_of(&a));
         assert_eq!(verdict_a.blocking_recv(), Ok(false));
@@ -732,7 +655,7 @@ mod tests {
 
         // A thread that has ended gives no verdict: the blob is unchecked.
         drop(hasher);
-        let hasher = ArchiveHasher::start(file.clone(), len, &regions, true);
+        let hasher = ArchiveHasher::start(file.clone(), len, &regions);
         hasher.written(0, a.len() as u64);
         hasher.written(1, b.len() as u64);
         hasher.finish(&NoProgress).unwrap();
@@ -751,7 +674,7 @@ mod tests {
         let len = expected.len() as u64;
         for damaged in [false, true] {
             let file = parts_with(dir.path(), len, len, &[(0, &expected[..10])]);
-            let hasher = ArchiveHasher::start(file.clone(), len, &[(10, a.len() as u64)], true);
+            let hasher = ArchiveHasher::start(file.clone(), len, &[(10, a.len() as u64)]);
             let verdict = hasher.check(0, &Digest::sha256_of(&a));
             // A beginning found written, that the thread may pass at once...
             file.write_all_at(&a[..1_200_000], 10).unwrap();
@@ -786,7 +709,7 @@ mod tests {
         let file = Arc::new(PartSet::for_writing(files, 1_000_000, 2_500_000));
         file.set_lengths().unwrap();
         file.write_all_at(&expected[..10], 0).unwrap();
-        let hasher = ArchiveHasher::start(file.clone(), 2_500_000, &[(10, 2_499_990)], false);
+        let hasher = ArchiveHasher::start(file.clone(), 2_500_000, &[(10, 2_499_990)]);
         for piece in (10..2_500_000).step_by(700_000) {
             let end = (piece + 700_000).min(2_500_000);
             file.write_all_at(&expected[piece..end], piece as u64)

@@ -2,9 +2,10 @@
 //! tarball.
 //!
 //! Every manifest is carried as the exact bytes the registry served, so
-//! digests never change; every blob is hashed as it arrives and written
-//! straight to its planned offset in the archive, so memory does not grow
-//! with blob size; the archive is deterministic (same images, any order,
+//! digests never change; every blob is written straight to its planned
+//! offset in the archive and checked against its digest from the same
+//! reads that make the archive's sha256, so memory does not grow with blob
+//! size; the archive is deterministic (same images, any order,
 //! same bytes) and appears under its name only once it is complete.
 
 #![deny(missing_docs)]

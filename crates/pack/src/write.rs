@@ -1,5 +1,6 @@
 //! Writing the bundle: plan the whole tar, write the small entries, then
-//! fetch blobs in parallel straight to their offsets, hashing as they land.
+//! fetch blobs in parallel straight to their offsets, each checked by the
+//! archive's hash as it passes (see `archive_hash.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -251,12 +252,7 @@ impl PendingBundle {
     ) -> Result<Transfer> {
         queue.sort_by_key(|j| j.offset);
         let regions: Vec<(u64, u64)> = queue.iter().map(|j| (j.offset, j.size)).collect();
-        let hasher = Arc::new(ArchiveHasher::start(
-            self.file.clone(),
-            self.len,
-            &regions,
-            self.reuse,
-        ));
+        let hasher = Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &regions));
         self.hasher = Some(hasher.clone());
         let mut transfer = Transfer {
             resumed: self.reuse,
@@ -277,10 +273,12 @@ impl PendingBundle {
         let mut checking = JoinSet::new();
         loop {
             while running.len() < jobs.max(1) {
-                let (look, (slot, job)) = match again.pop() {
-                    Some(next) => (false, next),
+                // A blob fetched again after failing its check is hashed
+                // by its worker as it arrives.
+                let (first, look, (slot, job)) = match again.pop() {
+                    Some(next) => (false, false, next),
                     None => match queue.next() {
-                        Some(next) => (self.reuse, next),
+                        Some(next) => (true, self.reuse, next),
                         None => break,
                     },
                 };
@@ -324,12 +322,14 @@ impl PendingBundle {
                         }
                     }
                     Ok(
-                        match fetch_blob(&client, &job, &place, progress.as_ref(), begun).await? {
+                        match fetch_blob(&client, &job, &place, progress.as_ref(), begun, first)
+                            .await?
+                        {
                             Fetch::Checked { from } => Landed::Fetched {
                                 size: job.size,
                                 continued_from: (from > 0).then_some(from),
                             },
-                            Fetch::Unchecked { from, verdict } => Landed::Continued {
+                            Fetch::Unchecked { from, verdict } => Landed::Unchecked {
                                 slot: place.slot,
                                 job,
                                 from,
@@ -348,7 +348,7 @@ impl PendingBundle {
                         Landed::Written { slot, job, verdict } => {
                             checking.spawn(async move { (slot, job, verdict.await, None) });
                         }
-                        Landed::Continued { slot, job, from, verdict } => {
+                        Landed::Unchecked { slot, job, from, verdict } => {
                             checking.spawn(async move { (slot, job, verdict.await, Some(from)) });
                         }
                         Landed::Fetched {
@@ -368,11 +368,12 @@ impl PendingBundle {
                     let (slot, mut job, verdict, continued) =
                         checked.map_err(|e| Error::Task(e.to_string()))?;
                     if let (Ok(true), Some(from)) = (&verdict, continued) {
-                        // The beginning, found and not hashed until now.
+                        // Fetched (from `from`, after a beginning found and
+                        // not hashed until now).
                         progress.bytes(from);
                         progress.item_done();
                         transfer.blobs_fetched += 1;
-                        transfer.blobs_continued += 1;
+                        transfer.blobs_continued += usize::from(from > 0);
                         transfer.bytes_reused += from;
                         transfer.bytes_fetched += job.size - from;
                     } else if verdict == Ok(true) {
@@ -382,22 +383,31 @@ impl PendingBundle {
                         transfer.bytes_reused += job.size;
                     } else {
                         // Damaged where it lies, or a beginning found and
-                        // the rest fetched do not make the blob (or either
-                        // was left unchecked, the hash having stopped):
-                        // fetched whole over it.
+                        // the rest fetched do not make the blob, or what the
+                        // registry sent is not the blob (or any of these was
+                        // left unchecked, the hash having stopped): fetched
+                        // whole over it, and hashed as it arrives.
                         let why = match verdict {
                             Ok(_) => "does not match its digest",
                             Err(_) => "could not be checked",
                         };
-                        let (found, again_from) = match continued {
-                            Some(_) => ("continued from", " from its start"),
-                            None => ("in", ""),
+                        let partial = self.partials[0].0.display();
+                        let (what, again_from) = match continued {
+                            Some(0) => (format!("as {} sent it", source_of(&job)), ""),
+                            Some(_) => (format!("continued from {partial}"), " from its start"),
+                            None => (format!("in {partial}"), ""),
                         };
-                        progress.note(&format!(
-                            "blob {} {found} {} {why}: fetching it again{again_from}",
+                        let message = format!(
+                            "blob {} {what} {why}: fetching it again{again_from}",
                             job.digest,
-                            self.partials[0].0.display()
-                        ));
+                        );
+                        // What a registry sent wrong is worth a warning
+                        // (the registry, or something on the way, is at
+                        // fault); a partial bundle found damaged is not.
+                        match continued {
+                            Some(0) => progress.warn(&message),
+                            _ => progress.note(&message),
+                        }
                         hasher.restarted();
                         job.prefix = None;
                         again.push((slot, job));
@@ -500,12 +510,7 @@ impl PendingBundle {
         let parity_progress = progress.clone();
         let hasher = match self.hasher.take() {
             Some(h) => h,
-            None => Arc::new(ArchiveHasher::start(
-                self.file.clone(),
-                self.len,
-                &[],
-                false,
-            )),
+            None => Arc::new(ArchiveHasher::start(self.file.clone(), self.len, &[])),
         };
         let file = self.file.clone();
         let flusher = self.flusher.take();
@@ -673,6 +678,14 @@ fn write_checksum_file(output: &Path, sums: &ChecksumFile) -> Result<()> {
     })
 }
 
+/// Where `job`'s blob is fetched from, for a note: the first repository
+/// that holds it.
+fn source_of(job: &BlobJob) -> String {
+    job.sources
+        .first()
+        .map_or_else(|| "the registry".to_string(), |(repo, _)| repo.to_string())
+}
+
 /// How one job's blob landed.
 enum Landed {
     /// Found written whole in the partial bundle, handed to the archive's
@@ -682,15 +695,16 @@ enum Landed {
         job: BlobJob,
         verdict: tokio::sync::oneshot::Receiver<bool>,
     },
-    /// Fetched, from its start or from where a stopped run left it.
+    /// Fetched and checked as it arrived, from its start or from where a
+    /// stopped run left it.
     Fetched {
         size: u64,
         continued_from: Option<u64>,
     },
-    /// Its rest (from `from` on) fetched in pieces after the beginning a
-    /// stopped run wrote, the whole to be checked by the archive's hash
+    /// Fetched from `from` on (from its start, or after the beginning a
+    /// stopped run wrote), the whole to be checked by the archive's hash
     /// (`verdict`).
-    Continued {
+    Unchecked {
         slot: usize,
         job: BlobJob,
         from: u64,
@@ -707,7 +721,8 @@ struct Begun {
 
 /// How [`fetch_blob`] left a blob.
 enum Fetch {
-    /// Checked against its digest as it arrived; fetched from `from` on.
+    /// Checked against its digest as it arrived (by the worker); fetched
+    /// from `from` on.
     Checked { from: u64 },
     /// Landed, fetched from `from` on, its check to come from the
     /// archive's hash.
@@ -800,14 +815,19 @@ pub(crate) fn check_digest(job: &BlobJob, label: &str, hasher: DigestHasher) -> 
 }
 
 /// Fetch one blob into its place (its rest, after a beginning found in
-/// the partial bundle: `begun`, or hashed in `job.prefix`).
+/// the partial bundle: `begun`, or hashed in `job.prefix`). `first`: its
+/// first fetch in this run; fetched from its start, it is then checked by
+/// the archive's hash as that passes it, from the same reads (a retry is
+/// hashed as it arrives).
 async fn fetch_blob(
     client: &Client,
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
     begun: Option<Begun>,
+    first: bool,
 ) -> Result<Fetch> {
+    let pass_checks = first && begun.is_none() && job.prefix.is_none();
     // The rest of a blob a stopped run began: one try (in pieces side by
     // side when it is big, checked by the archive's hash). Anything wrong
     // (the transfer broke, the registry ignored the range) and the blob is
@@ -820,7 +840,7 @@ async fn fetch_blob(
                 .map(|()| Fetch::Unchecked { from: len, verdict }),
         ),
         (None, Some(prefix)) => Some(
-            fetch_once(client, job, place, progress, Some(prefix))
+            fetch_once(client, job, place, progress, Some(prefix), true)
                 .await
                 .map(|from| Fetch::Checked { from }),
         ),
@@ -838,20 +858,26 @@ async fn fetch_blob(
             }
         }
     }
-    client
+    // Asked for before a byte of it is written.
+    let verdict = pass_checks.then(|| place.hasher.check(place.slot, &job.digest));
+    let checked_here = client
         .config()
         .retry
         .run_noting(
             |attempt| async move {
                 if attempt > 1 {
                     place.hasher.restarted();
+                    if pass_checks {
+                        place.hasher.uncheck(place.slot);
+                    }
                 }
+                let hash_here = !pass_checks || attempt > 1;
                 // Only a body broken in transit is tried again here: a
                 // request that failed was already retried by the client, and
                 // trying it again would multiply the bound on tries.
-                fetch_once(client, job, place, progress, None)
+                fetch_once(client, job, place, progress, None, hash_here)
                     .await
-                    .map(|_| Fetch::Checked { from: 0 })
+                    .map(|_| hash_here)
                     .map_err(|failed| match failed {
                         Failed::InBody(e)
                             if matches!(&e, Error::Registry { source, .. } if source.is_retryable()) =>
@@ -870,7 +896,11 @@ async fn fetch_blob(
                 }
             },
         )
-        .await
+        .await?;
+    Ok(match (checked_here, verdict) {
+        (false, Some(verdict)) => Fetch::Unchecked { from: 0, verdict },
+        _ => Fetch::Checked { from: 0 },
+    })
 }
 
 /// How one try at a blob failed.
@@ -881,12 +911,17 @@ pub(crate) enum Failed {
     Final(Error),
 }
 
+/// One try at `job` from each of its sources in turn, from the end of
+/// `prefix` (hashed already) when there is one; hashed as it arrives when
+/// `hash_here` (otherwise the archive's hash checks it). Returns where the
+/// bytes sent began.
 async fn fetch_once(
     client: &Client,
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
     prefix: Option<&(u64, DigestHasher)>,
+    hash_here: bool,
 ) -> Result<u64, Failed> {
     let mut last_error = None;
     let from = prefix.map_or(0, |(len, _)| *len);
@@ -907,7 +942,7 @@ async fn fetch_once(
                 }))
             }
         };
-        let (mut hasher, mut written) = match prefix {
+        let (hasher, mut written) = match prefix {
             Some((len, h)) if start == *len => (h.clone(), start),
             // The registry sent the whole blob: it overwrites the prefix,
             // whose bytes may have been hashed into the archive's sha256.
@@ -917,6 +952,7 @@ async fn fetch_once(
             }
             None => (DigestHasher::for_digest(&job.digest), 0),
         };
+        let mut hasher = hash_here.then_some(hasher);
         let begun = written;
         while let Some(chunk) = stream.next_chunk().await.map_err(|source| {
             Failed::InBody(Error::Registry {
@@ -933,7 +969,9 @@ async fn fetch_once(
                     found: written + len,
                 }));
             }
-            hasher.update(&chunk);
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(&chunk);
+            }
             place.write(job, &chunk, written)?;
             written += len;
             if written > from {
@@ -949,7 +987,9 @@ async fn fetch_once(
                 found: written,
             }));
         }
-        check_digest(job, label, hasher)?;
+        if let Some(hasher) = hasher {
+            check_digest(job, label, hasher)?;
+        }
         return Ok(begun);
     }
     Err(Failed::Final(last_error.unwrap_or_else(|| {

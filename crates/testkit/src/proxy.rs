@@ -90,6 +90,10 @@ pub enum Fault {
         /// The header's name (any case).
         name: String,
     },
+    /// Forward the request, and flip every bit of the byte in the middle
+    /// of the answer's body: a blob served damaged, as from a bad disk or
+    /// a cache in between.
+    FlipByte,
     /// Answer `307 Temporary Redirect` to the same path and query on
     /// another origin, `http://HOST:PORT`, as a registry that serves blobs
     /// from object storage does. The request never reaches the upstream.
@@ -549,6 +553,13 @@ fn serve_connection(shared: &Shared, client: TcpStream) -> io::Result<()> {
                 let how = Forwarding::move_location(to);
                 forward(shared, &mut reader, &mut writer, &request, &method, how)?
             }
+            Some(Fault::FlipByte) => {
+                let how = Some(Forwarding {
+                    flip: true,
+                    ..Forwarding::default()
+                });
+                forward(shared, &mut reader, &mut writer, &request, &method, how)?
+            }
             Some(Fault::SetHeader { name, value }) => {
                 let how = Some(Forwarding {
                     set_header: Some((name, value)),
@@ -643,6 +654,8 @@ struct Forwarding {
     move_location: Option<String>,
     /// Set this header of the answer.
     set_header: Option<(String, String)>,
+    /// Flip the byte in the middle of the answer's body.
+    flip: bool,
 }
 
 impl Forwarding {
@@ -726,6 +739,20 @@ fn forward(
         }
         client_out.write_all(&response.to_bytes())?;
         let path = request.request_line().map(|(_, p)| p).unwrap_or_default();
+        if let (None, BodyFraming::Length(n), true) = (cut, framing, how.flip) {
+            io::copy(&mut (&mut up_in).take(n / 2), client_out)?;
+            let mut byte = [0u8; 1];
+            if n > 0 {
+                up_in.read_exact(&mut byte)?;
+                client_out.write_all(&[!byte[0]])?;
+            }
+            io::copy(
+                &mut (&mut up_in).take(n.saturating_sub(n / 2 + 1)),
+                client_out,
+            )?;
+            client_out.flush()?;
+            return Ok(keep_alive);
+        }
         if let (None, BodyFraming::Length(n)) = (cut, framing) {
             if shared.budgeted(method, &path) {
                 return copy_budgeted(shared, &mut up_in, client_out, n).map(|()| keep_alive);

@@ -96,6 +96,17 @@ fn faults_are_applied_as_many_times_as_asked() {
         set.blob(blob).unwrap().len()
     );
 
+    // A byte flipped in the middle: the same length, one byte different.
+    proxy.inject(Fault::FlipByte, Match::path_contains("/blobs/"), 1);
+    let flipped = http.get(&url).send().unwrap().bytes().unwrap();
+    let right = set.blob(blob).unwrap();
+    assert_eq!(flipped.len(), right.len());
+    let differ: Vec<usize> = (0..right.len())
+        .filter(|&i| flipped[i] != right[i])
+        .collect();
+    assert_eq!(differ, [right.len() / 2]);
+    assert_eq!(flipped[right.len() / 2], !right[right.len() / 2]);
+
     // A stall longer than the client waits.
     proxy.inject(
         Fault::Stall(Duration::from_secs(30)),
