@@ -3,7 +3,7 @@
 # raw HTTP transfer floor, on this machine, in one run. See docs/benchmarks.md.
 #
 #   scripts/bench.sh [--bin DIR] [--scale F] [--jobs N] [--runs N] [--json FILE] [--no-build]
-#                    [--pack-runs N]   (runs of the full, split and resumed packs, default 3)
+#                    [--pack-runs N]   (runs of the full, split and resumed packs and of the serve copies, default 3)
 #                    [--small-repos N]   (many-small workload: N repositories x 4 tags, default 60)
 #                    [--small-rss-images N]  (peak RSS of unpack at N small images, default 5000; 0 skips)
 #                    [--small-registry-storage memory|disk]  (where its registries store, default memory)
@@ -32,8 +32,10 @@
 # and the best wall time is reported: other processes on the machine only
 # ever make a run slower. The full, split and resumed packs run at least
 # --pack-runs times: the media ratios compare them with each other, and
-# one run each swings them by a tenth. Each step's CPU seconds (its own,
-# and the source registry's while it ran) are reported with its best run. Prints a table and the ratios, and one
+# one run each swings them by a tenth; so do the two skopeo copies out of
+# ferry serve and out of docker-registry, alternated. Each step's CPU
+# seconds (its own, and the source registry's while it ran) are reported
+# with its best run. Prints a table and the ratios, and one
 # machine-readable `BENCH {...}` line.
 # Everything it started or wrote is removed on exit.
 set -euo pipefail
@@ -60,7 +62,7 @@ while [[ $# -gt 0 ]]; do
     --small-repos) small_repos=$2; shift 2 ;;
     --small-rss-images) small_rss_images=$2; shift 2 ;;
     --small-registry-storage) small_registry_storage=$2; shift 2 ;;
-    -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -72,6 +74,7 @@ done
 if [[ $build == yes ]]; then
   echo "building release binaries..." >&2
   cargo build --release -p ferry-cli -p ferry-testkit >&2
+  cargo build --release -p ferry-lanes --example lanes_speed >&2
 fi
 bin=$(cd "$bin" && pwd)
 
@@ -309,8 +312,12 @@ serve_port=$(free_port)
   --listen "127.0.0.1:$serve_port" 2>"$work/serve.log" &
 serve_time_pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$serve_port/v2/" >/dev/null && break; sleep 0.1; done
-measure serve_copy : bash -c 'copy_out "$@"' _ "127.0.0.1:$serve_port" "$work/images.txt" "$work/serve-out"
-measure registry_copy : bash -c 'copy_out "$@"' _ "$src" "$work/images.txt" "$work/serve-out"
+# Alternated, --pack-runs times each (at least --runs): one run of each
+# swung the ratio from 0.81 to 1.25 between two bench runs.
+for ((copy_run = 0; copy_run < pack_step_runs; copy_run++)); do
+  step_runs=1 measure serve_copy : bash -c 'copy_out "$@"' _ "127.0.0.1:$serve_port" "$work/images.txt" "$work/serve-out"
+  step_runs=1 measure registry_copy : bash -c 'copy_out "$@"' _ "$src" "$work/images.txt" "$work/serve-out"
+done
 note "ferry serve: 16 clients at once"
 measure serve_copy_16 : bash -c 'copy_out_parallel "$@"' _ "127.0.0.1:$serve_port" "$work/images.txt" "$work/serve-out" 16
 rm -rf "$work/serve-out"
@@ -500,6 +507,14 @@ if sys.argv[1]:
     with open(sys.argv[1], "w") as f:
         f.write(line + "\n")
 PY
+
+# The SHA-256 lanes every pack hashes through (crates/lanes): two and three
+# streams over the same bytes against one, on this machine's CPU.
+if [[ -x $bin/examples/lanes_speed ]]; then
+  echo
+  echo "sha256 lanes (crates/lanes, 512 MiB in memory):"
+  "$bin/examples/lanes_speed" 512
+fi
 
 # Deployment files: `ferry images` / `ferry rewrite` over 10,000 manifests.
 "$(dirname "$0")/bench-deploy.sh" --bin "$bin" --files 10000
