@@ -195,7 +195,7 @@ fn assert_no_partials(scratch: &Scratch) {
 }
 
 /// A resumed pack whose biggest blob was cut short fetches its rest as
-/// ranged pieces side by side (two here: 8 MiB at least each), and the
+/// ranged pieces side by side (two here: 16 MiB at most each), and the
 /// bundle is still byte for byte the uninterrupted one. A registry that
 /// ignores ranges, or a beginning damaged by hand, gets the blob fetched
 /// whole.

@@ -251,7 +251,6 @@ pub async fn pack(
                 size: blob.size,
                 offset: planned.data_offset,
                 sources: blob.sources.clone(),
-                prefix: None,
             });
         }
     }

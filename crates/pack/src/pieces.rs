@@ -1,13 +1,13 @@
-//! The rest of a big blob a stopped pack began, fetched as ranged requests
+//! The rest of a blob a stopped pack began, fetched as ranged requests
 //! side by side.
 //!
 //! A pack stopped halfway has usually finished every small blob and left
 //! the biggest partway. Resumed, that blob's rest is nearly the whole run,
 //! and in one stream it took about as long as the full pack's fetch phase:
 //! one stream from docker-registry ran at about 250 MB/s on the bench
-//! machine, eight side by side at about 520. So a rest of at least two
-//! [`PIECE_MIN`] is cut into pieces of [`PIECE`] at most, fetched in order
-//! with [`IN_FLIGHT`] at once: each lands at its offset as it arrives, and
+//! machine, eight side by side at about 520. So a rest is cut into pieces
+//! of [`PIECE`] at most (one request for a rest no bigger), fetched in
+//! order with [`IN_FLIGHT`] at once: each lands at its offset as it arrives, and
 //! the archive's hash is told the blob is written up to the end of the
 //! first piece not yet whole, so it follows the blob in as it comes (four
 //! big pieces side by side left it the last three quarters of the blob to
@@ -29,16 +29,11 @@ use ferry_registry::{Client, Repository};
 use crate::write::{BlobJob, Failed, Placement};
 use crate::Error;
 
-/// The smallest piece worth a request of its own.
-pub(crate) const PIECE_MIN: u64 = 8 << 20;
 /// The biggest piece: small enough for the archive's hash to follow the
 /// blob closely, big enough that a request's round trip is nothing.
 const PIECE: u64 = 16 << 20;
 /// Pieces of one blob in flight at once.
 const IN_FLIGHT: usize = 4;
-
-/// The smallest rest that goes in pieces.
-pub(crate) const MIN_REST: u64 = 2 * PIECE_MIN;
 
 /// The pieces of `from..size`: as few as [`PIECE`] allows, of even size.
 fn pieces(from: u64, size: u64) -> Vec<(u64, u64)> {

@@ -28,7 +28,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ferry_oci::layout::{parity_path, part_path, suffixed, LayoutPlan, PartSet, MAX_PARTS};
-use ferry_oci::{fsutil, Digest, DigestHasher, Platform, Progress, Reference};
+use ferry_oci::{fsutil, Digest, Platform, Progress, Reference};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -39,10 +39,8 @@ const FORMAT: &str = "ferry-pack-resume";
 pub(crate) const VERSION: u32 = 1;
 /// A record larger than this is not one ferry wrote.
 const MAX_RECORD: u64 = 16 << 20;
-/// How much is read at once when a blob is checked.
-const READ: usize = fsutil::HASH_READ;
 /// A blob whose first bytes (this many at most) are all zero was most
-/// likely never written: it is fetched without being hashed first.
+/// likely never written: it is fetched whole.
 const HEAD: u64 = 4096;
 
 /// `OUT.partial`, or with `--split` the partial of part `part`:
@@ -362,18 +360,9 @@ pub(crate) enum Found {
     /// (`ArchiveHasher::reused`).
     Written,
     /// Its first `len` bytes, it seems (written front to back, then
-    /// stopped): `hasher` has hashed them. Only the rest needs fetching;
-    /// the digest of the whole decides whether they were right.
-    Prefix {
-        /// How many bytes.
-        len: u64,
-        /// Their hash so far.
-        hasher: DigestHasher,
-    },
-    /// Its first `len` bytes, it seems, not hashed: the rest is big enough
-    /// to come in pieces, and the whole is checked as the archive's sha256
-    /// passes it (`ArchiveHasher::check`), so the rest
-    /// can be asked for at once.
+    /// stopped), not hashed: the whole is checked as the archive's sha256
+    /// passes it (`ArchiveHasher::check`), so the rest can be asked for at
+    /// once.
     Begun {
         /// How many bytes.
         len: u64,
@@ -382,28 +371,20 @@ pub(crate) enum Found {
     Missing,
 }
 
-/// Look for the blob `digest` (`size` bytes) at `offset` in `file`. Bytes
-/// in a hole of the file (never written) end what is there. A blob with
-/// no hole in its place is [`Found::Written`], read no further than its
-/// first bytes; one with a hole is read up to it and hashed: zeros before
-/// the hole (a file-system block is written whole, the bytes after the
-/// last one written are zeros) are held back, the prefix ends at the last
-/// byte that is not zero. A prefix that leaves at least `unhashed_rest`
-/// bytes to fetch is [`Found::Begun`]: only its end is read, backwards
-/// from the hole. `on_bytes` hears of every byte hashed.
-pub(crate) fn look_for(
-    file: &PartSet,
-    digest: &Digest,
-    offset: u64,
-    size: u64,
-    unhashed_rest: u64,
-    on_bytes: &mut dyn FnMut(u64),
-) -> std::io::Result<Found> {
+/// Look for the blob of `size` bytes at `offset` in `file`, reading
+/// little and hashing nothing (the archive's sha256 checks what is kept).
+/// Bytes in a hole of the file (never written) end what is there. A blob
+/// with no hole in its place is [`Found::Written`], read no further than
+/// its first bytes; one with a hole is [`Found::Begun`], up to the last
+/// byte before the hole that is not zero (a file-system block is written
+/// whole, the bytes after the last one written are zeros), read backwards
+/// from the hole.
+pub(crate) fn look_for(file: &PartSet, offset: u64, size: u64) -> std::io::Result<Found> {
     let written = match file.first_hole(offset, size)? {
         Some(hole) => hole - offset,
         None => size,
     };
-    let mut buf = vec![0u8; READ.min(written.max(1) as usize)];
+    let mut buf = vec![0u8; HEAD as usize];
     let head = HEAD.min(written) as usize;
     if head > 0 {
         file.read_exact_at(&mut buf[..head], offset)?;
@@ -416,33 +397,9 @@ pub(crate) fn look_for(
     if written == size {
         return Ok(Found::Written);
     }
-    if size - written >= unhashed_rest {
-        return Ok(match last_not_zero(file, offset, written)? {
-            Some(last) => Found::Begun { len: last + 1 },
-            None => Found::Missing,
-        });
-    }
-    let mut hasher = DigestHasher::for_digest(digest);
-    // Zeros read but not yet fed: they may be the unwritten rest.
-    let mut zeros = 0u64;
-    let mut done = 0u64;
-    while done < written {
-        let n = (written - done).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], offset + done)?;
-        match buf[..n].iter().rposition(|&b| b != 0) {
-            None => zeros += n as u64,
-            Some(last) => {
-                feed_zeros(&mut hasher, zeros);
-                hasher.update(&buf[..=last]);
-                zeros = (n - last - 1) as u64;
-            }
-        }
-        done += n as u64;
-        on_bytes(n as u64);
-    }
-    Ok(match written - zeros {
-        0 => Found::Missing,
-        len => Found::Prefix { len, hasher },
+    Ok(match last_not_zero(file, offset, written)? {
+        Some(last) => Found::Begun { len: last + 1 },
+        None => Found::Missing,
     })
 }
 
@@ -462,15 +419,6 @@ fn last_not_zero(file: &PartSet, offset: u64, len: u64) -> std::io::Result<Optio
         end = start;
     }
     Ok(None)
-}
-
-fn feed_zeros(hasher: &mut DigestHasher, mut n: u64) {
-    const ZEROS: [u8; 4096] = [0; 4096];
-    while n > 0 {
-        let k = n.min(ZEROS.len() as u64) as usize;
-        hasher.update(&ZEROS[..k]);
-        n -= k as u64;
-    }
 }
 
 #[cfg(test)]
@@ -555,10 +503,7 @@ mod tests {
         bytes.extend([0u8; 5000]);
         std::fs::write(&path, &bytes).unwrap();
         let set = PartSet::single(&path, std::fs::File::open(&path).unwrap()).unwrap();
-        let digest = Digest::sha256_of(&blob);
-        let mut read = 0;
-        let mut found =
-            |offset, size| look_for(&set, &digest, offset, size, u64::MAX, &mut |n| read += n);
+        let found = |offset, size| look_for(&set, offset, size);
         assert!(matches!(found(100, blob.len() as u64), Ok(Found::Written)));
         // Zeros are never taken for a blob.
         assert!(matches!(
@@ -567,17 +512,11 @@ mod tests {
         ));
         // Shifted by one: written too; its digest will refuse it.
         assert!(matches!(found(101, blob.len() as u64), Ok(Found::Written)));
-        let empty = Digest::sha256_of(b"");
-        assert!(matches!(
-            look_for(&set, &empty, 5, 0, u64::MAX, &mut |_| {}).unwrap(),
-            Found::Written
-        ));
-        // Nothing was hashed: the archive's pass checks them.
-        assert_eq!(read, 0);
+        assert!(matches!(found(5, 0), Ok(Found::Written)));
     }
 
     #[test]
-    fn a_blob_cut_short_is_a_prefix_that_ends_before_the_zeros() {
+    fn a_blob_cut_short_is_begun_up_to_the_zeros_before_its_hole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let blob: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8 | 1).collect();
@@ -593,23 +532,12 @@ mod tests {
         // (and zeros up to the end of the last block written).
         std::os::unix::fs::FileExt::write_all_at(&file, &blob[..300_001], 512).unwrap();
         let set = PartSet::single(&path, file).unwrap();
-        let digest = Digest::sha256_of(&blob);
-        match look_for(&set, &digest, 512, blob.len() as u64, u64::MAX, &mut |_| {}).unwrap() {
-            Found::Prefix { len, hasher } => {
-                assert_eq!(len, 300_001);
-                let mut h = hasher;
-                h.update(&blob[300_001..]);
-                assert_eq!(h.finish(), digest);
-            }
-            _ => panic!("expected a prefix"),
-        }
-        // With a rest big enough to come in pieces, only the end is read:
-        // the same length, nothing hashed.
-        let mut hashed = 0;
-        let found = look_for(&set, &digest, 512, blob.len() as u64, 600_000, &mut |n| {
-            hashed += n
-        });
+        let found = look_for(&set, 512, blob.len() as u64);
         assert!(matches!(found, Ok(Found::Begun { len: 300_001 })));
-        assert_eq!(hashed, 0);
+        // Nothing but zeros before the hole: nothing to keep.
+        assert!(matches!(
+            look_for(&set, 400_000, 500_000),
+            Ok(Found::Missing)
+        ));
     }
 }

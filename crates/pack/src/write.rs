@@ -30,9 +30,6 @@ pub(crate) struct BlobJob {
     pub offset: u64,
     /// Repositories known to hold it, with the reference that needs it.
     pub sources: Vec<(Repository, String)>,
-    /// Its first bytes, already in the partial bundle and hashed: fetch
-    /// the rest (or all of it, should the whole not hash right).
-    pub prefix: Option<(u64, DigestHasher)>,
 }
 
 /// A bundle being written: partial files beside the output (`OUT.partial`,
@@ -291,10 +288,9 @@ impl PendingBundle {
                 };
                 let partial = self.partials[0].0.clone();
                 running.spawn(async move {
-                    let mut job = job;
                     let mut begun = None;
                     if look {
-                        match look_for(&place, &job, progress.clone(), partial).await? {
+                        match look_for(&place, &job, partial).await? {
                             Found::Written => {
                                 let verdict = place.hasher.reused(place.slot, &job.digest);
                                 return Ok(Landed::Written {
@@ -303,17 +299,13 @@ impl PendingBundle {
                                     verdict,
                                 });
                             }
-                            Found::Prefix { len, hasher } => {
-                                // Written front to back: the prefix is final
-                                // unless the whole fails its digest (then the
-                                // blob is fetched again, spoiling the hash).
-                                place.hasher.written(place.slot, len);
-                                job.prefix = Some((len, hasher));
-                            }
                             Found::Begun { len } => {
-                                // The same, the whole checked by the
-                                // archive's hash: asked for before the
-                                // pass may read a byte of it.
+                                // Written front to back: the beginning is
+                                // final unless the whole fails its digest
+                                // (then the blob is fetched again, spoiling
+                                // the hash). The whole is checked by the
+                                // archive's hash: asked for before the pass
+                                // may read a byte of it.
                                 let verdict = place.hasher.check(place.slot, &job.digest);
                                 place.hasher.written(place.slot, len);
                                 begun = Some(Begun { len, verdict });
@@ -365,7 +357,7 @@ impl PendingBundle {
                     }
                 }
                 Some(checked) = checking.join_next(), if !checking.is_empty() => {
-                    let (slot, mut job, verdict, continued) =
+                    let (slot, job, verdict, continued) =
                         checked.map_err(|e| Error::Task(e.to_string()))?;
                     if let (Ok(true), Some(from)) = (&verdict, continued) {
                         // Fetched (from `from`, after a beginning found and
@@ -409,7 +401,6 @@ impl PendingBundle {
                             _ => progress.note(&message),
                         }
                         hasher.restarted();
-                        job.prefix = None;
                         again.push((slot, job));
                     }
                 }
@@ -732,28 +723,17 @@ enum Fetch {
     },
 }
 
-/// Look for `job`'s blob in the partial bundle, off the async threads; the
-/// bytes read count as progress.
-async fn look_for(
-    place: &Placement,
-    job: &BlobJob,
-    progress: Arc<dyn Progress>,
-    partial: PathBuf,
-) -> Result<Found> {
-    let (file, digest, offset, size) =
-        (place.file.clone(), job.digest.clone(), job.offset, job.size);
-    tokio::task::spawn_blocking(move || {
-        resume::look_for(&file, &digest, offset, size, pieces::MIN_REST, &mut |n| {
-            progress.bytes(n)
+/// Look for `job`'s blob in the partial bundle, off the async threads.
+async fn look_for(place: &Placement, job: &BlobJob, partial: PathBuf) -> Result<Found> {
+    let (file, offset, size) = (place.file.clone(), job.offset, job.size);
+    tokio::task::spawn_blocking(move || resume::look_for(&file, offset, size))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+        .map_err(|source| Error::Io {
+            action: "cannot read back",
+            path: partial,
+            source,
         })
-    })
-    .await
-    .map_err(|e| Error::Task(e.to_string()))?
-    .map_err(|source| Error::Io {
-        action: "cannot read back",
-        path: partial,
-        source,
-    })
 }
 
 /// Where a blob's bytes go: the archive, and the hasher's slot for it.
@@ -815,10 +795,9 @@ pub(crate) fn check_digest(job: &BlobJob, label: &str, hasher: DigestHasher) -> 
 }
 
 /// Fetch one blob into its place (its rest, after a beginning found in
-/// the partial bundle: `begun`, or hashed in `job.prefix`). `first`: its
-/// first fetch in this run; fetched from its start, it is then checked by
-/// the archive's hash as that passes it, from the same reads (a retry is
-/// hashed as it arrives).
+/// the partial bundle: `begun`). `first`: its first fetch in this run;
+/// fetched from its start, it is then checked by the archive's hash as
+/// that passes it, from the same reads (a retry is hashed as it arrives).
 async fn fetch_blob(
     client: &Client,
     job: &BlobJob,
@@ -827,34 +806,22 @@ async fn fetch_blob(
     begun: Option<Begun>,
     first: bool,
 ) -> Result<Fetch> {
-    let pass_checks = first && begun.is_none() && job.prefix.is_none();
+    let pass_checks = first && begun.is_none();
     // The rest of a blob a stopped run began: one try (in pieces side by
     // side when it is big, checked by the archive's hash). Anything wrong
     // (the transfer broke, the registry ignored the range) and the blob is
     // fetched from its start below; a whole that does not hash to the
     // digest is fetched again by the caller.
-    let rest = match (begun, &job.prefix) {
-        (Some(Begun { len, verdict }), _) => Some(
-            pieces::fetch_rest(client, job, place, progress, len)
-                .await
-                .map(|()| Fetch::Unchecked { from: len, verdict }),
-        ),
-        (None, Some(prefix)) => Some(
-            fetch_once(client, job, place, progress, Some(prefix), true)
-                .await
-                .map(|from| Fetch::Checked { from }),
-        ),
-        (None, None) => None,
-    };
-    if let Some(rest) = rest {
-        match rest {
-            Ok(fetched) => return Ok(fetched),
+    if let Some(Begun { len, verdict }) = begun {
+        match pieces::fetch_rest(client, job, place, progress, len).await {
+            Ok(()) => return Ok(Fetch::Unchecked { from: len, verdict }),
             Err(Failed::InBody(e) | Failed::Final(e)) => {
                 progress.note(&format!(
                     "fetching blob {} again from its start: {e}",
                     job.digest
                 ));
                 place.hasher.restarted();
+                place.hasher.uncheck(place.slot);
             }
         }
     }
@@ -875,9 +842,9 @@ async fn fetch_blob(
                 // Only a body broken in transit is tried again here: a
                 // request that failed was already retried by the client, and
                 // trying it again would multiply the bound on tries.
-                fetch_once(client, job, place, progress, None, hash_here)
+                fetch_once(client, job, place, progress, hash_here)
                     .await
-                    .map(|_| hash_here)
+                    .map(|()| hash_here)
                     .map_err(|failed| match failed {
                         Failed::InBody(e)
                             if matches!(&e, Error::Registry { source, .. } if source.is_retryable()) =>
@@ -911,22 +878,18 @@ pub(crate) enum Failed {
     Final(Error),
 }
 
-/// One try at `job` from each of its sources in turn, from the end of
-/// `prefix` (hashed already) when there is one; hashed as it arrives when
-/// `hash_here` (otherwise the archive's hash checks it). Returns where the
-/// bytes sent began.
+/// One try at `job` from each of its sources in turn, hashed as it
+/// arrives when `hash_here` (otherwise the archive's hash checks it).
 async fn fetch_once(
     client: &Client,
     job: &BlobJob,
     place: &Placement,
     progress: &dyn Progress,
-    prefix: Option<&(u64, DigestHasher)>,
     hash_here: bool,
-) -> Result<u64, Failed> {
+) -> Result<(), Failed> {
     let mut last_error = None;
-    let from = prefix.map_or(0, |(len, _)| *len);
     for (repo, label) in &job.sources {
-        let (mut stream, start) = match client.get_blob_from(repo, &job.digest, from).await {
+        let mut stream = match client.get_blob(repo, &job.digest).await {
             Ok(s) => s,
             Err(e @ ferry_registry::Error::NotFound { .. }) => {
                 last_error = Some(Error::Registry {
@@ -942,18 +905,8 @@ async fn fetch_once(
                 }))
             }
         };
-        let (hasher, mut written) = match prefix {
-            Some((len, h)) if start == *len => (h.clone(), start),
-            // The registry sent the whole blob: it overwrites the prefix,
-            // whose bytes may have been hashed into the archive's sha256.
-            Some(_) => {
-                place.hasher.restarted();
-                (DigestHasher::for_digest(&job.digest), 0)
-            }
-            None => (DigestHasher::for_digest(&job.digest), 0),
-        };
-        let mut hasher = hash_here.then_some(hasher);
-        let begun = written;
+        let mut hasher = hash_here.then(|| DigestHasher::for_digest(&job.digest));
+        let mut written = 0;
         while let Some(chunk) = stream.next_chunk().await.map_err(|source| {
             Failed::InBody(Error::Registry {
                 reference: label.clone(),
@@ -974,9 +927,7 @@ async fn fetch_once(
             }
             place.write(job, &chunk, written)?;
             written += len;
-            if written > from {
-                place.hasher.written(place.slot, written);
-            }
+            place.hasher.written(place.slot, written);
             progress.bytes(len);
         }
         if written != job.size {
@@ -990,7 +941,7 @@ async fn fetch_once(
         if let Some(hasher) = hasher {
             check_digest(job, label, hasher)?;
         }
-        return Ok(begun);
+        return Ok(());
     }
     Err(Failed::Final(last_error.unwrap_or_else(|| {
         Error::Task(format!("no source for blob {}", job.digest))
@@ -1024,7 +975,6 @@ mod tests {
             size,
             offset,
             sources: Vec::new(),
-            prefix: None,
         }
     }
 

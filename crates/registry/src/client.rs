@@ -260,27 +260,13 @@ impl Client {
         })
     }
 
-    /// Start fetching a blob from byte `from` on (`Range: bytes=FROM-`), to
-    /// finish one already partly held. Returns the stream and the offset in
-    /// the blob of its first byte: `from` when the registry honoured the
-    /// range (206), 0 when it sent the whole blob (200, as it may).
-    pub async fn get_blob_from(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        from: u64,
-    ) -> Result<(BlobStream, u64)> {
-        if from == 0 {
-            return Ok((self.get_blob(repo, digest).await?, 0));
-        }
-        self.get_blob_range(repo, digest, from, None).await
-    }
-
-    /// [`get_blob_from`](Self::get_blob_from), ending before byte `end`
-    /// when given (`Range: bytes=FROM-(END-1)`): one of several pieces of a
-    /// blob fetched side by side. The stream may still run past `end` (a
-    /// registry that ignores ranges sends the whole blob, from 0); the
-    /// caller stops reading there.
+    /// Start fetching bytes `from..end` of a blob (`Range:
+    /// bytes=FROM-(END-1)`, or `bytes=FROM-` without `end`): the rest of
+    /// one already partly held, or one of several pieces fetched side by
+    /// side. Returns the stream and the offset in the blob of its first
+    /// byte: `from` when the registry honoured the range (206), 0 when it
+    /// sent the whole blob (200, as it may); the stream may then run past
+    /// `end`, and the caller stops reading there.
     pub async fn get_blob_range(
         &self,
         repo: &Repository,
