@@ -268,6 +268,8 @@ impl PendingBundle {
         let mut running = JoinSet::new();
         // Reused blobs awaiting their verdict from the archive's hash.
         let mut checking = JoinSet::new();
+        // The pieces of blobs a stopped run began, front of the bundle first.
+        let turns = Arc::new(pieces::Turns::new(jobs));
         loop {
             while running.len() < jobs.max(1) {
                 // A blob fetched again after failing its check is hashed
@@ -287,6 +289,7 @@ impl PendingBundle {
                     slot,
                 };
                 let partial = self.partials[0].0.clone();
+                let turns = turns.clone();
                 running.spawn(async move {
                     let mut begun = None;
                     if look {
@@ -313,22 +316,27 @@ impl PendingBundle {
                             Found::Missing => {}
                         }
                     }
-                    Ok(
-                        match fetch_blob(&client, &job, &place, progress.as_ref(), begun, first)
-                            .await?
-                        {
-                            Fetch::Checked { from } => Landed::Fetched {
-                                size: job.size,
-                                continued_from: (from > 0).then_some(from),
-                            },
-                            Fetch::Unchecked { from, verdict } => Landed::Unchecked {
-                                slot: place.slot,
-                                job,
-                                from,
-                                verdict,
-                            },
+                    let fetched = fetch_blob(
+                        &client,
+                        &job,
+                        &place,
+                        progress.as_ref(),
+                        begun,
+                        first,
+                        &turns,
+                    );
+                    Ok(match fetched.await? {
+                        Fetch::Checked { from } => Landed::Fetched {
+                            size: job.size,
+                            continued_from: (from > 0).then_some(from),
                         },
-                    )
+                        Fetch::Unchecked { from, verdict } => Landed::Unchecked {
+                            slot: place.slot,
+                            job,
+                            from,
+                            verdict,
+                        },
+                    })
                 });
             }
             if running.is_empty() && checking.is_empty() {
@@ -805,6 +813,7 @@ async fn fetch_blob(
     progress: &dyn Progress,
     begun: Option<Begun>,
     first: bool,
+    turns: &pieces::Turns,
 ) -> Result<Fetch> {
     let pass_checks = first && begun.is_none();
     // The rest of a blob a stopped run began: one try (in pieces side by
@@ -813,7 +822,7 @@ async fn fetch_blob(
     // fetched from its start below; a whole that does not hash to the
     // digest is fetched again by the caller.
     if let Some(Begun { len, verdict }) = begun {
-        match pieces::fetch_rest(client, job, place, progress, len).await {
+        match pieces::fetch_rest(client, job, place, progress, len, turns).await {
             Ok(()) => return Ok(Fetch::Unchecked { from: len, verdict }),
             Err(Failed::InBody(e) | Failed::Final(e)) => {
                 progress.note(&format!(
