@@ -1,11 +1,14 @@
-//! The x86 SHA-NI kernel: several SHA-256 states over the same blocks.
+//! The x86 SHA-NI kernel: several SHA-256 states, each over its stream of
+//! blocks, interleaved.
 //!
 //! One SHA-256 stream cannot keep the SHA unit busy: each pair of rounds
-//! (`sha256rnds2`) waits for the one before it. Several states that take the
-//! same blocks are independent chains the CPU runs side by side, and the
-//! message schedule (`sha256msg1`/`sha256msg2`) is computed once for all of
-//! them. On the bench machine (AMD EPYC) two states cost 1.2 times one, and
-//! three 1.75 times, where separate passes cost 2 and 3 times.
+//! (`sha256rnds2`) waits for the one before it. Several states are
+//! independent chains the CPU runs side by side, and states that take the
+//! same blocks share their message schedule (`sha256msg1`/`sha256msg2`,
+//! computed once a stream). On the bench machine (AMD EPYC, Zen 3) two
+//! states over the same blocks cost 1.15–1.22 times one, three 1.21–1.29;
+//! with one of them over blocks of its own, 1.39–1.51 and 1.44–1.53 —
+//! where separate passes cost 2 and 3 times.
 //!
 //! The rounds follow the sha2 crate's own SHA-NI backend
 //! (`sha2/src/sha256/x86.rs`, 0.10), with the lanes interleaved.

@@ -59,9 +59,10 @@ struct Region {
     offset: u64,
     size: u64,
     written: AtomicU64,
-    /// A blob found whole in a partial bundle, to check as the thread
-    /// passes it: set before `written` says it is whole, taken when the
-    /// verdict is given.
+    /// The blob's check against its digest, made as the thread passes
+    /// it: set before `written` says any of it is written, taken when the
+    /// verdict is given (or when the blob is fetched again, hashed by its
+    /// worker).
     check: Mutex<Option<Check>>,
 }
 
@@ -75,7 +76,7 @@ impl Region {
     }
 }
 
-/// A reused blob's check, under way.
+/// A blob's check, under way.
 struct Check {
     expected: Digest,
     hash: CheckHash,

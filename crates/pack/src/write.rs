@@ -232,14 +232,14 @@ impl PendingBundle {
 
     /// Fetch every job, `jobs` at a time. The first failure stops the rest.
     /// Everything else must be written already: the archive's sha256 is
-    /// computed from here on, following the blobs as they land. When the
-    /// partial files are reused, each worker first looks where its blob is
-    /// planned: a blob written whole is handed to the archive's hash, which
-    /// checks it against its digest as it passes (one read for both), and
-    /// the worker goes on to the next job; a beginning is hashed in place
-    /// and the rest fetched; anything else is fetched. Returns once every
-    /// blob has landed and every reused one has its verdict (a blob that
-    /// fails it is fetched whole).
+    /// computed from here on, following the blobs as they land, and checks
+    /// each blob against its digest from the same reads. When the partial
+    /// files are reused, each worker first looks where its blob is planned:
+    /// a blob written whole is handed to the archive's hash, and the worker
+    /// goes on to the next job; the rest of a beginning is fetched in
+    /// pieces (the whole checked the same way); anything else is fetched.
+    /// Returns once every blob has landed and has its verdict (a blob that
+    /// fails it is fetched whole, hashed by its worker).
     pub async fn fetch_all(
         &mut self,
         client: &Client,
