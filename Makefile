@@ -6,6 +6,7 @@ CARGO ?= cargo
 ## demo: the whole job end to end on this machine (installs what it needs)
 demo: deps
 	$(CARGO) build --release -p ferry-cli -p ferry-testkit
+	$(CARGO) build --release -p ferry-lanes --example lanes_speed
 	scripts/demo.sh target/release
 
 ## test: formatting, lints, and every test (unit, integration, interop)
@@ -33,6 +34,7 @@ deps:
 ## BENCH_ARGS passes options to scripts/bench.sh, e.g. BENCH_ARGS="--scale 0.2"
 bench: deps
 	$(CARGO) build --release -p ferry-cli -p ferry-testkit
+	$(CARGO) build --release -p ferry-lanes --example lanes_speed
 	scripts/bench.sh --no-build --bin target/release $(BENCH_ARGS)
 
 clean:
