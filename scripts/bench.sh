@@ -286,7 +286,7 @@ half_killed_pack() {
 # The full, split and resumed packs the media ratios compare run in turn,
 # --pack-runs rounds (the full pack's first run above is round one's):
 # run as three blocks, a slow minute of the VM fell on one block and made
-# both ratios (0.79 and 0.47 once, against 1.03-1.15 and 0.61-0.71 in
+# both ratios (0.79 and 0.47 once, against 1.03-1.15 and 0.60-0.78 in
 # alternating pairs).
 note "ferry pack --split, and a pack killed at about half its bytes then resumed, in turn with the full pack"
 for ((pack_round = 1; pack_round <= pack_step_runs; pack_round++)); do
