@@ -144,6 +144,17 @@ pub struct Transfer {
     pub bytes_fetched: u64,
 }
 
+impl Transfer {
+    /// A blob of `size` bytes landed, fetched from `from` on (after a
+    /// beginning found in the partial bundle, when not 0).
+    pub(crate) fn fetched(&mut self, size: u64, from: u64) {
+        self.blobs_fetched += 1;
+        self.blobs_continued += usize::from(from > 0);
+        self.bytes_reused += from;
+        self.bytes_fetched += size - from;
+    }
+}
+
 /// Decide whether the partial files at `partials` (planned for `plan`) may
 /// be reused, saying why not when there is something to say. Reads only:
 /// [`clear_stale`] removes what is not reused, once the partial files are

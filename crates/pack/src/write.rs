@@ -326,10 +326,7 @@ impl PendingBundle {
                         &turns,
                     );
                     Ok(match fetched.await? {
-                        Fetch::Checked { from } => Landed::Fetched {
-                            size: job.size,
-                            continued_from: (from > 0).then_some(from),
-                        },
+                        Fetch::Checked => Landed::Fetched { size: job.size },
                         Fetch::Unchecked { from, verdict } => Landed::Unchecked {
                             slot: place.slot,
                             job,
@@ -351,16 +348,9 @@ impl PendingBundle {
                         Landed::Unchecked { slot, job, from, verdict } => {
                             checking.spawn(async move { (slot, job, verdict.await, Some(from)) });
                         }
-                        Landed::Fetched {
-                            size,
-                            continued_from,
-                        } => {
+                        Landed::Fetched { size } => {
                             progress.item_done();
-                            let from = continued_from.unwrap_or(0);
-                            transfer.blobs_fetched += 1;
-                            transfer.blobs_continued += usize::from(continued_from.is_some());
-                            transfer.bytes_reused += from;
-                            transfer.bytes_fetched += size - from;
+                            transfer.fetched(size, 0);
                         }
                     }
                 }
@@ -372,10 +362,7 @@ impl PendingBundle {
                         // not hashed until now).
                         progress.bytes(from);
                         progress.item_done();
-                        transfer.blobs_fetched += 1;
-                        transfer.blobs_continued += usize::from(from > 0);
-                        transfer.bytes_reused += from;
-                        transfer.bytes_fetched += job.size - from;
+                        transfer.fetched(job.size, from);
                     } else if verdict == Ok(true) {
                         progress.bytes(job.size);
                         progress.item_done();
@@ -694,12 +681,8 @@ enum Landed {
         job: BlobJob,
         verdict: tokio::sync::oneshot::Receiver<bool>,
     },
-    /// Fetched and checked as it arrived, from its start or from where a
-    /// stopped run left it.
-    Fetched {
-        size: u64,
-        continued_from: Option<u64>,
-    },
+    /// Fetched from its start and checked as it arrived, by its worker.
+    Fetched { size: u64 },
     /// Fetched from `from` on (from its start, or after the beginning a
     /// stopped run wrote), the whole to be checked by the archive's hash
     /// (`verdict`).
@@ -720,9 +703,9 @@ struct Begun {
 
 /// How [`fetch_blob`] left a blob.
 enum Fetch {
-    /// Checked against its digest as it arrived (by the worker); fetched
-    /// from `from` on.
-    Checked { from: u64 },
+    /// Fetched from its start and checked against its digest as it
+    /// arrived, by the worker.
+    Checked,
     /// Landed, fetched from `from` on, its check to come from the
     /// archive's hash.
     Unchecked {
@@ -875,7 +858,7 @@ async fn fetch_blob(
         .await?;
     Ok(match (checked_here, verdict) {
         (false, Some(verdict)) => Fetch::Unchecked { from: 0, verdict },
-        _ => Fetch::Checked { from: 0 },
+        _ => Fetch::Checked,
     })
 }
 
