@@ -98,14 +98,7 @@ impl Lane {
 
     /// Feed `bytes` to this lane alone.
     pub fn update(&mut self, bytes: &[u8]) {
-        self.len = self.len.wrapping_add(bytes.len() as u64);
-        let from = self.top_up(bytes);
-        if self.pending_len == 0 {
-            let rest = &bytes[from..];
-            let whole = rest.len() / 64 * 64;
-            compress_alone(&mut self.state, &rest[..whole]);
-            self.keep(&rest[whole..]);
-        }
+        update_with(&mut [self], bytes, false);
     }
 
     /// The sha256 of everything fed.
@@ -217,21 +210,20 @@ fn compress_together(
         .map(|&from| bytes[from..from + 64 * count].as_chunks::<64>().0)
         .collect();
     // Which stream each lane takes, four bits a lane (see `shani.rs`):
-    // with the lanes sorted by where their blocks start, there are only
-    // these shapes.
-    let shape: Vec<usize> = group
-        .iter()
-        .map(|(from, _)| starts.partition_point(|s| s < from))
-        .collect();
+    // with the lanes sorted by where their blocks start, three lanes on two
+    // streams share the first or the second.
+    let first_two_share = group.len() == 3 && group[0].0 == group[1].0;
     // Take the states out, so the kernel can hold them all at once.
     let mut states: Vec<[u32; 8]> = group.iter().map(|&(_, i)| lanes[i].state).collect();
-    match (states.as_mut_slice(), streams.as_slice(), shape.as_slice()) {
-        ([a, b], &[s], _) => shani::compress::<2, 1, 0x00>([a, b], [s]),
-        ([a, b], &[s, t], _) => shani::compress::<2, 2, 0x10>([a, b], [s, t]),
-        ([a, b, c], &[s], _) => shani::compress::<3, 1, 0x000>([a, b, c], [s]),
-        ([a, b, c], &[s, t], [0, 0, 1]) => shani::compress::<3, 2, 0x100>([a, b, c], [s, t]),
-        ([a, b, c], &[s, t], _) => shani::compress::<3, 2, 0x110>([a, b, c], [s, t]),
-        ([a, b, c], &[s, t, u], _) => shani::compress::<3, 3, 0x210>([a, b, c], [s, t, u]),
+    match (states.as_mut_slice(), streams.as_slice()) {
+        ([a, b], &[s]) => shani::compress::<2, 1, 0x00>([a, b], [s]),
+        ([a, b], &[s, t]) => shani::compress::<2, 2, 0x10>([a, b], [s, t]),
+        ([a, b, c], &[s]) => shani::compress::<3, 1, 0x000>([a, b, c], [s]),
+        ([a, b, c], &[s, t]) if first_two_share => {
+            shani::compress::<3, 2, 0x100>([a, b, c], [s, t])
+        }
+        ([a, b, c], &[s, t]) => shani::compress::<3, 2, 0x110>([a, b, c], [s, t]),
+        ([a, b, c], &[s, t, u]) => shani::compress::<3, 3, 0x210>([a, b, c], [s, t, u]),
         _ => unreachable!("groups are of two or three lanes"),
     }
     for (&(_, index), state) in group.iter().zip(states) {
