@@ -22,13 +22,6 @@ use util::Scratch;
 const USER: &str = "ferry-user";
 const PASSWORD: &str = "Pa55-ferry-S3CRET-7781";
 
-fn htpasswd_registry() -> RegistryProcess {
-    RegistryProcess::start_with(RegistryOptions {
-        htpasswd: Some((USER.into(), PASSWORD.into())),
-        ..RegistryOptions::default()
-    })
-}
-
 /// Write `<scratch>/.docker/config.json` with `user:password` for `host`.
 fn docker_login(scratch: &Scratch, host: &str, user: &str, password: &str) {
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
@@ -57,7 +50,7 @@ fn assert_no_secret(run: &util::Run, secrets: &[&str]) {
 
 #[test]
 fn credentials_from_the_docker_config_open_an_htpasswd_registry() {
-    let registry = htpasswd_registry();
+    let registry = RegistryProcess::start_with_basic_auth(USER, PASSWORD);
     let fixtures = registry.push_fixtures();
     let base = fixtures.image("fixtures/base:1");
     let scratch = Scratch::new();
@@ -75,7 +68,7 @@ fn credentials_from_the_docker_config_open_an_htpasswd_registry() {
 
 #[test]
 fn wrong_credentials_fail_naming_the_host_and_never_the_password() {
-    let registry = htpasswd_registry();
+    let registry = RegistryProcess::start_with_basic_auth(USER, PASSWORD);
     let fixtures = registry.push_fixtures();
     let base = fixtures.image("fixtures/base:1");
     let scratch = Scratch::new();
@@ -100,7 +93,7 @@ fn wrong_credentials_fail_naming_the_host_and_never_the_password() {
 
 #[test]
 fn no_credentials_suggest_docker_login() {
-    let registry = htpasswd_registry();
+    let registry = RegistryProcess::start_with_basic_auth(USER, PASSWORD);
     let fixtures = registry.push_fixtures();
     let base = fixtures.image("fixtures/base:1");
     let scratch = Scratch::new();
@@ -126,7 +119,7 @@ fn no_credentials_suggest_docker_login() {
 
 #[test]
 fn credentials_refused_mid_run_are_sent_again() {
-    let registry = htpasswd_registry();
+    let registry = RegistryProcess::start_with_basic_auth(USER, PASSWORD);
     let proxy = FaultProxy::start(&registry);
     let fixtures = FixtureSet::generate(&proxy.host(), &FixtureOptions::default());
     fixtures.push(&registry.pusher());
@@ -177,7 +170,7 @@ fn credentials_refused_mid_upload_are_sent_again_with_a_streamed_blob() {
     scratch.ferry(args).ok();
     let bundle = std::fs::read(scratch.path("bundle.tar")).unwrap();
 
-    let registry = htpasswd_registry();
+    let registry = RegistryProcess::start_with_basic_auth(USER, PASSWORD);
     let proxy = FaultProxy::start(&registry);
     docker_login(&scratch, &proxy.host(), USER, PASSWORD);
     let uploads = Match::path_contains("/blobs/uploads/");

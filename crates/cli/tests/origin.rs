@@ -113,10 +113,7 @@ fn round_trip(registry: &RegistryProcess) {
 
 #[test]
 fn basic_credentials_stay_with_their_registry() {
-    let registry = RegistryProcess::start_with(RegistryOptions {
-        htpasswd: Some((USER.into(), PASSWORD.into())),
-        ..RegistryOptions::default()
-    });
+    let registry = RegistryProcess::start_with_basic_auth(USER, PASSWORD);
     round_trip(&registry);
 }
 
@@ -132,10 +129,7 @@ fn bearer_tokens_stay_with_their_registry() {
 
 #[test]
 fn another_origin_that_asks_for_credentials_gets_none() {
-    let registry = RegistryProcess::start_with(RegistryOptions {
-        htpasswd: Some((USER.into(), PASSWORD.into())),
-        ..RegistryOptions::default()
-    });
+    let registry = RegistryProcess::start_with_basic_auth(USER, PASSWORD);
     let proxy = FaultProxy::start(&registry);
     // A second origin with no access of its own: it passes requests on as
     // they come, so the registry behind it asks for credentials.
@@ -182,10 +176,7 @@ fn another_origin_that_asks_for_credentials_gets_none() {
 /// credentials; the signature found through the tag list still lands.
 #[test]
 fn a_hostile_tag_list_link_neither_crashes_pack_nor_gets_credentials() {
-    let registry = RegistryProcess::start_with(RegistryOptions {
-        htpasswd: Some((USER.into(), PASSWORD.into())),
-        ..RegistryOptions::default()
-    });
+    let registry = RegistryProcess::start_with_basic_auth(USER, PASSWORD);
     let proxy = FaultProxy::start(&registry);
     let foreign = FaultProxy::start_foreign(&registry);
     let fixtures = FixtureSet::generate(&proxy.host(), &FixtureOptions::default());

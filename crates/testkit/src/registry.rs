@@ -70,6 +70,15 @@ impl RegistryProcess {
         RegistryProcess::start_with(RegistryOptions::default())
     }
 
+    /// Start a registry that takes `user` and `password` only (HTTP basic
+    /// auth).
+    pub fn start_with_basic_auth(user: &str, password: &str) -> RegistryProcess {
+        RegistryProcess::start_with(RegistryOptions {
+            htpasswd: Some((user.into(), password.into())),
+            ..RegistryOptions::default()
+        })
+    }
+
     /// Start a registry configured by `options`.
     pub fn start_with(options: RegistryOptions) -> RegistryProcess {
         let bin = registry_bin();

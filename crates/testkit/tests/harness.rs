@@ -210,10 +210,7 @@ fn storage_survives_a_restart_in_the_same_directory() {
 
 #[test]
 fn basic_auth_is_required_and_the_pusher_uses_it() {
-    let registry = RegistryProcess::start_with(RegistryOptions {
-        htpasswd: Some(("ferry".to_string(), "s3cret".to_string())),
-        ..RegistryOptions::default()
-    });
+    let registry = RegistryProcess::start_with_basic_auth("ferry", "s3cret");
     let anonymous = reqwest::blocking::get(format!("{}/v2/", registry.url())).unwrap();
     assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
     assert!(anonymous.headers()["WWW-Authenticate"]

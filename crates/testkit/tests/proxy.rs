@@ -5,20 +5,11 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use ferry_testkit::{
-    Fault, FaultProxy, FixtureOptions, FixtureSet, Match, Pusher, RegistryOptions, RegistryProcess,
-    FOREVER,
+    Fault, FaultProxy, FixtureOptions, FixtureSet, Match, Pusher, RegistryProcess, FOREVER,
 };
 
 const USER: &str = "ferry";
 const PASSWORD: &str = "s3cret";
-
-/// A registry that takes `USER` and `PASSWORD` only.
-fn htpasswd_registry() -> RegistryProcess {
-    RegistryProcess::start_with(RegistryOptions {
-        htpasswd: Some((USER.into(), PASSWORD.into())),
-        ..RegistryOptions::default()
-    })
-}
 
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -125,7 +116,7 @@ fn faults_are_applied_as_many_times_as_asked() {
 
 #[test]
 fn an_expired_token_gets_the_registry_challenge() {
-    let registry = htpasswd_registry();
+    let registry = RegistryProcess::start_with_basic_auth(USER, PASSWORD);
     let proxy = FaultProxy::start(&registry);
     let url = format!("http://{}/v2/", proxy.host());
     let http = client();
@@ -185,7 +176,7 @@ fn raw_keep_alive_and_drop_closes_everything() {
 
 #[test]
 fn a_single_request_upload_is_taken_on_the_clients_behalf() {
-    let registry = htpasswd_registry();
+    let registry = RegistryProcess::start_with_basic_auth(USER, PASSWORD);
     let proxy = FaultProxy::start(&registry);
     proxy.inject(
         Fault::TakeSingleRequestUpload,
