@@ -33,7 +33,9 @@ const USAGE: &str = "usage:
       byte (a link gone dead mid-transfer); --lift-when FILE: lift that once FILE
       exists (the link is back): how `make demo` shows a resumed pack;
       --take-single-requests: take single-request blob uploads (201), which
-      docker-registry 2.8 does not (Fault::TakeSingleRequestUpload)";
+      docker-registry 2.8 does not (Fault::TakeSingleRequestUpload);
+      --rate BYTES: pass response bodies at BYTES a second, all connections together
+      (a link of that speed): how `make bench` times packs over a 1 Gbit/s link";
 
 enum Command {
     Push(String),
@@ -59,6 +61,7 @@ enum Command {
         stall_after: Option<u64>,
         lift_when: Option<PathBuf>,
         take_single_requests: bool,
+        rate: Option<u64>,
     },
 }
 
@@ -71,6 +74,7 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
     let mut stall_after = None;
     let mut lift_when = None;
     let mut take_single_requests = false;
+    let mut rate = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -111,6 +115,15 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
                 lift_when = Some(PathBuf::from(value));
             }
             "--take-single-requests" => take_single_requests = true,
+            "--rate" => {
+                let value = rest.next().ok_or("--rate needs bytes per second")?;
+                let bytes: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|b| *b > 0)
+                    .ok_or(format!("--rate {value:?}: expected bytes per second"))?;
+                rate = Some(bytes);
+            }
             "--blobs" => {
                 let value = rest.next().ok_or("--blobs needs a file")?;
                 blobs = Some(PathBuf::from(value));
@@ -134,6 +147,7 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
                 stall_after: stall_after.take(),
                 lift_when: lift_when.take(),
                 take_single_requests: std::mem::take(&mut take_single_requests),
+                rate: rate.take(),
             },
             [cmd, host] if cmd == "bench-workload" => Command::BenchWorkload {
                 host: host.clone(),
@@ -151,11 +165,12 @@ fn parse(args: &[String]) -> Result<(Command, FixtureOptions), String> {
                     .to_string(),
             ),
         };
-    if (stall_after.is_some() || lift_when.is_some() || take_single_requests)
+    if (stall_after.is_some() || lift_when.is_some() || take_single_requests || rate.is_some())
         && !matches!(command, Command::Proxy { .. })
     {
         return Err(
-            "--stall-after, --lift-when and --take-single-requests are for proxy".to_string(),
+            "--stall-after, --lift-when, --take-single-requests and --rate are for proxy"
+                .to_string(),
         );
     }
     if scale.is_some() && !matches!(command, Command::BenchWorkload { .. }) {
@@ -210,12 +225,14 @@ fn main() -> ExitCode {
             stall_after,
             lift_when,
             take_single_requests,
+            rate,
         } => proxy(
             &upstream,
             &log,
             stall_after,
             lift_when.as_deref(),
             take_single_requests,
+            rate,
         ),
         Command::Serve(dir) => {
             let registry = RegistryProcess::start_with(RegistryOptions {
@@ -240,6 +257,7 @@ fn proxy(
     stall_after: Option<u64>,
     lift_when: Option<&std::path::Path>,
     take_single_requests: bool,
+    rate: Option<u64>,
 ) -> ExitCode {
     let Ok(upstream) = upstream.parse::<std::net::SocketAddr>() else {
         eprintln!("ferry-fixtures: proxy {upstream}: expected IP:PORT");
@@ -257,6 +275,7 @@ fn proxy(
         }
     };
     let proxy = ferry_testkit::FaultProxy::start_to(upstream);
+    proxy.limit_rate(rate);
     if let Some(bytes) = stall_after {
         proxy.stall_after(ferry_testkit::Match::path_contains("/blobs/"), bytes);
     }

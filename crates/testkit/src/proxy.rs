@@ -24,6 +24,10 @@
 //! registry; [`Fault::MoveLocation`] and [`Fault::Redirect`] send clients
 //! there, and its log tells whether they brought credentials along.
 //!
+//! [`FaultProxy::limit_rate`] makes it a link of a given speed: every
+//! response body, all connections together, passes at that many bytes a
+//! second.
+//!
 //! [`Fault::TakeSingleRequestUpload`] makes it a registry that takes the
 //! spec's single-request blob uploads, which docker-registry 2.8 is not.
 
@@ -205,6 +209,49 @@ struct Shared {
     stop: AtomicBool,
     sockets: Mutex<Vec<(u64, TcpStream)>>,
     next_socket: AtomicU64,
+    /// Set by [`FaultProxy::limit_rate`].
+    pace: Mutex<Option<Pace>>,
+}
+
+/// A link's speed, shared by every connection: each write of a response
+/// body takes the next free slot of the link's time.
+struct Pace {
+    bytes_per_second: u64,
+    /// When the link is free again.
+    free_at: Instant,
+}
+
+impl Pace {
+    /// Slack: a sleep that overran is made up by the next writes, up to
+    /// this much of the link's time, so the rate holds on average.
+    const CREDIT: Duration = Duration::from_millis(5);
+
+    /// Take the link's next slot for `bytes`, asked for at `now`; when
+    /// the slot ends (the caller waits until then).
+    fn reserve(&mut self, bytes: u64, now: Instant) -> Instant {
+        let credit = now.checked_sub(Pace::CREDIT).unwrap_or(now);
+        let start = self.free_at.max(credit);
+        self.free_at = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
+        self.free_at
+    }
+}
+
+/// A write half whose bytes pass at the proxy's rate ([`Shared::pace`]).
+struct Paced<'a> {
+    shared: &'a Shared,
+    out: &'a mut TcpStream,
+}
+
+impl Write for Paced<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.shared.pace(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// A fault-injecting reverse proxy in front of a plain-HTTP upstream; see
@@ -269,6 +316,7 @@ impl FaultProxy {
             stop: AtomicBool::new(false),
             sockets: Mutex::new(Vec::new()),
             next_socket: AtomicU64::new(0),
+            pace: Mutex::new(None),
         });
         let workers: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let accept = {
@@ -323,6 +371,18 @@ impl FaultProxy {
             remaining: bytes,
             stalled: 0,
         });
+    }
+
+    /// Pass response bodies, all connections together, at no more than
+    /// `bytes_per_second` (`None`: as fast as they come), as a link of that
+    /// speed between the client and the registry would.
+    pub fn limit_rate(&self, bytes_per_second: Option<u64>) {
+        *self.shared.pace.lock().expect("proxy pace poisoned") = bytes_per_second
+            .filter(|&b| b > 0)
+            .map(|bytes_per_second| Pace {
+                bytes_per_second,
+                free_at: Instant::now(),
+            });
     }
 
     /// How many bodies [`stall_after`](Self::stall_after) holds or held.
@@ -490,6 +550,20 @@ impl Shared {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `bytes` were sent: wait until the link has carried them (see
+    /// [`Pace`]).
+    fn pace(&self, bytes: u64) {
+        let until = {
+            let mut pace = self.pace.lock().expect("proxy pace poisoned");
+            let Some(pace) = pace.as_mut() else { return };
+            pace.reserve(bytes, Instant::now())
+        };
+        let now = Instant::now();
+        if until > now {
+            self.sleep(until - now);
         }
     }
 
@@ -760,7 +834,11 @@ fn forward(
         }
         match cut {
             None => {
-                copy_body(&mut up_in, client_out, framing)?;
+                let mut paced = Paced {
+                    shared,
+                    out: client_out,
+                };
+                copy_body(&mut up_in, &mut paced, framing)?;
                 client_out.flush()?;
                 Ok(keep_alive)
             }
@@ -950,7 +1028,27 @@ fn copy_budgeted(
 
 #[cfg(test)]
 mod tests {
-    use super::relocate;
+    use std::time::{Duration, Instant};
+
+    use super::{relocate, Pace};
+
+    #[test]
+    fn the_link_is_shared_and_idle_time_is_not_saved_up() {
+        let t0 = Instant::now();
+        let mut pace = Pace {
+            bytes_per_second: 1_000_000,
+            free_at: t0,
+        };
+        let ms = Duration::from_millis;
+        // Two writers at once: the second waits for the first's slot.
+        assert_eq!(pace.reserve(100_000, t0), t0 + ms(100));
+        assert_eq!(pace.reserve(100_000, t0), t0 + ms(200));
+        // A sleep that overran by a little is made up...
+        assert_eq!(pace.reserve(100_000, t0 + ms(203)), t0 + ms(300));
+        // ...but a link left idle does not bank a burst.
+        let later = t0 + ms(1_000);
+        assert_eq!(pace.reserve(100_000, later), later - Pace::CREDIT + ms(100));
+    }
 
     #[test]
     fn locations_move_to_the_other_origin() {
