@@ -777,7 +777,9 @@ fn forward(
     let id = shared.track(&upstream);
     let result = (|| {
         let mut up_out = upstream.try_clone()?;
-        let mut up_in = BufReader::new(upstream.try_clone()?);
+        // Bodies are copied a buffer at a time: 64 KiB makes a paced link
+        // (`limit_rate`) wait once per 64 KiB rather than per 8.
+        let mut up_in = BufReader::with_capacity(64 << 10, upstream.try_clone()?);
         let mut head = request.clone();
         head.remove("connection");
         head.remove("keep-alive");
