@@ -24,9 +24,8 @@
 //! registry; [`Fault::MoveLocation`] and [`Fault::Redirect`] send clients
 //! there, and its log tells whether they brought credentials along.
 //!
-//! [`FaultProxy::limit_rate`] makes it a link of a given speed: every
-//! response body, all connections together, passes at that many bytes a
-//! second.
+//! [`FaultProxy::limit_rate`] makes it a link of a given speed: response
+//! bodies, all connections together, pass at that many bytes a second.
 //!
 //! [`Fault::TakeSingleRequestUpload`] makes it a registry that takes the
 //! spec's single-request blob uploads, which docker-registry 2.8 is not.
@@ -375,7 +374,8 @@ impl FaultProxy {
 
     /// Pass response bodies, all connections together, at no more than
     /// `bytes_per_second` (`None`: as fast as they come), as a link of that
-    /// speed between the client and the registry would.
+    /// speed between the client and the registry would. A body a fault
+    /// cuts, flips or holds is not paced.
     pub fn limit_rate(&self, bytes_per_second: Option<u64>) {
         *self.shared.pace.lock().expect("proxy pace poisoned") = bytes_per_second
             .filter(|&b| b > 0)
