@@ -7,6 +7,8 @@
 #   scripts/bench-small.sh [--bin DIR] [--repos N] [--tags N] [--jobs N]
 #                          [--rss-images N] [--registry-storage memory|disk]
 #                          [--runs N]   (every timed step N times, best kept)
+#                          [--ferry-runs N]   (ferry's own steps, which the 4x
+#                                              ratio compares, at least N times)
 #
 # Measures, against real docker-registry:
 #   - ferry pack + unpack against skopeo's round trip (copy per image + tar);
@@ -40,6 +42,7 @@ jobs=8
 rss_images=0
 registry_storage=memory
 runs=1
+ferry_runs=1
 while [[ $# -gt 0 ]]; do
   case $1 in
     --bin) bin=$2; shift 2 ;;
@@ -49,11 +52,14 @@ while [[ $# -gt 0 ]]; do
     --rss-images) rss_images=$2; shift 2 ;;
     --registry-storage) registry_storage=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
+    --ferry-runs) ferry_runs=$2; shift 2 ;;
     -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-small.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "bench-small.sh: --runs is a whole number from 1" >&2; exit 2; }
+[[ $runs =~ ^[1-9][0-9]*$ && $ferry_runs =~ ^[1-9][0-9]*$ ]] ||
+  { echo "bench-small.sh: --runs and --ferry-runs are whole numbers from 1" >&2; exit 2; }
+ferry_runs=$((ferry_runs > runs ? ferry_runs : runs))
 ((repos >= 4)) || { echo "bench-small.sh: --repos must be at least 4 (the 4x ratio runs a quarter)" >&2; exit 2; }
 for tool in docker-registry skopeo curl tar python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench-small.sh: $tool is missing (run scripts/install-deps.sh)" >&2; exit 1; }
@@ -140,7 +146,7 @@ best() { # A B -> the smaller, or B when A is empty
 }
 
 # run_ferry NAME REPOS: push the workload, pack it, unpack it twice (timed,
-# straight to the registry; --runs times, each unpack pair into a fresh
+# straight to the registry; --ferry-runs times, each unpack pair into a fresh
 # registry, best kept); with COUNT=yes, unpack it twice more into a fresh
 # registry behind the proxy (counted). Sets pack_s unpack_s again_s.
 run_ferry() {
@@ -148,7 +154,7 @@ run_ferry() {
   start_registry "$name-src"; src=$registry
   "$bin/ferry-fixtures" small-workload "$src" "$n" "$tags" >"$work/$name.images"
   pack_s= unpack_s= again_s=
-  for ((run = 1; run <= runs; run++)); do
+  for ((run = 1; run <= ferry_runs; run++)); do
     rm -f "$work/$name.tar"
     pack_s=$(best "$pack_s" "$(seconds "$bin/ferry" pack --images-file "$work/$name.images" \
       --plain-http "$src" -o "$work/$name.tar" --jobs "$jobs" --quiet)")
@@ -281,7 +287,7 @@ q = $q_pack + $q_unpack
 r = {
     "workload": {"repositories": $repos, "tags": $tags, "images": images},
     "jobs": $jobs,
-    "runs": $runs,
+    "runs": $runs, "ferry_runs": $ferry_runs,
     "registry_storage": "$registry_storage",
     "wall_seconds": {"ferry_pack": $pack_s, "ferry_unpack": $unpack_s, "ferry_unpack_again": $again_s,
                      "skopeo_pack": $skopeo_pack_s, "skopeo_unpack": $skopeo_unpack_s,
@@ -307,7 +313,7 @@ r = {
 }
 print()
 print(f"many small images: {images} images ({$repos} repositories x {$tags} tags); --jobs {$jobs}; "
-      f"best of {$runs} run(s); "
+      f"best of {$runs} run(s), of {$ferry_runs} for ferry's; "
       f"registries' storage in {r['registry_storage']}; "
       f"load average before {r['loadavg_before']}, after {r['loadavg_after']}")
 print()
