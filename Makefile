@@ -6,7 +6,6 @@ CARGO ?= cargo
 ## demo: the whole job end to end on this machine (installs what it needs)
 demo: deps
 	$(CARGO) build --release -p ferry-cli -p ferry-testkit
-	$(CARGO) build --release -p ferry-lanes --example lanes_speed
 	scripts/demo.sh target/release
 
 ## test: formatting, lints, and every test (unit, integration, interop)
