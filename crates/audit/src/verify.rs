@@ -248,7 +248,7 @@ fn hash_one(
     let mut reader = archive
         .verifying_blob_reader(&blob.digest)
         .map_err(|e| cannot_read(&e))?;
-    let mut buf = vec![0u8; 256 << 10];
+    let mut buf = vec![0u8; ferry_oci::fsutil::HASH_READ];
     loop {
         match reader.read(&mut buf) {
             Ok(0) => return Ok(()),
