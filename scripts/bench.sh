@@ -246,6 +246,19 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/sign.
 openssl pkey -in "$work/sign.key" -pubout -out "$work/sign.pub"
 "$bin/ferry-fixtures" sign "$src" "$work/sign.key" <"$work/images.txt"
 
+# The SHA-256 lanes every pack hashes through (crates/lanes): one, two and
+# three streams over the same bytes, on this CPU, measured here while the
+# machine is quiet. What a stream costs decides where the media ratios
+# can go: a split pack hashes a third stream (each part's), and a resumed
+# pack hashes the whole bundle again (see the summary).
+lanes_out=$work/lanes.txt
+: >"$lanes_out"
+if [[ -x $bin/examples/lanes_speed ]]; then
+  "$bin/examples/lanes_speed" 512 >"$lanes_out"
+  note "sha256 lanes on this CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'))"
+  cat "$lanes_out" >&2
+fi
+
 have_unpack=yes
 probe=$("$bin/ferry" unpack "$work/none.tar" --to 127.0.0.1:1/x --dry-run 2>&1 || true)
 if [[ $probe == *"not available"* ]]; then
@@ -426,8 +439,8 @@ for name in "${!walls[@]}"; do echo "$name ${walls[$name]}"; done >"$work/walls.
 for name in "${!cpu[@]}"; do echo "$name ${cpu[$name]} ${reg_cpu[$name]}"; done >"$work/cpu.txt"
 get() { local v=${wall[$1]:-}; echo "${v:-null}"; }
 mib() { local v=${rss[$1]:-}; if [[ -n $v ]]; then echo $((v / 1024)); else echo null; fi; }
-python3 - "$json_out" "$work/walls.txt" "$work/cpu.txt" <<PY
-import json, sys
+python3 - "$json_out" "$work/walls.txt" "$work/cpu.txt" "$lanes_out" <<PY
+import json, re, sys
 w = {k: (None if v == "null" else float(v)) for k, v in {
     "ferry_pack": "$(get ferry_pack)", "ferry_unpack": "$(get ferry_unpack)",
     "ferry_unpack_again": "$(get ferry_unpack_again)",
@@ -472,6 +485,21 @@ ferry = None if w["ferry_unpack"] is None else round(w["ferry_pack"] + w["ferry_
 skopeo = round(w["skopeo_pack"] + w["skopeo_unpack"], 2)
 floor = round(w["floor_fetch"] + w["floor_push"], 2)
 peaks = [v for k, v in m.items() if k.startswith("ferry") and v is not None]
+# Seconds per GB for n lanes together, on the same blocks (lanes_speed).
+lanes = {}
+for l in open(sys.argv[4]):
+    found = re.match(r"(\d) lane\(s\) together, 0 off the others' blocks: ([0-9.]+) s per GB", l)
+    if found:
+        lanes[found.group(1)] = float(found.group(2))
+gb = $bundle_bytes / 1e9
+# A split pack's least extra work: a third stream over the bundle (the
+# part's hash, beside the whole's and the blob's).
+third_stream = round((lanes["3"] - lanes["2"]) * gb, 2) if "2" in lanes and "3" in lanes else None
+# A resumed pack's least sequential work: the bundle's hash with each
+# blob's check, over every byte, as the full pack's.
+two_streams = round(lanes["2"] * gb, 2) if "2" in lanes else None
+cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                  if l.startswith("model name")), None)
 # The copy steps' RSS is skopeo's; ferry serve's own is serve_16_clients.
 result = {
     "workload": {"scale": float("$scale"), "images": $image_count, "unique_blobs": $blob_count,
@@ -506,6 +534,12 @@ result = {
               "merge_identical_to_full_pack": "$merge_identical" == "true"},
     "ferry_peak_rss_mib": max(peaks) if peaks else None,
     "loadavg_before": "$load_before", "loadavg_after": "$load_after",
+    "cpu_model": cpu_model, "sha256_lanes_seconds_per_gb": lanes,
+    "floors": {
+        "split_over_unsplit_pack_cpu": None if third_stream is None or all_cpu("ferry_pack") is None
+        else round((all_cpu("ferry_pack") + third_stream) / all_cpu("ferry_pack"), 2),
+        "resumed_hash_over_full_pack": ratio(two_streams, w["ferry_pack"]),
+    },
 }
 def s(v, unit=""):
     return "n/a" if v is None else f"{v}{unit}"
@@ -556,11 +590,15 @@ print(f"  the same in CPU seconds        {s(r['split_over_unsplit_pack_cpu'])}  
       f"what the wall ratio comes to when both packs keep every core busy)")
 print(f"  parts of an odd byte count     {s(r['split_odd_over_unsplit_pack'])}   (exactly a tenth of the bundle; "
       f"not a multiple of 64 bytes)")
+print(f"  its floor here, CPU seconds    {s(result['floors']['split_over_unsplit_pack_cpu'])}   (the unsplit pack's "
+      f"CPU plus a third sha256 stream over the bundle, {s(third_stream, ' s')}: the parts' hashes, crates/lanes)")
 print(f"parity N=2 / one sha256 pass   {s(r['parity2_over_sha256_pass'])}   target <= 2 (pack with parity minus pack with split)")
 print(f"resumed pack / full pack       {s(r['resumed_over_full_pack'])}   target <= 0.6 (killed at about half its bytes; "
       f"identical: {result['resume_identical_to_full_pack']})")
 print(f"  the same in CPU seconds        {s(r['resumed_over_full_pack_cpu'])}")
 print(f"  over a 1 Gbit/s link           {s(r['resumed_over_full_pack_1gbit'])}   (the source behind a proxy passing 125 MB/s)")
+print(f"  the bundle's hash alone        {s(result['floors']['resumed_hash_over_full_pack'])}   ({s(two_streams, ' s')}: "
+      f"the bundle's sha256 and each blob's over every byte, one thread, which a resumed pack does again; its floor)")
 print(f"ferry peak RSS                 {s(result['ferry_peak_rss_mib'], ' MiB')}   target < 64 MiB")
 print(f"ferry unpack again             {s(w['ferry_unpack_again'], ' s')}   target < 1 s")
 print(f"ferry serve / docker-registry  {s(r['serve_over_registry'])}   target <= 1.0 (skopeo copying every image out)")
@@ -578,12 +616,10 @@ if sys.argv[1]:
         f.write(line + "\n")
 PY
 
-# The SHA-256 lanes every pack hashes through (crates/lanes): two and three
-# streams over the same bytes against one, on this machine's CPU.
-if [[ -x $bin/examples/lanes_speed ]]; then
+if [[ -s $lanes_out ]]; then
   echo
-  echo "sha256 lanes (crates/lanes, 512 MiB in memory):"
-  "$bin/examples/lanes_speed" 512
+  echo "sha256 lanes (crates/lanes, 512 MiB in memory, measured before the first pack):"
+  cat "$lanes_out"
 fi
 
 # Deployment files: `ferry images` / `ferry rewrite` over 10,000 manifests.
