@@ -7,9 +7,15 @@
 //! streams cost three times one. A [`Lane`] is one such stream, and
 //! [`update_together`] feeds the same bytes to several lanes at once: on a
 //! CPU with SHA-NI the lanes run interleaved in one kernel (see
-//! `shani.rs`), sharing the message schedule where their blocks line up,
-//! so two cost about 1.2 times one (1.45 when their blocks do not line
-//! up). Elsewhere each lane is fed on its own, through the sha2 crate.
+//! `shani.rs`), sharing the message schedule where their blocks line up.
+//! What that saves depends on the CPU. Where a lone stream leaves the SHA
+//! unit waiting on each round's result (the AMD EPYC of the earlier bench
+//! runs), two cost about 1.2 times one and three 1.3 (1.45 for two when
+//! their blocks do not line up). Where a lone stream already keeps it busy
+//! (the Intel Xeon of the eighth stop's run: one lane as fast as OpenSSL's
+//! SHA-NI code), only the shared schedule is saved: two cost about 1.5
+//! times one and three 2 (docs/benchmarks.md). Elsewhere each lane is fed
+//! on its own, through the sha2 crate.
 //!
 //! ```
 //! use ferry_lanes::{update_together, Lane};

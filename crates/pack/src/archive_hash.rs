@@ -19,8 +19,8 @@
 //! ([`ArchiveHasher::reused`]). As the thread passes a blob's bytes it
 //! feeds them to the whole's hash, the part's (when split) and the blob's
 //! from the one read, hashed together ([`ferry_lanes`]: three streams cost
-//! about 1.3 times one, where the blob's hash made by the worker as it
-//! arrived cost a whole second pass). The verdict comes back when the
+//! 1.3 to 2 times one, by the CPU, where the blob's hash made by the worker
+//! as it arrived cost a whole second pass). The verdict comes back when the
 //! thread has passed the blob's last byte; a blob that does not hash to
 //! its digest spoils the running hash (it is fetched again, over what was
 //! hashed). Once spoiled, the thread goes on only for the checks still to
