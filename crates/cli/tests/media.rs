@@ -402,6 +402,29 @@ fn issue_11_parity_parts_rebuild_damaged_and_lost_parts() {
         .ok();
     assert_served(&target, &to, &set);
 
+    // `cat b.tar.* |` also sends the parity parts and the checksum file
+    // after the bundle: unpack stops at the archive's end, and the
+    // receipt's sha256 is the bundle's, not the whole stream's.
+    let to = format!("{}/catted", target.host());
+    let piped = sh(
+        scratch.dir(),
+        &format!(
+            "cat b.tar.* | \"$FERRY\" unpack - --to {to} --plain-http {} --receipt r.json",
+            target.host()
+        ),
+    );
+    assert!(piped.status.success(), "{piped:?}");
+    assert_served(&target, &to, &set);
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        stderr.contains("after the end of the archive: ignored")
+            && stderr.contains("cat OUT.tar.[0-9]*"),
+        "{stderr}"
+    );
+    let receipt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(scratch.path("r.json")).unwrap()).unwrap();
+    assert_eq!(receipt["bundles"], serde_json::json!([whole]));
+
     // Two parts lost (a data part and a parity part) and then two data
     // parts: parity 2 rebuilds both, byte for byte.
     let before: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();

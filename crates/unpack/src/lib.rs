@@ -131,17 +131,40 @@ pub async fn unpack(
             return Err(Error::SignatureNeedsFile);
         }
         let reader = receipt::HashingReader::new(std::io::stdin());
-        let hasher = reader.hasher.clone();
-        // The receipt's sha256 covers the whole stream: what the layout
-        // reader left (end-of-archive padding) goes through the same hasher.
+        let archive_end = reader.archive_end.clone();
+        let (hash, ended) = (reader.hash.clone(), archive_end.clone());
+        let warned = progress.clone();
+        // The receipt's sha256 is the archive's: what the layout reader
+        // left (end-of-archive padding) goes through the same hash, which
+        // leaves out what follows the archive (`cat OUT.tar.*`).
         let sha256 = move || {
             let mut rest = receipt::HashingReader {
                 inner: std::io::stdin(),
-                hasher,
+                hash,
+                archive_end: ended,
             };
-            std::io::copy(&mut rest, &mut std::io::sink()).map(|_| receipt::hex_of(&rest.hasher))
+            std::io::copy(&mut rest, &mut std::io::sink())?;
+            let (hex, ignored) = rest.hash.lock().expect("lock").finish();
+            if ignored > 0 {
+                warned.warn(&format!(
+                    "standard input went on for {ignored} bytes after the end of the archive: \
+                     ignored (parity parts or a checksum file behind the data parts? \
+                     `cat OUT.tar.[0-9]*` sends the bundle alone)"
+                ));
+            }
+            Ok(hex)
         };
-        return unpack_stream(client, options, reader, progress, Box::new(sha256)).await;
+        return unpack_stream(
+            client,
+            options,
+            reader,
+            progress,
+            stream_push::StreamHashing {
+                archive_end,
+                sha256: Box::new(sha256),
+            },
+        )
+        .await;
     }
     let started = Instant::now();
     let (archive, mut plan) = {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::{StreamExt, TryStreamExt};
@@ -121,17 +122,22 @@ pub fn write_receipt(path: &Path, receipt: &Receipt) -> Result<()> {
 }
 
 /// A reader that hashes (sha256) what goes through it, for the receipt of
-/// a bundle read from a stream.
+/// a bundle read from a stream: the archive and the zero blocks that pad
+/// it, not what follows them (see [`StreamHash`]).
 pub(crate) struct HashingReader<R> {
     pub inner: R,
-    pub hasher: Arc<Mutex<DigestHasher>>,
+    pub hash: Arc<Mutex<StreamHash>>,
+    /// Set once the archive's end-of-archive block has been read (see
+    /// `stream::Settings::archive_end`): what comes after is trailing.
+    pub archive_end: Arc<AtomicBool>,
 }
 
 impl<R> HashingReader<R> {
     pub fn new(inner: R) -> HashingReader<R> {
         HashingReader {
             inner,
-            hasher: Arc::new(Mutex::new(DigestHasher::new(Algorithm::Sha256))),
+            hash: Arc::new(Mutex::new(StreamHash::default())),
+            archive_end: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -139,16 +145,144 @@ impl<R> HashingReader<R> {
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.lock().expect("lock").update(&buf[..n]);
+        let trailing = self.archive_end.load(Ordering::Acquire);
+        self.hash.lock().expect("lock").update(&buf[..n], trailing);
         Ok(n)
     }
 }
 
-/// The sha256 hex of what `hasher` saw.
-pub(crate) fn hex_of(hasher: &Arc<Mutex<DigestHasher>>) -> String {
-    let hasher = std::mem::replace(
-        &mut *hasher.lock().expect("lock"),
-        DigestHasher::new(Algorithm::Sha256),
-    );
-    hasher.finish().hex().to_string()
+/// The sha256 of an archive read from a stream. Every byte up to its
+/// end-of-archive block is hashed; after it, whole zero blocks are too
+/// (the end's second block, a writer's padding to its record size). The
+/// first block after the end that is not all zeros, and everything after
+/// it, is not the archive's — the parity parts and the checksum file that
+/// `cat OUT.tar.*` sends after the data parts — and is only counted: the
+/// receipt's sha256 is then the bundle's, as `OUT.sha256` has it.
+pub(crate) struct StreamHash {
+    hasher: DigestHasher,
+    /// Bytes after the end, not yet a whole block.
+    block: Vec<u8>,
+    /// A block after the end held something else than zeros.
+    beyond: bool,
+    /// Bytes read but not hashed.
+    ignored: u64,
+}
+
+impl Default for StreamHash {
+    fn default() -> StreamHash {
+        StreamHash {
+            hasher: DigestHasher::new(Algorithm::Sha256),
+            block: Vec::with_capacity(TAR_BLOCK),
+            beyond: false,
+            ignored: 0,
+        }
+    }
+}
+
+/// A tar block.
+const TAR_BLOCK: usize = 512;
+
+impl StreamHash {
+    /// Bytes read, `trailing` when after the archive's end.
+    fn update(&mut self, mut bytes: &[u8], trailing: bool) {
+        if !trailing {
+            self.hasher.update(bytes);
+            return;
+        }
+        while !bytes.is_empty() {
+            if self.beyond {
+                self.ignored += bytes.len() as u64;
+                return;
+            }
+            let take = (TAR_BLOCK - self.block.len()).min(bytes.len());
+            self.block.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.block.len() == TAR_BLOCK {
+                self.end_block();
+            }
+        }
+    }
+
+    /// The block after the end just read whole (or cut short at the
+    /// stream's end): hashed when zeros, else the end of what is hashed.
+    fn end_block(&mut self) {
+        if !self.beyond && self.block.iter().all(|&b| b == 0) {
+            self.hasher.update(&self.block);
+        } else {
+            self.beyond = true;
+            self.ignored += self.block.len() as u64;
+        }
+        self.block.clear();
+    }
+
+    /// The sha256 hex of the archive, and how many bytes after it were
+    /// left out. Starts afresh.
+    pub(crate) fn finish(&mut self) -> (String, u64) {
+        let mut done = std::mem::take(self);
+        if !done.block.is_empty() {
+            done.end_block();
+        }
+        (done.hasher.finish().hex().to_string(), done.ignored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha256_hex(bytes: &[u8]) -> String {
+        Digest::sha256_of(bytes).hex().to_string()
+    }
+
+    /// Feed `archive` (up to and with its first end block) as read, then
+    /// `after` as trailing, in reads of `read` bytes.
+    fn hashed(archive: &[u8], after: &[u8], read: usize) -> (String, u64) {
+        let mut hash = StreamHash::default();
+        for chunk in archive.chunks(read) {
+            hash.update(chunk, false);
+        }
+        for chunk in after.chunks(read) {
+            hash.update(chunk, true);
+        }
+        hash.finish()
+    }
+
+    #[test]
+    fn the_stream_hash_is_the_archive_with_its_padding_not_what_follows() {
+        let archive: Vec<u8> = (0..3072u32).map(|i| (i % 251) as u8 | 1).collect();
+        let mut with_end = archive.clone();
+        with_end.extend([0u8; 512]);
+        for read in [1, 100, 512, 700, 65536] {
+            // A ferry bundle: the second end block, then EOF.
+            let mut bundle = with_end.clone();
+            bundle.extend([0u8; 512]);
+            assert_eq!(
+                hashed(&with_end, &[0; 512], read),
+                (sha256_hex(&bundle), 0),
+                "read {read}"
+            );
+            // Padding to a 10 KiB record, as GNU tar writes: all of it.
+            let mut padded = with_end.clone();
+            padded.resize(10240, 0);
+            assert_eq!(
+                hashed(&with_end, &padded[with_end.len()..], read),
+                (sha256_hex(&padded), 0)
+            );
+            // `cat OUT.tar.*`: a parity part and a checksum file behind
+            // the bundle are counted, not hashed.
+            let mut behind = vec![0u8; 512];
+            behind.extend([7u8; 1000]);
+            behind.extend(b"0123abcd  b.tar.000\n");
+            assert_eq!(
+                hashed(&with_end, &behind, read),
+                (sha256_hex(&bundle), 1020)
+            );
+            // A last block cut short: zeros are padding, anything else not.
+            assert_eq!(
+                hashed(&with_end, &[0u8; 512 + 100], read),
+                (sha256_hex(&[&bundle[..], &[0u8; 100]].concat()), 0)
+            );
+            assert_eq!(hashed(&with_end, &[0, 0, 9], read).1, 3);
+        }
+    }
 }

@@ -14,9 +14,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use ferry_oci::layout::MAX_MANIFEST_SIZE;
+use ferry_oci::layout::{Compression, MAX_MANIFEST_SIZE};
 use ferry_oci::{Digest, LayoutStream, Manifest, Naming, RelocationTarget, Step, StreamBlob, Walk};
 
 use crate::holdings::Buffered;
@@ -45,6 +46,10 @@ pub(crate) struct Settings {
     pub target: RelocationTarget,
     pub naming: Naming,
     pub sparse: SparseMode,
+    /// Set once the end-of-archive block of an uncompressed stream has
+    /// been read, before the rest is drained: a reader hashing the stream
+    /// for the receipt keeps what follows apart.
+    pub archive_end: Option<Arc<AtomicBool>>,
 }
 
 /// The part of the stream read before the plan.
@@ -138,6 +143,13 @@ pub(crate) fn drive(
         }
         if let Some(planned) = &mut planned {
             planned.offer(&mut blob, arrivals)?;
+        }
+    }
+    if let Some(end) = &settings.archive_end {
+        // Uncompressed, nothing was read past the end block; a decoder
+        // reads ahead, and its stream is hashed whole.
+        if stream.compression() == Compression::None {
+            end.store(true, Ordering::Release);
         }
     }
     let index = stream.index().map(<[_]>::to_vec);

@@ -82,13 +82,24 @@ impl Arrivals for Sender {
     }
 }
 
+/// How the stream being unpacked is hashed for the receipt.
+pub(crate) struct StreamHashing {
+    /// Set when the archive's end block has been read (see
+    /// [`Settings::archive_end`]).
+    pub archive_end: Arc<std::sync::atomic::AtomicBool>,
+    /// The archive's sha256, once the stream has been read to its end;
+    /// called after every run (it also warns of what followed the
+    /// archive), the sha256 kept for the receipt.
+    pub sha256: Box<dyn FnOnce() -> io::Result<String> + Send>,
+}
+
 /// Unpack the bundle read from `reader` (see [`crate::unpack`]).
 pub(crate) async fn unpack_stream(
     client: &Client,
     options: &UnpackOptions,
     reader: impl Read + Send + 'static,
     progress: Arc<dyn Progress>,
-    bundle_sha256: Box<dyn FnOnce() -> io::Result<String> + Send>,
+    hashing: StreamHashing,
 ) -> Result<UnpackSummary> {
     let started = Instant::now();
     let (events, mut received) = mpsc::channel(1);
@@ -96,7 +107,9 @@ pub(crate) async fn unpack_stream(
         target: options.target.clone(),
         naming: options.naming,
         sparse: options.sparse,
+        archive_end: Some(hashing.archive_end),
     };
+    let bundle_sha256 = hashing.sha256;
     let mut sender = Sender {
         events,
         progress: progress.clone(),
@@ -198,18 +211,19 @@ pub(crate) async fn unpack_stream(
     }
     progress.finish();
     let summary = finish(options, &plan, &pusher, outcome, moves, started)?;
+    // Read to its end either way: what followed the archive is said.
+    let sha256 = tokio::task::spawn_blocking(bundle_sha256)
+        .await
+        .map_err(|e| Error::Task {
+            reason: e.to_string(),
+        })?
+        .map_err(|source| Error::Stream {
+            source: ferry_oci::Error::Io {
+                context: "reading the rest of the stream".into(),
+                source,
+            },
+        })?;
     if options.receipt.is_some() {
-        let sha256 = tokio::task::spawn_blocking(bundle_sha256)
-            .await
-            .map_err(|e| Error::Task {
-                reason: e.to_string(),
-            })?
-            .map_err(|source| Error::Stream {
-                source: ferry_oci::Error::Io {
-                    context: "reading the rest of the stream".into(),
-                    source,
-                },
-            })?;
         crate::receipt::after_run(client, options, &plan, sha256).await?;
     }
     Ok(summary)
@@ -261,6 +275,7 @@ pub fn plan_stream(
         target: target.clone(),
         naming,
         sparse,
+        archive_end: None,
     };
     let mut check = Check::default();
     drive(reader, &settings, &mut check)?;
