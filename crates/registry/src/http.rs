@@ -16,10 +16,12 @@ use std::time::Duration;
 
 use crate::{ClientConfig, Error, Result};
 
-/// The two clients, built once.
+/// The two clients, built once: the unverified one only when a host was
+/// named with `--insecure` (each loads the system's CA certificates, a
+/// walk of `/etc/ssl/certs`).
 pub(crate) struct Clients {
     verified: reqwest::Client,
-    unverified: reqwest::Client,
+    unverified: Option<reqwest::Client>,
 }
 
 impl Clients {
@@ -48,18 +50,21 @@ impl Clients {
                 source: Some(Box::new(e)),
             })
         };
+        let unverified = match config.insecure.is_empty() {
+            true => None,
+            false => Some(build(builder().danger_accept_invalid_certs(true))?),
+        };
         Ok(Clients {
             verified: build(verified)?,
-            unverified: build(builder().danger_accept_invalid_certs(true))?,
+            unverified,
         })
     }
 
     /// The client for `host`: unverified only if named with `--insecure`.
     pub(crate) fn for_host(&self, config: &ClientConfig, host: &str) -> &reqwest::Client {
-        if config.is_insecure(host) {
-            &self.unverified
-        } else {
-            &self.verified
+        match &self.unverified {
+            Some(unverified) if config.is_insecure(host) => unverified,
+            _ => &self.verified,
         }
     }
 }
