@@ -179,8 +179,8 @@ impl Default for StreamHash {
     }
 }
 
-/// A tar block.
-const TAR_BLOCK: usize = 512;
+/// A tar block, in bytes.
+const TAR_BLOCK: usize = ferry_oci::layout::BLOCK as usize;
 
 impl StreamHash {
     /// Bytes read, `trailing` when after the archive's end.
@@ -204,9 +204,10 @@ impl StreamHash {
     }
 
     /// The block after the end just read whole (or cut short at the
-    /// stream's end): hashed when zeros, else the end of what is hashed.
+    /// stream's end; none is gathered once `beyond`): hashed when zeros,
+    /// else the end of what is hashed.
     fn end_block(&mut self) {
-        if !self.beyond && self.block.iter().all(|&b| b == 0) {
+        if self.block.iter().all(|&b| b == 0) {
             self.hasher.update(&self.block);
         } else {
             self.beyond = true;

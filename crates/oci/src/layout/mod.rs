@@ -29,6 +29,7 @@ pub use plan::{BlobClass, LayoutPlan, PlannedBlob, WriteAt};
 pub use problem::{LayoutProblem, LayoutProblemKind};
 pub use reader::{read_full, BlobReader, VerifyingReader};
 pub use stream::{LayoutStream, StreamBlob};
+pub use tarfmt::BLOCK;
 
 /// The name of the layout marker file.
 pub const OCI_LAYOUT: &str = "oci-layout";

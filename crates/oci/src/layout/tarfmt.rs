@@ -2,8 +2,9 @@
 
 use tar::{EntryType, Header};
 
-/// The tar block size.
-pub(crate) const BLOCK: u64 = 512;
+/// The tar block size: headers, data padding and the end-of-archive
+/// blocks all come in blocks of this many bytes.
+pub const BLOCK: u64 = 512;
 
 /// The fixed modification time of every entry ferry writes: the tar crate's
 /// `DETERMINISTIC_TIMESTAMP` (2006-07-24), which no tool calls implausible.
