@@ -11,7 +11,7 @@ use ferry_oci::{BlobEntry, Digest, LayoutArchive, Progress};
 use ferry_sign::{Keyring, SignatureReport};
 use serde::Serialize;
 
-use crate::parts::{check_parts, name_affected, PartsReport};
+use crate::parts::{check_parts, name_affected, PartsReport, SetBlobs};
 use crate::problem::{content_mismatch, error_chain, Problem, Problems};
 use crate::report::BundleReport;
 use crate::signatures::{self, BundleSignatureReport};
@@ -79,8 +79,9 @@ pub struct VerifyReport {
 /// failed report with one problem naming the entry. Otherwise every
 /// descriptor reachable from `index.json` is checked (present, size) and every
 /// blob in the archive is hashed against its name, on `options.jobs`
-/// threads. A split bundle's parts are first hashed one by one against
-/// `OUT.sha256`: a missing, damaged or misplaced part is named, with the
+/// threads. A split bundle's parts are hashed one by one against
+/// `OUT.sha256`, and the blobs each part holds whole are checked from the
+/// same read: a missing, damaged or misplaced part is named, with the
 /// references it holds bytes of. Never writes anything.
 ///
 /// With [`VerifyOptions::bundle_keys`], `BUNDLE.sig` is checked first and a
@@ -100,24 +101,28 @@ pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
         None => None,
     };
     let mut part_problems = Vec::new();
-    let parts = check_parts(
-        path,
-        options.jobs,
-        options.progress.as_ref(),
-        &mut part_problems,
-    );
+    let progress = options.progress.as_ref();
     let archive = match LayoutArchive::open(path) {
         Ok(a) => a,
         Err(e) => {
+            let parts = check_parts(path, options.jobs, progress, None, &mut part_problems);
             for p in part_problems {
                 problems.push(p);
             }
             problems.push(open_problem(path, &e));
-            return finish(problems, 0, 0, None, parts);
+            return finish(problems, 0, 0, None, parts.report);
         }
     };
-    let walked = walk(&archive, path, &mut problems);
-    if let Some(report) = &parts {
+    let mut walked = walk(&archive, path, &mut problems);
+    let blobs = SetBlobs::of(&archive, &walked.checked);
+    let parts = check_parts(
+        path,
+        options.jobs,
+        progress,
+        blobs.as_ref(),
+        &mut part_problems,
+    );
+    if let Some(report) = &parts.report {
         name_affected(report, &archive, &walked.uses, &mut part_problems);
     }
     for p in part_problems {
@@ -127,6 +132,9 @@ pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
         .image_keys
         .as_ref()
         .and_then(|keys| signatures::images(&archive, keys, &mut problems));
+    // Blobs checked by the walk (manifests, configs) or as their part was
+    // read are not read again.
+    walked.checked.extend(parts.blobs_ok);
     let (hashed, bytes) = hash_all(&archive, &walked.checked, options, &mut problems);
     let checked = walked.checked.len() as u64;
     let checked_bytes: u64 = walked
@@ -140,7 +148,7 @@ pub fn verify_archive(path: &Path, options: &VerifyOptions) -> VerifyReport {
         hashed + checked,
         bytes + checked_bytes,
         Some(walked.report),
-        parts,
+        parts.report,
     );
     report.bundle_signature = bundle_signature;
     report.signatures = image_signatures;

@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use common::*;
 use ferry_audit::{verify_archive, Problem, VerifyOptions, VerifyReport};
@@ -252,4 +253,96 @@ fn gzip_archive_passes_and_hashing_reports_progress() {
         report.bytes_hashed,
         layers + (image.manifest.len() + image.config.len()) as u64
     );
+}
+
+/// Progress that counts the bytes read.
+#[derive(Default)]
+struct BytesRead(std::sync::atomic::AtomicU64);
+
+impl ferry_oci::Progress for BytesRead {
+    fn bytes(&self, n: u64) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// `bytes` cut into parts of `part_size` beside `bundle.tar.sha256`, as
+/// `ferry pack --split` writes them; returns the parts.
+fn split(dir: &Path, bytes: &[u8], part_size: usize) -> Vec<std::path::PathBuf> {
+    let mut sums = String::new();
+    let parts: Vec<_> = bytes
+        .chunks(part_size)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let name = format!("bundle.tar.{i:03}");
+            sums.push_str(&format!("{}  {name}\n", Digest::sha256_of(chunk).hex()));
+            write(dir, &name, chunk)
+        })
+        .collect();
+    sums.push_str(&format!("{}  bundle.tar\n", Digest::sha256_of(bytes).hex()));
+    write(dir, "bundle.tar.sha256", sums.as_bytes());
+    parts
+}
+
+#[test]
+fn a_split_set_is_read_once_and_its_blobs_checked_from_that_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = Image::new("a", "amd64");
+    let bytes = tar(&good(&image));
+    // Where each layer lies, from the archive whole.
+    let whole = write(dir.path(), "whole.tar", &bytes);
+    let archive = ferry_oci::LayoutArchive::open(&whole).unwrap();
+    let place = |i: usize| {
+        let b = archive.blob(&Digest::sha256_of(&image.layers[i])).unwrap();
+        (b.data_offset, b.size)
+    };
+    // Parts of 1 KiB: the first layer (600 bytes) lies inside one, the
+    // second (900 bytes) spans two; the test says so before relying on it.
+    let part_size = 1024u64;
+    let spans = |(at, size): (u64, u64)| at / part_size != (at + size - 1) / part_size;
+    assert!(
+        !spans(place(0)) && spans(place(1)),
+        "{:?} {:?}",
+        place(0),
+        place(1)
+    );
+    let parts = split(dir.path(), &bytes, part_size as usize);
+
+    // Every byte read once, every blob checked from that read, whether one
+    // thread reads the parts or one thread a part: the two parts the second
+    // layer spans are read by one thread, in order.
+    let verify_with = |jobs: usize| {
+        let read = Arc::new(BytesRead::default());
+        let options = VerifyOptions {
+            jobs,
+            progress: read.clone(),
+            ..VerifyOptions::default()
+        };
+        let report = verify_archive(&parts[0], &options);
+        assert!(report.ok, "{:#?}", report.problems);
+        assert_eq!(report.parts.as_ref().unwrap().parts.len(), parts.len());
+        assert_eq!(report.blobs_hashed, 4);
+        read.0.load(std::sync::atomic::Ordering::SeqCst)
+    };
+    assert_eq!(verify_with(1), bytes.len() as u64);
+    assert_eq!(verify_with(parts.len()), bytes.len() as u64);
+
+    // A byte flipped in the layer inside one part: the part is damaged,
+    // and the layer named as in an unsplit archive.
+    let (at, _) = place(0);
+    let victim = &parts[(at / part_size) as usize];
+    let mut damaged = std::fs::read(victim).unwrap();
+    damaged[(at % part_size) as usize + 7] ^= 0x01;
+    std::fs::write(victim, &damaged).unwrap();
+    let report = verify_archive(&parts[0], &VerifyOptions::default());
+    let p = assert_refused(
+        &report,
+        &image.layer_path(0),
+        "content does not match its name",
+    );
+    assert_eq!(
+        p.expected.as_deref(),
+        Some(Digest::sha256_of(&image.layers[0]).to_string().as_str())
+    );
+    assert_refused(&report, &victim.display().to_string(), "is damaged");
+    assert_eq!(report.errors, 2, "{:#?}", report.problems);
 }
