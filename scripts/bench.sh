@@ -492,6 +492,14 @@ for l in open(sys.argv[4]):
     if found:
         lanes[found.group(1)] = float(found.group(2))
 gb = $bundle_bytes / 1e9
+# The SHA unit's own pace: seconds per GB a stream at sha256rnds2's
+# throughput (lanes_speed), below which no stream goes.
+sha_unit = None
+for l in open(sys.argv[4]):
+    found = re.search(r"at best ([0-9.]+) s per GB a stream", l)
+    if found:
+        sha_unit = float(found.group(1))
+sha_unit_stream = None if sha_unit is None else round(sha_unit * gb, 2)
 # A split pack's least extra work: a third stream over the bundle (the
 # part's hash, beside the whole's and the blob's).
 third_stream = round((lanes["3"] - lanes["2"]) * gb, 2) if "2" in lanes and "3" in lanes else None
@@ -539,6 +547,7 @@ result = {
         "split_over_unsplit_pack_cpu": None if third_stream is None or all_cpu("ferry_pack") is None
         else round((all_cpu("ferry_pack") + third_stream) / all_cpu("ferry_pack"), 2),
         "resumed_hash_over_full_pack": ratio(two_streams, w["ferry_pack"]),
+        "sha_unit_seconds_per_gb_stream": sha_unit,
     },
 }
 def s(v, unit=""):
@@ -592,6 +601,8 @@ print(f"  parts of an odd byte count     {s(r['split_odd_over_unsplit_pack'])}  
       f"not a multiple of 64 bytes)")
 print(f"  its floor here, CPU seconds    {s(result['floors']['split_over_unsplit_pack_cpu'])}   (the unsplit pack's "
       f"CPU plus a third sha256 stream over the bundle, {s(third_stream, ' s')}: the parts' hashes, crates/lanes)")
+print(f"  a stream at the SHA unit's pace {s(sha_unit_stream, ' s')}   (sha256rnds2 at its throughput, 32 a block: "
+      f"no code hashes a stream over the bundle in less on this CPU)")
 print(f"parity N=2 / one sha256 pass   {s(r['parity2_over_sha256_pass'])}   target <= 2 (pack with parity minus pack with split)")
 print(f"resumed pack / full pack       {s(r['resumed_over_full_pack'])}   target <= 0.6 (killed at about half its bytes; "
       f"identical: {result['resume_identical_to_full_pack']})")
