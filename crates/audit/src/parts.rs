@@ -95,10 +95,10 @@ pub(crate) struct PartsChecked {
 }
 
 /// Check each part listed in `base.sha256`, and, from the same reads, the
-/// blobs of `blobs` (see [`SetBlobs`]). No report
-/// when `path` is not a split bundle. A set without a checksum file, or
-/// one listing no parts, gives a warning: its parts cannot be checked one
-/// by one.
+/// blobs of `blobs` (see [`SetBlobs`]). No report when `path` is not a
+/// split bundle. A set without a checksum file, or one listing no parts,
+/// gives a warning: its parts cannot be checked one by one (the blob pass
+/// then reads every blob).
 pub(crate) fn check_parts(
     path: &Path,
     jobs: usize,
