@@ -477,8 +477,7 @@ fn hash_runs(
             s.spawn(|| loop {
                 let r = next.fetch_add(1, Ordering::Relaxed);
                 let Some(run) = runs.get(r) else { break };
-                let mut found = Vec::new();
-                let each = hash_run(run, lanes, &mut found, progress);
+                let (each, found) = hash_run(run, lanes, progress);
                 let mut hashes = hashes.lock().expect("part hashes lock");
                 for ((i, _), hex) in run.files.iter().zip(each) {
                     hashes[*i] = hex;
@@ -508,24 +507,21 @@ enum Lanes {
 }
 
 /// Read a run's files front to back, one after another: each file's
-/// sha256 hex (`None` when it cannot be read), and, into `blobs_ok`, the
-/// run's blobs that hash to their digests, fed from the same reads. A
-/// thread of its own reads ahead, so the disk and the hashing overlap.
+/// sha256 hex (`None` when it cannot be read), and the run's blobs that
+/// hash to their digests, fed from the same reads. A thread of its own
+/// reads ahead, so the disk and the hashing overlap.
 fn hash_run(
     run: &Run,
     lanes: Lanes,
-    blobs_ok: &mut Vec<Digest>,
     progress: &dyn Progress,
-) -> Vec<Option<String>> {
+) -> (Vec<Option<String>>, Vec<Digest>) {
     let (to_reader, spare) = mpsc::channel();
     let (to_parts, for_parts) = mpsc::sync_channel(READ_AHEAD);
     std::thread::scope(|s| match lanes {
         Lanes::Together => {
             s.spawn(|| read_files(run, &[to_parts], spare));
             let feeder = Feeder::new(run, true, &run.blobs);
-            let (hashes, ok) = feed_from(for_parts, &to_reader, feeder, Some(progress));
-            blobs_ok.extend(ok);
-            hashes
+            feed_from(for_parts, &to_reader, feeder, Some(progress))
         }
         Lanes::Apart => {
             let (to_blobs, for_blobs) = mpsc::sync_channel(READ_AHEAD);
@@ -538,10 +534,7 @@ fn hash_run(
             let (hashes, _) = feed_from(for_parts, &to_reader, feeder, Some(progress));
             // Should that thread have failed, its blobs are left to the
             // blob pass.
-            if let Ok(ok) = blobs.join() {
-                blobs_ok.extend(ok);
-            }
-            hashes
+            (hashes, blobs.join().unwrap_or_default())
         }
     })
 }
@@ -580,7 +573,9 @@ fn feed_from(
     (hashes, blobs_ok)
 }
 
-/// What the reader hands the hashing threads, file after file.
+/// What the reader hands the hashing threads, file after file (each
+/// thread a clone: the bytes are shared).
+#[derive(Clone)]
 enum Chunk {
     Bytes(Arc<Vec<u8>>),
     /// The file is read to its end.
@@ -589,22 +584,12 @@ enum Chunk {
     Failed,
 }
 
-impl Chunk {
-    fn copy(&self) -> Chunk {
-        match self {
-            Chunk::Bytes(b) => Chunk::Bytes(b.clone()),
-            Chunk::End => Chunk::End,
-            Chunk::Failed => Chunk::Failed,
-        }
-    }
-}
-
 /// Read the run's files in turn, each chunk sent to every one of `to`,
 /// into buffers sent back on `spare` (once every hashing thread is done
 /// with one) or new ones while the channels have room; until done or
 /// nobody listens.
 fn read_files(run: &Run, to: &[mpsc::SyncSender<Chunk>], spare: mpsc::Receiver<Arc<Vec<u8>>>) {
-    let send = |chunk: Chunk| to.iter().all(|t| t.send(chunk.copy()).is_ok());
+    let send = |chunk: Chunk| to.iter().all(|t| t.send(chunk.clone()).is_ok());
     let size = ferry_oci::fsutil::HASH_READ;
     let mut pool: Vec<Vec<u8>> = Vec::new();
     for (_, path) in &run.files {
@@ -787,11 +772,8 @@ mod tests {
             blobs: blobs.to_vec(),
         };
         // The lanes together on one thread, or apart on two: the same.
-        let mut found = [Lanes::Together, Lanes::Apart].map(|lanes| {
-            let mut ok = Vec::new();
-            let hashes = hash_run(&run, lanes, &mut ok, &ferry_oci::NoProgress);
-            (hashes, ok)
-        });
+        let mut found = [Lanes::Together, Lanes::Apart]
+            .map(|lanes| hash_run(&run, lanes, &ferry_oci::NoProgress));
         assert_eq!(found[0], found[1]);
         std::mem::take(&mut found[0])
     }
